@@ -1,0 +1,43 @@
+# The two set-up commands of the README, plus helpers. Works on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CORES  ?= all
+STAMP  := $(VENV)/.installed
+
+.PHONY: reproduce test install organism lint dry-run report benchmark clean
+
+reproduce: $(STAMP)          ## run the whole paper on the default model
+	$(PY) -m snakemake --cores $(CORES)
+
+test: $(STAMP)               ## run the test suite
+	$(PY) -m pytest -q
+
+install: $(STAMP)
+
+# torch: keep an existing installation (GPU machines); otherwise the CPU wheel pinned in envs/cpu.txt.
+$(STAMP): pyproject.toml envs/cpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q -r envs/cpu.txt
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+organism: $(STAMP)           ## retrain the model organism from scratch and install it as models/organism
+	$(PY) -m snakemake --cores $(CORES) results/models/organism --forcerun train_organism --configfile config/organism.yaml
+	rm -rf models/organism && cp -r results/models/organism models/organism
+
+lint: $(STAMP)
+	$(PY) -m snakemake --lint
+
+dry-run: $(STAMP)
+	$(PY) -m snakemake -n
+
+report: $(STAMP)             ## HTML report of every figure and table
+	$(PY) -m snakemake --report report.html
+
+benchmark: $(STAMP)          ## organism training wall time on this machine
+	$(PY) benchmarks/organism_training.py
+
+clean:
+	rm -rf results .snakemake report.html

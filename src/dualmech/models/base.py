@@ -1,0 +1,212 @@
+"""The model-adapter interface: everything analyses need to know about a VLM, and nothing more.
+
+All model-specific knowledge lives in one module per family (llava.py, pixtral.py, qwen2vl.py,
+gemma3.py). Analyses only talk to `VLMAdapter`: they never branch on model names.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from PIL import Image
+
+from ..stimuli import SYSTEM_PROMPT, Geometry, default_object_tokens
+
+
+class UnsupportedModel(ValueError):
+    """The checkpoint cannot be analysed: the message names the missing piece."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One `models:` entry of config.yaml."""
+    name: str
+    path: str
+    revision: str | None = None
+    dtype: str = "float32"
+    family: str | None = None
+    palette: str | None = None
+    geometry: dict = field(default_factory=dict)
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_config(cls, entry: dict) -> "ModelSpec":
+        keys = {"name", "path", "revision", "dtype", "family", "palette", "geometry", "trust_remote_code"}
+        return cls(**{k: v for k, v in entry.items() if k in keys and v is not None})
+
+
+@dataclass
+class Prepared:
+    """Model inputs for a batch plus, per example, where each visual-token grid cell sits in the sequence."""
+    inputs: dict
+    grid_positions: torch.Tensor   # (B, N*N) sequence position of grid cell r*N + c, row-major
+    final_position: torch.Tensor   # (B,) position whose next-token logits are scored
+
+    def __len__(self) -> int:
+        return len(self.final_position)
+
+
+class ImageTextProcessor:
+    """What the adapters use of a processor, for families whose HF processor cannot be built without
+    torchvision (Qwen2VLProcessor, PixtralProcessor): the checkpoint's own image processor, tokenizer,
+    chat template and processor_config.json settings. Such adapters build the model inputs themselves in
+    `processor_inputs`, exactly as the HF processor would."""
+
+    def __init__(self, image_processor, tokenizer, chat_template: str | None = None, config: dict | None = None):
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.config = dict(config or {})
+
+    @classmethod
+    def from_pretrained(cls, src: str, **kw) -> "ImageTextProcessor":
+        import transformers as T
+        config, _ = T.ProcessorMixin.get_processor_dict(src, **kw)   # processor_config.json + chat template files
+        tokenizer = T.AutoTokenizer.from_pretrained(src, **kw)
+        template = config.pop("chat_template", None) or tokenizer.chat_template
+        if template is None:
+            raise UnsupportedModel(f"{src}: no chat template (chat_template.jinja/.json or tokenizer_config.json)")
+        return cls(T.AutoImageProcessor.from_pretrained(src, **kw), tokenizer, template, config)
+
+    def apply_chat_template(self, conversation, **kw):
+        return self.tokenizer.apply_chat_template(conversation, chat_template=self.chat_template, **kw)
+
+
+def sidecar(path: str) -> dict:
+    """Optional `dualmech.json` next to a local checkpoint (e.g. the organism's canvas geometry)."""
+    f = Path(path) / "dualmech.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+class VLMAdapter:
+    """Base adapter. Subclasses set `family`, `handles()` and the geometry; most override nothing else."""
+
+    family: ClassVar[str] = ""
+    default_palette: ClassVar[str] = "standard"
+
+    def __init__(self, model, processor, spec: ModelSpec):
+        self.model = model
+        self.processor = processor
+        self.spec = spec
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "right"
+        self.image_token_id = self._image_token_id()
+        self.geometry = self._geometry()
+        self.palette = spec.palette or self.default_palette
+
+    # ---------------------------------------------------------------- per family
+    @classmethod
+    def handles(cls, config) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def load_processor(cls, src: str, **kw):
+        """The checkpoint's processor (`kw`: revision, local_files_only, ...); override where the family's HF
+        processor cannot be built here."""
+        import transformers as T
+        return T.AutoProcessor.from_pretrained(src, **kw)
+
+    def grid_and_pixels(self) -> tuple[int, int]:
+        """(visual tokens per side, pixels per visual token) for the canvas this model sees natively."""
+        raise NotImplementedError
+
+    def _geometry(self) -> Geometry:
+        """Adapter geometry, overridden by the checkpoint's `dualmech.json` sidecar, then by config.yaml."""
+        grid, px = self.grid_and_pixels()
+        g = {**sidecar(self.spec.path).get("geometry", {}), **self.spec.geometry}
+        if g.get("grid", grid) != grid:
+            raise UnsupportedModel(f"{self.spec.name}: geometry.grid={g['grid']} but this checkpoint sees a fixed "
+                                   f"{grid}x{grid} token grid")
+        s = g.get("object_tokens", default_object_tokens(grid))
+        return Geometry(grid, px, s, g.get("gap_tokens", s))
+
+    def _image_token_id(self) -> int:
+        cfg = self.model.config
+        for key in ("image_token_id", "image_token_index"):
+            if getattr(cfg, key, None) is not None:
+                return int(getattr(cfg, key))
+        raise UnsupportedModel(f"{self.spec.name}: config has no image_token_id/image_token_index")
+
+    # ---------------------------------------------------------------- shared surface
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        """LM decoder blocks; site `resid_post.l` is the output of layers[l], `lm_input` the input of layers[0]."""
+        lm = getattr(self.model.model, "language_model", None)
+        if lm is None or not hasattr(lm, "layers"):
+            raise UnsupportedModel(f"{self.spec.name}: no model.model.language_model.layers")
+        return lm.layers
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def chat_text(self, prompt: str, system: str | None = SYSTEM_PROMPT) -> str:
+        msgs = [] if system is None else [{"role": "system", "content": [{"type": "text", "text": system}]}]
+        msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
+        return self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+
+    def text_kwargs(self, texts: list[str]) -> dict:
+        """Tokenizer options for chat-formatted texts: like HF's `apply_chat_template(tokenize=True)`, add no
+        second BOS when the template already wrote one (Gemma 3, Pixtral templates start with it)."""
+        bos = self.tokenizer.bos_token
+        return {"add_special_tokens": False} if bos and all(t.startswith(bos) for t in texts) else {}
+
+    def processor_inputs(self, images: list[Image.Image], texts: list[str]) -> dict:
+        return dict(self.processor(images=images, text=texts, return_tensors="pt", padding=True,
+                                   **self.text_kwargs(texts)))
+
+    def prepare(self, images: list[Image.Image], prompts: list[str], system: str | None = SYSTEM_PROMPT) -> Prepared:
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        inputs = self.processor_inputs(list(images), [self.chat_text(p, system) for p in prompts])
+        ids = inputs["input_ids"]
+        n = self.geometry.grid ** 2
+        is_img = ids == self.image_token_id
+        counts = is_img.sum(1)
+        if not bool((counts == n).all()):
+            raise UnsupportedModel(f"{self.spec.name}: expected {n} image tokens per example for a "
+                                   f"{self.geometry.grid}x{self.geometry.grid} grid, found {counts.tolist()}")
+        grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n)
+        mask = inputs.get("attention_mask", torch.ones_like(ids))
+        final = mask.sum(1) - 1
+        dev = self.device
+        inputs = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return Prepared(inputs, grid_positions.to(dev), final.to(dev))
+
+    def visual_tokens(self, images: list[Image.Image]) -> torch.Tensor:
+        """Post-projector visual tokens (the LM input at the image positions), (B, N*N, D), row-major grid.
+
+        The forward stops right after the projector; the prompt only makes the processor run."""
+        from ..interventions import LM_INPUT, run
+        from ..stimuli import TEMPLATES
+        prepared = self.prepare(images, [TEMPLATES["squares"].format(prep="to the left of", mention="red")] * len(images))
+        hidden = run(self, prepared, capture=[LM_INPUT], logits=False).captured[LM_INPUT]
+        return hidden[torch.arange(len(images), device=hidden.device)[:, None], prepared.grid_positions]
+
+    def token_ids(self, word: str) -> list[int]:
+        ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def candidate_token_ids(self, word: str) -> list[int]:
+        """Ids of the single-token variants {w, W, ' w', ' W'} of an answer word (paper §4.4)."""
+        out = []
+        for v in (word.lower(), word.capitalize(), " " + word.lower(), " " + word.capitalize()):
+            ids = self.token_ids(v)
+            if len(ids) == 1 and ids[0] != self.tokenizer.unk_token_id and ids[0] not in out:
+                out.append(ids[0])
+        if not out:
+            raise UnsupportedModel(f"{self.spec.name}: '{word}' has no single-token variant")
+        return out
+
+    def decode(self, token_ids) -> list[str]:
+        return [self.tokenizer.decode([int(t)]) for t in token_ids]

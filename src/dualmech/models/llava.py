@@ -1,0 +1,23 @@
+"""LLaVA family: CLIP-style vision tower + MLP projector + Llama-style LM (LLaVA-1.5, the organism).
+
+One visual token per patch, CLS dropped (`vision_feature_select_strategy="default"`), so the grid is
+image_size / patch_size per side and the canvas is the tower's native image size.
+"""
+from __future__ import annotations
+
+from .base import UnsupportedModel, VLMAdapter
+
+
+class LlavaAdapter(VLMAdapter):
+    family = "llava"
+
+    @classmethod
+    def handles(cls, config) -> bool:
+        return config.model_type == "llava" and config.vision_config.model_type in ("clip_vision_model", "siglip_vision_model")
+
+    def grid_and_pixels(self) -> tuple[int, int]:
+        vc = self.model.config.vision_config
+        if vc.image_size % vc.patch_size:
+            raise UnsupportedModel(f"{self.spec.name}: image_size {vc.image_size} is not a multiple of "
+                                   f"patch_size {vc.patch_size}")
+        return vc.image_size // vc.patch_size, vc.patch_size

@@ -1,0 +1,57 @@
+"""Pixtral family: Pixtral vision tower + Mistral LM inside LlavaForConditionalGeneration (Pixtral-12B).
+
+One visual token per 16 px patch at the image's own resolution; the canvas is grid * patch_size px with
+grid = 15 by default (the paper's geometry) or `geometry.grid`. In the sequence each row of N [IMG]
+tokens is followed by [IMG_BREAK], the last by [IMG_END], so grid cell (r, c) sits at
+start + r*(N+1) + c: the base `prepare` finds it by taking the [IMG] positions in order. PixtralProcessor
+needs torchvision, so inputs are built here from the image processor + tokenizer exactly as it builds
+them (pixel_values, image_sizes, the expanded placeholder rows).
+"""
+from __future__ import annotations
+
+from .base import ImageTextProcessor, UnsupportedModel, VLMAdapter
+
+DEFAULT_GRID = 15
+
+
+class PixtralAdapter(VLMAdapter):
+    family = "pixtral"
+    default_palette = "orange"     # paper §3.2: Pixtral confuses brown with the red cross
+
+    @classmethod
+    def handles(cls, config) -> bool:
+        return config.model_type == "llava" and config.vision_config.model_type == "pixtral"
+
+    @classmethod
+    def load_processor(cls, src: str, **kw):
+        return ImageTextProcessor.from_pretrained(src, **kw)
+
+    def _patch_px(self) -> int:
+        cfg = self.processor.config
+        return int(cfg.get("patch_size", self.model.config.vision_config.patch_size)) * int(
+            cfg.get("spatial_merge_size", 1))
+
+    def grid_and_pixels(self) -> tuple[int, int]:
+        vc = self.model.config.vision_config
+        grid, px = int(self.spec.geometry.get("grid", DEFAULT_GRID)), self._patch_px()
+        if px != vc.patch_size:
+            raise UnsupportedModel(f"{self.spec.name}: processor patch {px} px != vision patch_size {vc.patch_size}")
+        if grid * px > vc.image_size:
+            raise UnsupportedModel(f"{self.spec.name}: a {grid}x{grid} canvas of {px} px tokens exceeds the "
+                                   f"tower's maximum image size {vc.image_size}")
+        return grid, px
+
+    def processor_inputs(self, images, texts) -> dict:
+        cfg, tok, p = self.processor.config, self.tokenizer, self._patch_px()
+        img = cfg.get("image_token", "[IMG]")
+        brk, end = cfg.get("image_break_token", "[IMG_BREAK]"), cfg.get("image_end_token", "[IMG_END]")
+        if tok.convert_tokens_to_ids(img) != self.image_token_id:
+            raise UnsupportedModel(f"{self.spec.name}: {img} is not the config's image token {self.image_token_id}")
+        vision = dict(self.processor.image_processor(images=images, patch_size=p, return_tensors="pt"))
+        expanded = []
+        for text, (h, w) in zip(texts, vision["image_sizes"].tolist()):
+            if text.count(img) != 1:
+                raise ValueError(f"{self.spec.name}: expected one {img} in the prompt, got {text!r}")
+            rows = ((img * (w // p) + brk) * (h // p))[: -len(brk)] + end   # last break -> [IMG_END]
+            expanded.append(text.replace(img, rows))
+        return dict(tok(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts))) | vision

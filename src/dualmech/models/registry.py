@@ -1,0 +1,118 @@
+"""Resolve a config entry to a loaded model + processor + adapter, without touching the network."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..stimuli import Geometry
+from .base import ModelSpec, UnsupportedModel, VLMAdapter
+from .gemma3 import Gemma3Adapter
+from .llava import LlavaAdapter
+from .pixtral import PixtralAdapter
+from .qwen2vl import Qwen2VLAdapter
+
+ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (LlavaAdapter, PixtralAdapter, Qwen2VLAdapter,
+                                                                Gemma3Adapter)}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _source(spec: ModelSpec) -> str:
+    """A local directory, or a Hugging Face id that must already be in the local cache."""
+    if Path(spec.path).exists():
+        return str(Path(spec.path))
+    if spec.path.startswith((".", "/")) or spec.path.count("/") != 1:
+        raise FileNotFoundError(f"model '{spec.name}': path '{spec.path}' does not exist")
+    return spec.path
+
+
+def load_config(spec: ModelSpec):
+    import transformers as T
+    try:
+        return T.AutoConfig.from_pretrained(_source(spec), revision=spec.revision, local_files_only=True,
+                                            trust_remote_code=spec.trust_remote_code)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"model '{spec.name}': '{spec.path}' is neither a local checkpoint nor in the Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch it "
+            f"first (e.g. `hf download {spec.path}`) or point `path` at a local directory.") from e
+
+
+def detect_family(spec: ModelSpec, config=None) -> str:
+    config = config if config is not None else load_config(spec)
+    if spec.family:
+        if spec.family not in ADAPTERS:
+            raise UnsupportedModel(f"model '{spec.name}': family '{spec.family}' is not supported; "
+                                   f"supported families: {sorted(ADAPTERS)}")
+        return spec.family
+    for family, adapter in ADAPTERS.items():
+        if adapter.handles(config):
+            return family
+    arch = getattr(config, "architectures", None) or [config.model_type]
+    raise UnsupportedModel(
+        f"model '{spec.name}': no adapter handles {arch} (model_type '{config.model_type}'). Supported families: "
+        f"{sorted(ADAPTERS)}. A new family needs a module in src/dualmech/models/ that maps its visual tokens "
+        f"to a grid (see ARCHITECTURE.md, 'The model adapter').")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def describe(spec: ModelSpec) -> tuple[Geometry, str]:
+    """(canvas geometry, palette) of a model without loading its weights (the model is built on `meta`)."""
+    import transformers as T
+    config = load_config(spec)
+    family = detect_family(spec, config)
+    src = _source(spec)
+    with torch.device("meta"):
+        model = T.AutoModelForImageTextToText.from_config(config, trust_remote_code=spec.trust_remote_code)
+    processor = ADAPTERS[family].load_processor(src, revision=spec.revision, local_files_only=True,
+                                                trust_remote_code=spec.trust_remote_code)
+    adapter = ADAPTERS[family](model, processor, spec)
+    return adapter.geometry, adapter.palette
+
+
+def save_untrained_twin(spec: ModelSpec, out_dir: Path, seed: int) -> None:
+    """Same architecture, processor and canvas as `spec`, randomly initialised from the root seed.
+
+    For the organism this is exactly the initialisation its training started from. (Note: transformers
+    initialises Gemma-3's projector to zeros, so a Gemma-3 twin ignores the image by construction.)"""
+    import shutil
+    import transformers as T
+    from huggingface_hub import snapshot_download
+
+    from .. import organism
+    from ..seeding import torch_seed
+    src = Path(_source(spec))
+    if not src.exists():
+        src = Path(snapshot_download(spec.path, revision=spec.revision, local_files_only=True))
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.pt", "*.index.json",
+                                                            "organism.json"))
+    if (src / "organism.json").exists():
+        model = organism.build_model(organism.OrganismSpec.from_checkpoint(src), seed)
+    else:
+        torch.manual_seed(torch_seed(seed, "init"))
+        model = T.AutoModelForImageTextToText.from_config(load_config(spec), trust_remote_code=spec.trust_remote_code)
+    model.save_pretrained(tmp)
+    (tmp / "twin.json").write_text(json.dumps({"twin_of": str(spec.path), "seed": seed, "trained": False}) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+
+
+def load(spec: ModelSpec, device: str | None = None) -> VLMAdapter:
+    import transformers as T
+    config = load_config(spec)
+    family = detect_family(spec, config)
+    src = _source(spec)
+    kw = dict(revision=spec.revision, local_files_only=True, trust_remote_code=spec.trust_remote_code)
+    model = T.AutoModelForImageTextToText.from_pretrained(src, dtype=DTYPES[spec.dtype], **kw)
+    model.to(resolve_device(device or os.environ.get("DUALMECH_DEVICE", "auto"))).eval()
+    processor = ADAPTERS[family].load_processor(src, **kw)
+    return ADAPTERS[family](model, processor, spec)

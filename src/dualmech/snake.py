@@ -1,0 +1,25 @@
+"""Glue for workflow/scripts: logging to the rule's log file, threads, model specs, atomic outputs."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from . import runtime
+from .models import ModelSpec
+
+
+def start(snakemake) -> logging.Logger:
+    """Send this job's stderr (progress bars, warnings, errors) to its log file and bound the threads."""
+    if snakemake.log:
+        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        sys.stderr = open(snakemake.log[0], "w", buffering=1)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    runtime.setup(snakemake.threads)
+    return logging.getLogger(snakemake.rule)
+
+
+def model_spec(snakemake, name: str | None = None) -> ModelSpec:
+    name = name or snakemake.wildcards.model
+    entry = next(m for m in snakemake.config["models"] if m["name"] == name)
+    return ModelSpec.from_config(entry)

@@ -1,0 +1,230 @@
+"""Adapters of every family on tiny random-weight checkpoints (dualmech.tiny) and the organism-style LLaVA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import transformers as T
+from PIL import Image
+
+from dualmech import organism
+from dualmech.checks import check_model
+from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
+from dualmech.models.registry import load_config
+from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt
+from dualmech.tiny import build, main, make_tiny
+
+# checkpoint -> expected family and geometry (grid, px per token, canvas px), palette
+EXPECTED = {
+    "llava": ("llava", 8, 8, 64, "standard"),
+    "pixtral": ("pixtral", 15, 4, 60, "orange"),
+    "qwen2vl": ("qwen2vl", 12, 8, 96, "standard"),
+    "gemma3": ("gemma3", 8, 8, 64, "standard"),
+    "organism": ("llava", 8, 8, 64, "standard"),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models are fastest single-threaded, and 2 threads crawl when another job holds a core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict:
+    """Each tiny checkpoint, built once per session."""
+    root = tmp_path_factory.mktemp("ckpt")
+    paths = {f: make_tiny(f, root / f) for f in ("llava", "pixtral", "qwen2vl", "gemma3")}
+    spec = organism.OrganismSpec(image_grid=8, patch_px=8, object_tokens=1, gap_tokens=1, vision_hidden=32,
+                                 vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=1, lm_heads=2, lm_init_std=0.16)
+    organism.save(organism.build_model(spec, seed=0), spec, root / "organism", {"trained": False})
+    paths["organism"] = root / "organism"
+    return paths
+
+
+@pytest.fixture(scope="session", params=list(EXPECTED))
+def case(request, checkpoints):
+    """(checkpoint name, loaded adapter)."""
+    name = request.param
+    return name, load(ModelSpec(name=name, path=str(checkpoints[name])), device="cpu")
+
+
+def _batch(adapter, n=2):
+    """Stimuli with prompts of different lengths (so one row is padded)."""
+    items = [("squares", "left"), ("shapes", "above"), ("objects", "below")][:n]
+    g, imgs, prompts = adapter.geometry, [], []
+    rng = np.random.default_rng(0)
+    for setting, direction in items:
+        imgs.append(Image.fromarray(rng.integers(0, 256, (g.canvas_px, g.canvas_px, 3), dtype=np.uint8)))
+        prompts.append(prompt(setting, direction, entities(setting, adapter.palette)[1]))
+    return imgs, prompts
+
+
+def test_family_detection(case, checkpoints):
+    name, adapter = case
+    family = EXPECTED[name][0]
+    config = load_config(ModelSpec(name=name, path=str(checkpoints[name])))
+    assert [f for f, a in ADAPTERS.items() if a.handles(config)] == [family]   # exactly one adapter claims it
+    assert detect_family(ModelSpec(name=name, path=str(checkpoints[name]))) == family
+    assert adapter.family == family and isinstance(adapter, ADAPTERS[family])
+
+
+def test_geometry(case):
+    name, adapter = case
+    _, grid, px, canvas, palette = EXPECTED[name]
+    g = adapter.geometry
+    assert (g.grid, g.px_per_token, g.canvas_px) == (grid, px, canvas)
+    assert 3 * g.object_tokens + 2 * g.gap_tokens <= g.grid
+    assert adapter.palette == palette
+
+
+def test_token_layout(case):
+    name, adapter = case
+    imgs, prompts = _batch(adapter)
+    p = adapter.prepare(imgs, prompts)
+    ids, mask, n = p.inputs["input_ids"], p.inputs["attention_mask"], adapter.geometry.grid
+    assert p.grid_positions.shape == (2, n * n)
+    assert bool((ids.gather(1, p.grid_positions) == adapter.image_token_id).all())
+    assert ((ids == adapter.image_token_id).sum(1) == n * n).all()
+    assert not bool(mask.all()), "the two prompts should differ in length"
+    if adapter.tokenizer.bos_token_id is not None:    # the template writes BOS; the tokenizer must not add another
+        assert ((ids == adapter.tokenizer.bos_token_id).sum(1) == 1).all()
+    for b in range(2):
+        f = int(p.final_position[b])
+        assert mask[b, f] == 1 and not mask[b, f + 1:].any()          # last non-pad token
+        assert (ids[b, f + 1:] == adapter.tokenizer.pad_token_id).all()
+        assert adapter.tokenizer.unk_token_id not in ids[b, :f + 1].tolist()
+    if name == "pixtral":       # rows of [IMG] separated by [IMG_BREAK], closed by [IMG_END]
+        start = p.grid_positions[:, :1]
+        r, c = torch.arange(n).repeat_interleave(n), torch.arange(n).repeat(n)
+        assert torch.equal(p.grid_positions, start + r * (n + 1) + c)
+        tok = adapter.tokenizer.convert_tokens_to_ids
+        rows = start + torch.arange(n) * (n + 1) + n       # the token after each row
+        after = ids.gather(1, rows)
+        assert (after[:, :-1] == tok("[IMG_BREAK]")).all() and (after[:, -1] == tok("[IMG_END]")).all()
+    else:                       # one contiguous block of image tokens
+        assert torch.equal(p.grid_positions, p.grid_positions[:, :1] + torch.arange(n * n))
+
+
+def test_all_stimulus_prompts_tokenize(case):
+    """Every setting x direction prompt of the adapter's palette: no unknown tokens, answers single-token."""
+    _, adapter = case
+    blank = Image.new("RGB", (adapter.geometry.canvas_px,) * 2, "white")
+    prompts = [prompt(s, d, entities(s, adapter.palette)[1]) for s in SETTINGS for d in DIRECTIONS]
+    p = adapter.prepare([blank] * len(prompts), prompts)
+    assert adapter.tokenizer.unk_token_id not in p.inputs["input_ids"].unique().tolist()
+    for s in SETTINGS:
+        for e in entities(s, adapter.palette):
+            assert len(adapter.candidate_token_ids(e.answer)) >= 1
+
+
+def test_canvas_is_not_resampled(case):
+    """pixel_values are the canvas itself, rescaled and normalised: no resize moved the objects off the tokens."""
+    name, adapter = case
+    imgs, prompts = _batch(adapter, n=1)
+    pv = adapter.prepare(imgs, prompts).inputs["pixel_values"].float()
+    ip = adapter.processor.image_processor
+    x = torch.from_numpy(np.array(imgs[0])).permute(2, 0, 1).float() / 255
+    x = (x - torch.tensor(ip.image_mean)[:, None, None]) / torch.tensor(ip.image_std)[:, None, None]
+    if name == "qwen2vl":       # flattened patches in 2x2 merge-block order, repeated over 2 frames
+        p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
+        g = x.shape[1] // p
+        x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
+        x = x.permute(2, 5, 3, 6, 1, 0, 4, 7).reshape(g * g, 3 * t * p * p)
+    torch.testing.assert_close(pv.reshape(x.shape), x, atol=1e-5, rtol=0)
+
+
+def test_parity(case):
+    name, adapter = case
+    r = check_model(adapter)
+    assert r["image_tokens"] == [adapter.geometry.grid ** 2] * r["examples"]
+    assert r["parity_max_abs_diff"] == 0.0 and r["parity_tolerance"] == 0.0     # float32: exact
+    assert r["patch_all_max_abs_diff"] <= 1e-5 and r["patch_grid_max_abs_diff"] <= 1e-5
+    assert r["image_effect_max_abs_diff"] > 0 and r["batch_vs_single_max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3"])
+def test_parity_bfloat16(name, checkpoints):
+    adapter = load(ModelSpec(name=name, path=str(checkpoints[name]), dtype="bfloat16"), device="cpu")
+    r = check_model(adapter)
+    assert r["dtype"] == "bfloat16" and r["parity_tolerance"] == 1e-6
+    assert r["parity_max_abs_diff"] <= 1e-6 and r["patch_all_max_abs_diff"] <= 1e-5
+
+
+def test_check_model_catches_an_ignored_image(checkpoints):
+    """HF initialises Gemma 3's mm_input_projection_weight to zeros: check_model must notice a dead projector."""
+    adapter = load(ModelSpec(name="gemma3", path=str(checkpoints["gemma3"])), device="cpu")
+    torch.nn.init.zeros_(adapter.model.model.multi_modal_projector.mm_input_projection_weight)
+    with pytest.raises(AssertionError, match="image does not affect"):
+        check_model(adapter)
+
+
+def test_candidate_token_ids(case):
+    _, adapter = case
+    tok = adapter.tokenizer
+    assert adapter.candidate_token_ids("red") == [tok.convert_tokens_to_ids("red")]
+    assert adapter.decode(adapter.candidate_token_ids("apple")) == ["apple"]
+    with pytest.raises(UnsupportedModel, match="zebra"):
+        adapter.candidate_token_ids("zebra")
+
+
+def test_qwen_inputs_equal_hf_processor(checkpoints):
+    """The hand-built Qwen2-VL inputs equal Qwen2VLProcessor.__call__ (its video processor, which needs
+    torchvision, is dropped for the comparison)."""
+    class ImageOnlyQwen2VLProcessor(T.Qwen2VLProcessor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kw):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
+
+    adapter = load(ModelSpec(name="qwen2vl", path=str(checkpoints["qwen2vl"])), device="cpu")
+    imgs, prompts = _batch(adapter)
+    texts = [adapter.chat_text(p) for p in prompts]
+    area = adapter.geometry.canvas_px ** 2
+    ref = ImageOnlyQwen2VLProcessor(adapter.processor.image_processor, adapter.tokenizer)(
+        images=imgs, text=texts, return_tensors="pt", padding=True, size={"shortest_edge": area, "longest_edge": area})
+    mine = adapter.processor_inputs(imgs, texts)
+    assert sorted(ref) == sorted(mine)
+    for k in ref:
+        assert ref[k].dtype == mine[k].dtype and torch.equal(ref[k], mine[k]), k
+
+
+def test_geometry_grid_override(case):
+    """Dynamic-resolution families take `geometry.grid`; fixed ones refuse a grid they cannot see."""
+    name, adapter = case
+    spec = ModelSpec(name=name, path=adapter.spec.path, geometry={"grid": 6})
+    if name in ("qwen2vl", "pixtral"):
+        other = type(adapter)(adapter.model, adapter.processor, spec)
+        assert other.geometry.grid == 6 and other.geometry.canvas_px == 6 * adapter.geometry.px_per_token
+        p = other.prepare(*_batch(other, n=1))
+        assert p.grid_positions.shape == (1, 36)
+    else:
+        with pytest.raises(UnsupportedModel, match="fixed"):
+            type(adapter)(adapter.model, adapter.processor, spec)
+
+
+def test_errors_name_the_problem(tmp_path, checkpoints):
+    cfg = T.PaliGemmaConfig()
+    cfg.architectures = ["PaliGemmaForConditionalGeneration"]
+    cfg.save_pretrained(tmp_path / "paligemma")
+    with pytest.raises(UnsupportedModel, match="PaliGemmaForConditionalGeneration.*Supported families"):
+        load(ModelSpec(name="pg", path=str(tmp_path / "paligemma")))
+    with pytest.raises(UnsupportedModel, match="family 'idefics3' is not supported"):
+        load(ModelSpec(name="x", path=str(checkpoints["llava"]), family="idefics3"))
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        load(ModelSpec(name="x", path=str(tmp_path / "does-not-exist")))
+    with pytest.raises(FileNotFoundError, match="nobody/no-such-model"):
+        load(ModelSpec(name="x", path="nobody/no-such-model"))
+
+
+def test_tiny_is_deterministic_and_cli(tmp_path, capsys):
+    a, _ = build("qwen2vl", seed=0)
+    b, _ = build("qwen2vl", seed=0)
+    c, _ = build("qwen2vl", seed=1)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    main(["--family", "gemma3", "--out", str(tmp_path / "g")])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "g")
+    assert (tmp_path / "g" / "model.safetensors").exists()

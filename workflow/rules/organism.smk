@@ -1,0 +1,39 @@
+# The model organism: trained from scratch on this pipeline's own stimuli (`make organism` retrains it).
+
+
+rule train_organism:
+    message:
+        "Training the model organism from scratch (acceptance: held-out canonical accuracy >= "
+        "{params.train[target_accuracy]} in every setting x direction)"
+    output:
+        directory(f"{BUILT_MODELS}/organism"),
+    log:
+        "results/logs/train_organism.log",
+    params:
+        organism=config["organism"],
+        train=config["organism"]["train"],
+        seed=config["seed"],
+    threads: workflow.cores
+    resources:
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/train_organism.py"
+
+
+rule untrained_twin:
+    message:
+        "Untrained twin of {wildcards.model}: same architecture and seed, no training"
+    input:
+        model_input,
+    output:
+        directory(BUILT_MODELS + "/{model}-untrained"),
+    log:
+        "results/logs/untrained_twin/{model}.log",
+    params:
+        seed=config["seed"],
+    conda:
+        ENV
+    script:
+        "../scripts/untrained_twin.py"

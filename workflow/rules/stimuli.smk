@@ -1,0 +1,51 @@
+# Canonical stimuli (paper §3): images + one item table per (model, setting); geometry from the model's adapter.
+
+
+rule stimuli:
+    message:
+        "Rendering {wildcards.setting} stimuli for {wildcards.model}"
+    input:
+        model=model_input,
+    output:
+        table="results/stimuli/{model}/{setting}/items.parquet",
+        images=directory("results/stimuli/{model}/{setting}/images"),
+    log:
+        "results/logs/stimuli/{model}/{setting}.log",
+    params:
+        seed=config["seed"],
+        directions=config["directions"],
+        grid_images=config["grid_images"],
+    conda:
+        ENV
+    script:
+        "../scripts/stimuli.py"
+
+
+rule fig1:
+    message:
+        "Fig 1: example stimuli"
+    input:
+        tables=expand("results/stimuli/{{model}}/{setting}/items.parquet", setting=SETTINGS + GRIDS),
+    output:
+        report("figures/fig1_stimuli_{model}.pdf", caption="../report/fig1.rst", category="Stimuli"),
+    log:
+        "results/logs/fig1/{model}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fig1.py"
+
+
+rule fig1_default:
+    message:
+        "Fig 1 for the first model in config.yaml"
+    input:
+        f"figures/fig1_stimuli_{MODELS[0]}.pdf",
+    output:
+        "figures/fig1_stimuli.pdf",
+    log:
+        "results/logs/fig1/default.log",
+    conda:
+        ENV
+    shell:
+        "cp {input} {output} 2> {log}"
