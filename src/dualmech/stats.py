@@ -18,3 +18,36 @@ def accuracy_summary(correct: np.ndarray) -> dict:
     lo, hi = wilson(int(correct.sum()), len(correct))
     return dict(n=len(correct), correct=int(correct.sum()), accuracy=float(correct.mean()) if len(correct) else
                 float("nan"), ci_low=lo, ci_high=hi)
+
+
+def bootstrap_ci(values, statistic=np.mean, seed: int = 0, n_resamples: int = 2000, alpha: float = 0.05,
+                 axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI over items (axis 0) with scipy; returns (low, high) arrays."""
+    from scipy.stats import bootstrap
+    values = np.asarray(values, dtype=float)
+    if values.shape[axis] < 2:
+        nan = np.full(np.delete(values.shape, axis), np.nan)
+        return nan, nan
+    res = bootstrap((values,), statistic, n_resamples=n_resamples, confidence_level=1 - alpha, axis=axis,
+                    method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
+    return res.confidence_interval.low, res.confidence_interval.high
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm-adjusted p-values (family-wise error across a sweep)."""
+    from statsmodels.stats.multitest import multipletests
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def mcnemar_exact(before, after) -> float:
+    """Exact McNemar p-value for paired binary outcomes (e.g. correct before vs after an intervention)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+    before, after = np.asarray(before, bool), np.asarray(after, bool)
+    table = [[int((before & after).sum()), int((before & ~after).sum())],
+             [int((~before & after).sum()), int((~before & ~after).sum())]]
+    return float(mcnemar(table, exact=True).pvalue)

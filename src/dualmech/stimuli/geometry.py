@@ -61,6 +61,34 @@ class Geometry:
         s = self.object_tokens
         return [(r0 + dr, c0 + dc) for dr in range(s) for dc in range(s)]
 
+    def object_cells(self, orientation: str) -> list[list[tuple[int, int]]]:
+        """Cells of each canonical slot's object (slot 0, 1, 2)."""
+        return [self.cells(tl) for tl in self.canonical_layout(orientation)]
+
+    def strip_cells(self, orientation: str, width: int | None = None) -> list[list[tuple[int, int]]]:
+        """Cells of each slot's strip: full columns (horizontal) or full rows (vertical).
+
+        width=None tiles the grid in three near-equal bands, the extra token(s) going to the middle one
+        (what the authors' code does: Qwen 4/4/4, Gemma 5/6/5, Pixtral 5/5/5). An integer width gives
+        bands of that many tokens around each object (paper Table 4's "strip width"), clipped to the grid.
+        """
+        n, s = self.grid, self.object_tokens
+        if width is None:
+            side = n // 3
+            bands = [range(0, side), range(side, n - side), range(n - side, n)]
+        else:
+            if width < s:
+                raise ValueError(f"strip width {width} is narrower than an object ({s} tokens)")
+            starts = [c if orientation == "horizontal" else r for r, c in self.canonical_layout(orientation)]
+            bands = [range(max(0, a - (width - s) // 2), min(n, a - (width - s) // 2 + width)) for a in starts]
+        if orientation == "horizontal":
+            return [[(r, c) for r in range(n) for c in band] for band in bands]
+        return [[(r, c) for r in band for c in range(n)] for band in bands]
+
+    def index(self, cells: list[tuple[int, int]]) -> list[int]:
+        """Row-major grid indices (r * grid + c) of cells: the order of `Prepared.grid_positions`."""
+        return [r * self.grid + c for r, c in cells]
+
     def as_dict(self) -> dict:
         return dict(grid=self.grid, px_per_token=self.px_per_token, object_tokens=self.object_tokens,
                     gap_tokens=self.gap_tokens, canvas_px=self.canvas_px)
