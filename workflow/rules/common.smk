@@ -31,7 +31,7 @@ def model_entry(name):
 def model_input(wildcards):
     """The checkpoint directory, so Snakemake builds it first when the pipeline makes it."""
     path = model_entry(wildcards.model)["path"]
-    return path if path.startswith(BUILT_MODELS + "/") or Path(path).exists() else []
+    return path if path.startswith(f"{BUILT_MODELS}/") or Path(path).exists() else []
 
 
 def all_targets():

@@ -6,7 +6,7 @@ rule train_organism:
         "Training the model organism from scratch (acceptance: held-out canonical accuracy >= "
         "{params.train[target_accuracy]} in every setting x direction)"
     output:
-        directory(f"{BUILT_MODELS}/organism"),
+        directory("results/models/organism"),
     log:
         "results/logs/train_organism.log",
     params:
@@ -28,7 +28,7 @@ rule untrained_twin:
     input:
         model_input,
     output:
-        directory(BUILT_MODELS + "/{model}-untrained"),
+        directory("results/models/{model}-untrained"),
     log:
         "results/logs/untrained_twin/{model}.log",
     params:

@@ -1,0 +1,86 @@
+"""The organism: tokenizer coverage, training-path == processor-path inputs, held-out layouts, twin init."""
+import numpy as np
+import pytest
+import torch
+
+from dualmech import interventions, models, organism
+from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt, render_scene
+
+SPEC = organism.OrganismSpec(image_grid=10, patch_px=8, object_tokens=2, gap_tokens=1, vision_hidden=32,
+                             vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=2, lm_heads=2, lm_init_std=0.16)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("organism") / "ckpt"
+    organism.save(organism.build_model(SPEC, seed=3), SPEC, path, {"trained": False})
+    return path
+
+
+def test_every_prompt_and_answer_is_in_vocabulary():
+    tok = organism.build_tokenizer()
+    for setting in SETTINGS:
+        for e in entities(setting):
+            assert len(tok(e.answer, add_special_tokens=False)["input_ids"]) == 1
+            for d in DIRECTIONS:
+                ids = tok(prompt(setting, d, e), add_special_tokens=False)["input_ids"]
+                assert tok.unk_token_id not in ids
+
+
+def test_training_inputs_equal_processor_inputs(checkpoint):
+    """The trainer's fast path builds exactly what the LLaVA adapter builds from the saved processor."""
+    adapter = models.load(models.ModelSpec(name="o", path=str(checkpoint)), device="cpu")
+    assert adapter.geometry == SPEC.geometry            # read back from the checkpoint's dualmech.json
+    sampler = organism.SceneSampler(SPEC, adapter.processor, seed=0)
+    ents = entities("shapes")
+    lay = SPEC.geometry.canonical_layout("vertical")
+    img = render_scene(ents[:3], lay, SPEC.geometry)
+    text = prompt("shapes", "below", ents[1])
+    prepared = adapter.prepare([img], [text])
+    x = (np.asarray(img, np.float32) / 255 - sampler.mean) / sampler.std
+    assert torch.equal(torch.from_numpy(x).permute(2, 0, 1), prepared.inputs["pixel_values"][0])
+    assert sampler.text_ids(text) == prepared.inputs["input_ids"][0].tolist()
+    inputs = dict(pixel_values=prepared.inputs["pixel_values"], input_ids=prepared.inputs["input_ids"],
+                  attention_mask=prepared.inputs["attention_mask"])
+    with torch.no_grad():
+        assert torch.allclose(organism.answer_logits(adapter.model, inputs),
+                              interventions.final_logits(adapter, prepared), atol=1e-5)
+
+
+def test_training_layouts_are_jittered_and_never_canonical():
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=0)
+    g = SPEC.geometry
+    seen = set()
+    for orientation in ("horizontal", "vertical"):
+        canonical = list(g.canonical_layout(orientation))
+        for _ in range(300):
+            lay = sampler.layout(orientation)
+            assert lay != canonical
+            axis = 1 if orientation == "horizontal" else 0
+            along = [cell[axis] for cell in lay]
+            assert along == sorted(along) and min(np.diff(along)) >= g.object_tokens + 1
+            assert len({cell[1 - axis] for cell in lay}) == 1          # collinear
+            assert all(0 <= v <= g.grid - g.object_tokens for cell in lay for v in cell)
+            seen.add(tuple(lay))
+    assert len(seen) > 50
+
+
+def test_batch_answers_are_the_extreme_entity():
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=1)
+    inputs, answers = sampler.batch(16)
+    assert inputs["pixel_values"].shape == (16, 3, 80, 80)
+    tok = sampler.tok
+    last = inputs["attention_mask"].sum(1) - 1
+    assert all(tok.convert_ids_to_tokens(int(inputs["input_ids"][i, last[i]])) == "ASSISTANT:" for i in range(16))
+    answer_words = {e.answer for s in SETTINGS for e in entities(s)}
+    assert set(tok.convert_ids_to_tokens(answers.tolist())) <= answer_words
+
+
+def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
+    models.save_untrained_twin(models.ModelSpec(name="o", path=str(checkpoint)), tmp_path / "twin", seed=3)
+    twin = models.load(models.ModelSpec(name="t", path=str(tmp_path / "twin")), device="cpu")
+    start = organism.build_model(SPEC, seed=3)
+    for (name, a), b in zip(twin.model.state_dict().items(), start.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = organism.build_model(SPEC, seed=4)
+    assert not torch.equal(next(iter(other.state_dict().values())), next(iter(start.state_dict().values())))
