@@ -16,6 +16,9 @@ include: "workflow/rules/organism.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/behaviour.smk"
+include: "workflow/rules/ablation.smk"
+include: "workflow/rules/patching.smk"
+include: "workflow/rules/amplification.smk"
 
 
 rule all:

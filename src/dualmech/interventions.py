@@ -133,3 +133,15 @@ def add_at(rows: torch.Tensor, positions: torch.Tensor, deltas: torch.Tensor) ->
 
 def identity(hidden: torch.Tensor) -> torch.Tensor:
     return hidden.clone()
+
+
+def repeat_rows(prepared: Prepared, k: int) -> Prepared | None:
+    """Every example repeated k times (rows i*k .. i*k+k-1 are example i), without re-running the processor.
+
+    Valid when every tensor input is per-example (first dimension = batch size); returns None otherwise
+    (e.g. Qwen2-VL's flattened patch list), and the caller prepares the repeated examples instead."""
+    n = len(prepared)
+    if any(torch.is_tensor(v) and (v.dim() == 0 or v.shape[0] != n) for v in prepared.inputs.values()):
+        return None
+    inputs = {key: (v.repeat_interleave(k, 0) if torch.is_tensor(v) else v) for key, v in prepared.inputs.items()}
+    return Prepared(inputs, prepared.grid_positions.repeat_interleave(k, 0), prepared.final_position.repeat_interleave(k, 0))

@@ -40,4 +40,9 @@ def all_targets():
         expand("results/tables/table1.{ext}", ext=["csv", "md", "tex"]),
         "figures/table1_accuracy.pdf",
         "figures/fig1_stimuli.pdf",
+        expand("results/tables/patching_summary.{ext}", ext=["csv", "md", "tex"]),
+        expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7], model=MODELS, setting=SETTINGS),
+        expand("results/tables/table5.{ext}", ext=["csv", "md", "tex"]),
+        "figures/table5_ablation.pdf",
+        amplification_targets(),
     ]

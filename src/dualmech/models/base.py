@@ -145,6 +145,18 @@ class VLMAdapter:
         return len(self.layers)
 
     @property
+    def vision_layers(self) -> torch.nn.ModuleList:
+        """Vision-encoder blocks: site `vision.l` is the output of vision_layers[l], `vision_input` the input of
+        vision_layers[0] (patch + position embeddings). Families that can map these to the grid override it."""
+        raise UnsupportedModel(f"{self.spec.name}: vision-encoder sites are not supported for the "
+                               f"'{self.family}' family (only 'llava'); drop 'vision' from probing.sites")
+
+    def vision_grid(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, tokens, D) vision-encoder hidden states -> (B, N*N, D) in the row-major grid order of the LM's
+        visual tokens (families with `vision_layers` override it)."""
+        raise UnsupportedModel(f"{self.spec.name}: no vision-token -> grid map for the '{self.family}' family")
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -21,3 +21,17 @@ class LlavaAdapter(VLMAdapter):
             raise UnsupportedModel(f"{self.spec.name}: image_size {vc.image_size} is not a multiple of "
                                    f"patch_size {vc.patch_size}")
         return vc.image_size // vc.patch_size, vc.patch_size
+
+    @property
+    def vision_layers(self):
+        return self.model.model.vision_tower.encoder.layers
+
+    def vision_grid(self, hidden):
+        """One encoder token per patch, row-major, after CLIP's CLS token (SigLIP towers have none)."""
+        n = self.geometry.grid ** 2
+        if hidden.shape[1] == n + 1:
+            return hidden[:, 1:]
+        if hidden.shape[1] == n:
+            return hidden
+        raise UnsupportedModel(f"{self.spec.name}: vision encoder gives {hidden.shape[1]} tokens, expected "
+                               f"{n} patches (+ CLS) for a {self.geometry.grid}x{self.geometry.grid} grid")

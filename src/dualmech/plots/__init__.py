@@ -1,4 +1,4 @@
 """One function per paper figure. Figures read tables and images, never models."""
-from .behaviour import fig1_stimuli, table1_figure
+from .behaviour import fig1_stimuli, table1_figure, table5_figure
 
-__all__ = ["fig1_stimuli", "table1_figure"]
+__all__ = ["fig1_stimuli", "table1_figure", "table5_figure"]

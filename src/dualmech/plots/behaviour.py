@@ -58,3 +58,23 @@ def table1_figure(acc: pd.DataFrame, out: Path | str, chance: float = 1 / 3) -> 
     grid.set_titles("{col_name}")
     grid.set_axis_labels("", "top-1 accuracy")
     save(grid.figure, out)
+
+
+def table5_figure(t5: pd.DataFrame, out: Path | str, chance: float = 1 / 3) -> None:
+    """Clean vs ablated accuracy per setting x direction, one panel per model, Wilson CIs, chance dashed."""
+    df = t5[t5["direction"] != "all"]
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 2.8), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        d = df[df["model"] == model].reset_index(drop=True)
+        x = range(len(d))
+        ax.bar([i - 0.2 for i in x], d["accuracy_clean"], width=0.4, label="clean", color="0.7")
+        ax.bar([i + 0.2 for i in x], d["accuracy_ablated"], width=0.4, label="ablated", color="C3",
+               yerr=[d["accuracy_ablated"] - d["ci_low"], d["ci_high"] - d["accuracy_ablated"]], capsize=2)
+        ax.axhline(chance, ls="--", color="gray", lw=0.8)
+        ax.set_xticks(list(x), [f"{s[:3]}\n{dr}" for s, dr in zip(d["setting"], d["direction"])], fontsize=6)
+        ax.set_title(model, fontsize=9)
+        ax.set_ylim(0, 1.02)
+    axes[0][0].set_ylabel("top-1 accuracy")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    save(fig, out)

@@ -1,0 +1,117 @@
+"""Removing vision-derived ordering at the LM input (paper §5.5, Table 5).
+
+Every entity's tokens are replaced by the same entity's tokens from an "isolated-middle" reference
+(the entity alone in the middle slot: identity kept, position erased) and every other grid cell by the
+same cell of an empty-canvas reference. Text tokens (and Pixtral's break tokens) are never touched.
+With RoPE LMs the LM-input slice of a reference depends only on its image, so each reference is
+computed once per (model, entity) from the post-projector visual tokens.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import behaviour, interventions, runtime
+from .models import Prepared, VLMAdapter
+from .stats import accuracy_summary, mcnemar_exact
+from .stimuli import Geometry, entities, render_scene
+from .tables import atomic_write
+
+EMPTY = "__empty__"
+
+
+def reference_tokens(adapter: VLMAdapter, setting: str) -> dict[str, torch.Tensor]:
+    """{entity name: (N*N, D) visual tokens of the entity alone in the middle slot, '__empty__': blank canvas}."""
+    g = adapter.geometry
+    middle = g.canonical_layout("horizontal")[1]
+    ents = entities(setting, adapter.palette)
+    images = [render_scene([], [], g)] + [render_scene([e], [middle], g) for e in ents]
+    tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
+                        for sl in runtime.batches(len(images), runtime.batch_size(), f"references {setting}")])
+    return {EMPTY: tokens[0], **{e.name: tokens[i + 1] for i, e in enumerate(ents)}}
+
+
+def save_references(refs: dict[str, torch.Tensor], path: Path | str) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in refs.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_references(path: Path | str) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def ablated_grid(geometry: Geometry, refs: dict[str, torch.Tensor], names: list[str],
+                 layout: list[tuple[int, int]]) -> torch.Tensor:
+    """(N*N, D) LM-input values for one image: empty-canvas tokens everywhere, each slot's object cells
+    taken cell-for-cell from its entity's isolated-middle reference."""
+    values = refs[EMPTY].clone()
+    middle = geometry.canonical_layout("horizontal")[1]
+    for name, top_left in zip(names, layout):
+        src = geometry.index(geometry.cells(middle))
+        dst = geometry.index(geometry.cells(tuple(top_left)))
+        values[dst] = refs[name][src]
+    return values
+
+
+def ablation_edit(prepared: Prepared, values: torch.Tensor) -> interventions.Edit:
+    """Replace every grid cell of every row at the LM input with `values` (B, N*N, D)."""
+    b, n = prepared.grid_positions.shape
+    rows = torch.arange(b, device=prepared.grid_positions.device).repeat_interleave(n)
+    return interventions.replace_at(rows, prepared.grid_positions.reshape(-1), values.reshape(b * n, -1))
+
+
+def item_values(geometry: Geometry, refs: dict[str, torch.Tensor], items: pd.DataFrame) -> torch.Tensor:
+    return torch.stack([ablated_grid(geometry, refs, [r.e0, r.e1, r.e2], json.loads(r.slots))
+                        for r in items.itertuples()])
+
+
+def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, refs: dict[str, torch.Tensor],
+                    desc: str = "ablated") -> pd.DataFrame:
+    """Per-item top-1 prediction with the ablation applied at the LM input."""
+    rows = []
+    for sl in runtime.batches(len(items), runtime.batch_size(), desc):
+        chunk = items.iloc[sl]
+        prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
+        values = item_values(adapter.geometry, refs, chunk).to(adapter.device)
+        logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: ablation_edit(prepared, values)}).logits
+        for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
+            rows.append(dict(item=item["item"], prediction_ablated=tok,
+                             correct_ablated=behaviour.normalise(tok) == behaviour.normalise(item["answer"])))
+    return pd.DataFrame(rows)
+
+
+def table5(clean: pd.DataFrame, ablated: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy with and without the ablation per (model, setting, direction), Wilson CIs, McNemar per cell."""
+    df = clean.merge(ablated, on=["model", "item"])
+    out = []
+    for (model, setting), d in df.groupby(["model", "setting"], sort=False):
+        groups = [*d.groupby("direction", sort=False)] + [("all", d)]
+        for direction, g in groups:
+            a = accuracy_summary(g["correct_ablated"])
+            out.append(dict(model=model, setting=setting, direction=direction, n=a["n"],
+                            accuracy_clean=float(g["correct"].mean()), accuracy_ablated=a["accuracy"],
+                            ci_low=a["ci_low"], ci_high=a["ci_high"], chance=1 / 3,
+                            drop=float(g["correct"].mean()) - a["accuracy"],
+                            mcnemar_p=mcnemar_exact(g["correct"], g["correct_ablated"]),
+                            above_chance=bool(a["ci_low"] > 1 / 3)))
+    return pd.DataFrame(out)
+
+
+def table5_display(t: pd.DataFrame) -> pd.DataFrame:
+    overall = t[t["direction"] == "all"]
+    rows = []
+    for r in overall.itertuples():
+        rows.append({"Model": r.model, "Setting": r.setting, "Clean": f"{r.accuracy_clean:.2f}",
+                     "Ablated [95% CI]": f"{r.accuracy_ablated:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]",
+                     "McNemar p": f"{r.mcnemar_p:.1e}", "Above chance (1/3)": "yes" if r.above_chance else "no"})
+    return pd.DataFrame(rows)
+
+
+def write_predictions(df: pd.DataFrame, path: Path | str) -> None:
+    atomic_write(path, df.to_parquet(index=False))
+

@@ -1,0 +1,185 @@
+"""Counterfactual pairs for the causal-mediation experiments, golden-filtered per model.
+
+Two designs (paper §5.3, §5.4); `t0..t4` are distinct entities of the setting, `t1` is the middle entity
+(the reference in both prompts):
+
+* ``last_token`` (Fig 3), a 5-tuple. left/above: clean scene (t0, t1, t2) asked about direction d,
+  counterfactual (cf) scene (t4, t1, t3) asked about opposite(d). right/below: clean (t2, t1, t0), cf
+  (t3, t1, t4), same directions. Either way the clean answer is t0 and the cf answer t3; t2 is the clean
+  item at the cf answer's ordinal slot (ordinal transfer), t3 the cf answer (attribute transfer).
+* ``criss_cross`` (Figs 6/7), a 3-tuple. left/above: clean (t0, t1, t2), cf (t2, t1, t0); right/below:
+  clean (t2, t1, t0), cf (t0, t1, t2); the same query on both runs. Clean answer c0 = t0, middle c1 = t1,
+  cf answer c2 = t2: the side regions hold the same entities in both runs, only their order differs.
+
+Tuples are drawn without replacement in an order fixed by the root seed (one stream per design, setting
+and direction, the same for every model), and kept when the model's top-1 answer is right on both the
+clean and the cf run (scored as `behaviour.normalise`), until `target` pairs or `max_attempts` tuples.
+Every attempted tuple is a row of the table (`golden` marks the pairs), so each number traces back to
+its entities, prompts, predictions and images (rendered with `render_scene` at the canonical layout).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import interventions, runtime
+from .behaviour import normalise
+from .models import VLMAdapter
+from .seeding import rng
+from .stimuli import OPPOSITE, ORIENTATION_OF, Entity, entities, prompt, render_scene
+from .tables import atomic_write
+
+DESIGNS = ("last_token", "criss_cross")
+TUPLE_SIZE = {"last_token": 5, "criss_cross": 3}
+ROLES = {"last_token": ("t0", "t1", "t2", "t3", "t4"), "criss_cross": ("c0", "c1", "c2")}
+ROLE_NAMES = {"t0": "clean answer", "t1": "middle", "t2": "clean item at cf ordinal", "t3": "cf answer",
+              "t4": "cf far item", "c0": "clean answer", "c1": "middle", "c2": "cf answer"}
+FIRST_SLOT = ("left", "above")     # directions whose answer is slot 0
+
+
+def scenes(design: str, direction: str, tup: tuple) -> tuple[tuple, tuple, str]:
+    """(clean slots, cf slots, cf direction) of a tuple in role order (t0, t1, ...)."""
+    first = direction in FIRST_SLOT
+    if design == "last_token":
+        t0, t1, t2, t3, t4 = tup
+        clean, cf = ((t0, t1, t2), (t4, t1, t3)) if first else ((t2, t1, t0), (t3, t1, t4))
+        return clean, cf, OPPOSITE[direction]
+    if design == "criss_cross":
+        t0, t1, t2 = tup
+        clean, cf = ((t0, t1, t2), (t2, t1, t0)) if first else ((t2, t1, t0), (t0, t1, t2))
+        return clean, cf, direction
+    raise ValueError(f"unknown design {design!r}; expected one of {DESIGNS}")
+
+
+def answers(design: str, tup: tuple) -> tuple:
+    """(clean answer, cf answer) entities."""
+    return (tup[0], tup[3]) if design == "last_token" else (tup[0], tup[2])
+
+
+def sampling_order(n_entities: int, design: str, setting: str, direction: str, seed: int,
+                   max_attempts: int) -> list[tuple[int, ...]]:
+    """Entity-index tuples in the seeded order they are tried (without replacement, at most max_attempts)."""
+    every = list(itertools.permutations(range(n_entities), TUPLE_SIZE[design]))
+    order = rng(seed, "pairs", design, setting, direction).permutation(len(every))
+    return [every[i] for i in order[:max_attempts]]
+
+
+def slug(scene: tuple[Entity, ...]) -> str:
+    return "_".join(e.name.replace(" ", "-") for e in scene)
+
+
+class Oracle:
+    """Top-1 predictions of one model on (scene, direction) runs, computed once each and cached."""
+
+    def __init__(self, adapter: VLMAdapter, setting: str, image_dir: Path, batch_size: int):
+        self.adapter, self.setting, self.image_dir, self.batch_size = adapter, setting, Path(image_dir), batch_size
+        self.geometry = adapter.geometry
+        self.images: dict[tuple, object] = {}
+        self.saved: dict[tuple, tuple[str, str]] = {}
+        self.results: dict[tuple, tuple[str, bool]] = {}
+        self.n_tokens: dict[str, int] = {}
+
+    def image(self, scene: tuple[Entity, ...], orientation: str):
+        key = (scene, orientation)
+        if key not in self.images:
+            self.images[key] = render_scene(scene, self.geometry.canonical_layout(orientation), self.geometry)
+        return self.images[key]
+
+    def save(self, scene: tuple[Entity, ...], orientation: str) -> tuple[str, str]:
+        """Write the scene's PNG (once) and return (path relative to image_dir, sha256)."""
+        key = (scene, orientation)
+        if key not in self.saved:
+            buf = io.BytesIO()
+            self.image(scene, orientation).save(buf, format="PNG")
+            rel = f"{orientation}/{slug(scene)}.png"
+            atomic_write(self.image_dir / rel, buf.getvalue())
+            self.saved[key] = rel, hashlib.sha256(buf.getvalue()).hexdigest()
+        return self.saved[key]
+
+    def tokens(self, text: str) -> int:
+        """Token count of the chat-formatted prompt (the image expands identically for every scene)."""
+        if text not in self.n_tokens:
+            chat = self.adapter.chat_text(text)
+            self.n_tokens[text] = len(self.adapter.tokenizer(chat, **self.adapter.text_kwargs([chat]))["input_ids"])
+        return self.n_tokens[text]
+
+    def evaluate(self, keys: list[tuple]) -> None:
+        """keys: (scene, direction) pairs; predict the ones not seen yet, in batches."""
+        todo = list(dict.fromkeys(k for k in keys if k not in self.results))
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            imgs = [self.image(scene, ORIENTATION_OF[d]) for scene, d in chunk]
+            prompts = [prompt(self.setting, d, scene[1]) for scene, d in chunk]
+            logits = interventions.final_logits(self.adapter, self.adapter.prepare(imgs, prompts))
+            for (scene, d), tok in zip(chunk, self.adapter.decode(logits.argmax(-1).tolist())):
+                target = scene[0] if d in FIRST_SLOT else scene[2]
+                self.results[scene, d] = tok, normalise(tok) == normalise(target.answer)
+
+
+def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int, target: int, max_attempts: int,
+          oracle: Oracle, chunk: int = 64) -> pd.DataFrame:
+    """Every attempted tuple of one design (all directions), with its golden flag; see the module docstring."""
+    ents = entities(setting, adapter.palette)
+    roles = ROLES[design]
+    rows = []
+    for direction in directions:
+        order = sampling_order(len(ents), design, setting, direction, seed, max_attempts)
+        kept = 0
+        for sl in runtime.batches(len(order), chunk, f"{adapter.spec.name} {setting} {design} {direction} pairs"):
+            if kept >= target:
+                break
+            batch = []
+            for sample, idx in enumerate(order[sl], sl.start):
+                tup = tuple(ents[i] for i in idx)
+                clean, cf, cf_dir = scenes(design, direction, tup)
+                batch.append((sample, tup, clean, cf, cf_dir))
+            oracle.evaluate([k for _, _, clean, cf, cf_dir in batch for k in ((clean, direction), (cf, cf_dir))])
+            for sample, tup, clean, cf, cf_dir in batch:
+                if kept >= target:
+                    break
+                (clean_pred, clean_ok), (cf_pred, cf_ok) = oracle.results[clean, direction], oracle.results[cf, cf_dir]
+                golden = clean_ok and cf_ok
+                kept += golden
+                clean_prompt, cf_prompt = prompt(setting, direction, tup[1]), prompt(setting, cf_dir, tup[1])
+                n_clean, n_cf = oracle.tokens(clean_prompt), oracle.tokens(cf_prompt)
+                if n_clean != n_cf:
+                    raise AssertionError(f"{adapter.spec.name}: clean and cf prompts differ in token length "
+                                         f"({n_clean} vs {n_cf}): {clean_prompt!r} / {cf_prompt!r}")
+                orientation = ORIENTATION_OF[direction]
+                clean_img, clean_sha = oracle.save(clean, orientation)
+                cf_img, cf_sha = oracle.save(cf, orientation)
+                clean_ans, cf_ans = answers(design, tup)
+                rows.append(dict(
+                    pair=f"{setting}-{design}-{direction}-{sample:04d}", setting=setting, design=design,
+                    direction=direction, cf_direction=cf_dir, orientation=orientation, sample=sample,
+                    golden=golden, **{r: e.name for r, e in zip(roles, tup)},
+                    candidates=json.dumps([e.answer for e in tup]),
+                    clean_scene=json.dumps([e.name for e in clean]), cf_scene=json.dumps([e.name for e in cf]),
+                    clean_prompt=clean_prompt, cf_prompt=cf_prompt,
+                    clean_answer=clean_ans.answer, cf_answer=cf_ans.answer,
+                    clean_prediction=clean_pred, cf_prediction=cf_pred, clean_correct=clean_ok, cf_correct=cf_ok,
+                    clean_image=clean_img, clean_image_sha256=clean_sha, cf_image=cf_img, cf_image_sha256=cf_sha,
+                    n_tokens=n_clean))
+    columns = ["pair", "setting", "design", "direction", "cf_direction", "orientation", "sample", "golden", *roles,
+               "candidates", "clean_scene", "cf_scene", "clean_prompt", "cf_prompt", "clean_answer", "cf_answer",
+               "clean_prediction", "cf_prediction", "clean_correct", "cf_correct", "clean_image",
+               "clean_image_sha256", "cf_image", "cf_image_sha256", "n_tokens"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
+              image_dir: Path, batch_size: int | None = None) -> dict[str, pd.DataFrame]:
+    """Both designs for one (model, setting), sharing the cached predictions and images."""
+    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size())
+    with torch.no_grad():
+        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle) for d in DESIGNS}
+
+
+def golden(pairs: pd.DataFrame) -> pd.DataFrame:
+    return pairs[pairs["golden"]].reset_index(drop=True)

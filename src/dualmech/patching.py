@@ -1,0 +1,460 @@
+"""Interchange interventions on the LM residual stream: last-token (Fig 3) and criss-cross (Figs 6/7).
+
+A *sweep* patches one counterfactual (cf) run into one clean run at every site (`lm_input` = "Embed",
+then `resid_post.l` for every layer). It runs as ONE batched forward per group of pairs: the cf run is
+captured once at all sites, and the clean batch holds one row per (pair, variant, site), row i carrying
+the intervention at its own site only. A *variant* says what moves where, as (dest, src): clean[dest] <-
+cf[src], with dest/src grid-cell indices (row-major, mapped to sequence positions through each run's
+`Prepared.grid_positions`, so Pixtral break tokens are skipped), `FINAL` (the final position) or `ALL`
+(every position). Last-token interchange is (FINAL, FINAL); a criss-cross swap of regions A, B is
+(A + B, B + A).
+
+Metric (paper §4.4): softmax over the full vocabulary at the final position, summing the single-token
+variants of each candidate word. The "top answer" is the argmax token, decoded and normalised as in
+behaviour scoring, matched against the candidate words ("other" when it is none of them).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from . import interventions as iv
+from . import runtime
+from .behaviour import normalise
+from .models import VLMAdapter
+from .pairs import ROLE_NAMES, ROLES
+from .seeding import rng, torch_seed
+from .stats import bootstrap_ci, holm, wilson
+from .stimuli import Geometry
+
+FINAL, ALL = "final", "all"
+KINDS = ("object", "strip")
+ALPHA = 0.05
+SWEEP_COLUMNS = ["model", "setting", "kind", "draw", "direction", "pair", "site", "site_index", "site_label",
+                 "candidate", "word", "probability", "top", "flipped"]
+
+
+# ------------------------------------------------------------------ regions
+def swap_regions(geometry: Geometry, orientation: str, kind: str, strip_width: int | None = None
+                 ) -> tuple[list[int], list[int]]:
+    """Grid indices (a, b) of the two side regions, paired cell by cell: clean[a[i]] <-> cf[b[i]].
+
+    A = slot 0 (left/top), B = slot 2 (right/bottom); kind 'object' = the S x S object blocks, 'strip' =
+    the full-height columns (horizontal) or full-width rows (vertical) of `Geometry.strip_cells`. Equal
+    regions pair by translation; regions clipped unequally by the grid border pair by the translation
+    that maps object 0 onto object 2, over the cells both regions contain."""
+    if kind == "object":
+        cells = geometry.object_cells(orientation)
+    elif kind == "strip":
+        cells = geometry.strip_cells(orientation, strip_width)
+    else:
+        raise ValueError(f"unknown region kind {kind!r}; expected one of {KINDS}")
+    a, b = cells[0], cells[2]
+    if len(a) == len(b):
+        dr, dc = min(b)[0] - min(a)[0], min(c for _, c in b) - min(c for _, c in a)
+    else:
+        (r0, c0), _, (r2, c2) = geometry.canonical_layout(orientation)
+        dr, dc = r2 - r0, c2 - c0
+    b_set = set(b)
+    pairs = [(cell, (cell[0] + dr, cell[1] + dc)) for cell in a if (cell[0] + dr, cell[1] + dc) in b_set]
+    if not pairs:
+        raise ValueError(f"{kind} regions of {geometry} ({orientation}) do not overlap after translation")
+    return geometry.index([p[0] for p in pairs]), geometry.index([p[1] for p in pairs])
+
+
+def null_regions(geometry: Geometry, orientation: str, size: int, draws: int, generator: np.random.Generator,
+                 exclude: Sequence[int]) -> tuple[list[tuple[list[int], list[int]]], str]:
+    """`draws` random region pairs (a', b') of `size` cells each, disjoint from each other and from every
+    object cell. They also avoid `exclude` (the swapped regions A u B) whenever the grid leaves room for
+    2 * size such cells; tiling strips never do, and then the background cells of A and B are eligible
+    too. Returns the draws and which pool they came from."""
+    objects = {i for cells in geometry.object_cells(orientation) for i in geometry.index(cells)}
+    everything = range(geometry.grid ** 2)
+    pools = [("outside swapped regions and objects", [i for i in everything if i not in objects | set(exclude)]),
+             ("outside objects", [i for i in everything if i not in objects]),
+             ("anywhere", list(everything))]
+    label, pool = next((p for p in pools if len(p[1]) >= 2 * size), (None, None))
+    if pool is None:
+        raise ValueError(f"a {geometry.grid}x{geometry.grid} grid cannot hold two disjoint regions of {size} cells")
+    out = []
+    for _ in range(draws):
+        pick = generator.choice(len(pool), size=2 * size, replace=False)
+        cells = [pool[i] for i in pick]
+        out.append((sorted(cells[:size]), sorted(cells[size:])))
+    return out, label
+
+
+# ------------------------------------------------------------------ the batched sweep
+def _positions(spec, prepared, row: int) -> torch.Tensor:
+    if isinstance(spec, str):
+        if spec == FINAL:
+            return prepared.final_position[row:row + 1]
+        if spec == ALL:
+            return torch.arange(prepared.inputs["input_ids"].shape[1], device=prepared.final_position.device)
+        raise ValueError(f"unknown position spec {spec!r}")
+    return prepared.grid_positions[row, torch.as_tensor(spec, dtype=torch.long, device=prepared.grid_positions.device)]
+
+
+def candidate_index(adapter: VLMAdapter, words: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of shape (P, C, V): the single-token variants of each pair's candidate words."""
+    cache: dict[str, list[int]] = {}
+    lists = [[cache.setdefault(w, adapter.candidate_token_ids(w)) for w in ws] for ws in words]
+    width = max(len(ids) for ws in lists for ids in ws)
+    ids = torch.zeros(len(lists), len(lists[0]), width, dtype=torch.long)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for p, ws in enumerate(lists):
+        for c, t in enumerate(ws):
+            ids[p, c, :len(t)] = torch.tensor(t)
+            mask[p, c, :len(t)] = True
+    return ids, mask
+
+
+@torch.no_grad()
+def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_prompts,
+                variants: Sequence[Sequence[tuple]], sites: Sequence[str], words: Sequence[Sequence[str]]):
+    """One batched forward for a group of P pairs: every variant x every site.
+
+    variants[v][p] = (dest, src) for pair p. Returns (probs (P, V, K, C), top (P, V, K) index of the
+    candidate that is the top-1 answer, -1 for none)."""
+    P, V, K = len(clean_images), len(variants), len(sites)
+    cf = adapter.prepare(list(cf_images), list(cf_prompts))
+    captured = iv.run(adapter, cf, capture=sites, logits=False).captured
+    reps = V * K
+    clean = iv.repeat_rows(adapter.prepare(list(clean_images), list(clean_prompts)), reps) or \
+        adapter.prepare([im for im in clean_images for _ in range(reps)], [p for p in clean_prompts for _ in range(reps)])
+    if not torch.equal(clean.final_position.view(P, reps)[:, 0], cf.final_position):
+        raise AssertionError("clean and counterfactual runs differ in token length: the patched positions would "
+                             "not correspond")
+    edits = {}
+    for k, site in enumerate(sites):
+        rows, pos, vals = [], [], []
+        for p in range(P):
+            for v in range(V):
+                dest, src = variants[v][p]
+                r = (p * V + v) * K + k
+                d, s = _positions(dest, clean, r), _positions(src, cf, p)
+                if len(d) != len(s):
+                    raise ValueError(f"variant {v} of pair {p}: {len(d)} destination but {len(s)} source positions")
+                rows.append(torch.full_like(d, r))
+                pos.append(d)
+                vals.append(captured[site][p, s])
+        edits[site] = iv.replace_at(torch.cat(rows), torch.cat(pos), torch.cat(vals))
+    logits = iv.run(adapter, clean, edits=edits).logits               # (P*V*K, vocab), float32
+    probs = torch.softmax(logits, -1)
+    ids, mask = candidate_index(adapter, words)
+    ids, mask = ids.repeat_interleave(reps, 0).to(probs.device), mask.repeat_interleave(reps, 0).to(probs.device)
+    cand = (probs.gather(1, ids.flatten(1)).view(ids.shape) * mask).sum(-1)       # (P*V*K, C)
+    top_ids = logits.argmax(-1).tolist()
+    decoded = dict(zip(sorted(set(top_ids)), adapter.decode(sorted(set(top_ids)))))
+    top = np.full(len(top_ids), -1)
+    for r, t in enumerate(top_ids):
+        norm = normalise(decoded[t])
+        ws = [normalise(w) for w in words[r // reps]]
+        if norm in ws:
+            top[r] = ws.index(norm)
+    C = cand.shape[1]
+    return cand.cpu().numpy().reshape(P, V, K, C), top.reshape(P, V, K)
+
+
+def load_images(paths: Sequence[str], root: Path, cache: dict | None = None) -> list[Image.Image]:
+    cache = {} if cache is None else cache
+    return [cache.setdefault(p, Image.open(Path(root) / p).convert("RGB")) for p in paths]
+
+
+def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, variants_of, n_variants: int,
+               sites: Sequence[str] | None = None, rows_per_forward: int | None = None, desc: str = "sweep"):
+    """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows).
+
+    variants_of(pair row) -> list of n_variants (dest, src). Returns (probs (N, V, K, C), top (N, V, K)) in the
+    order of `pairs`, or (None, None) when there are no pairs."""
+    sites = list(sites or iv.all_sites(adapter.n_layers))
+    rows = rows_per_forward or runtime.batch_size()
+    per = max(1, rows // (n_variants * len(sites)))
+    cache: dict = {}
+    probs, tops = [], []
+    for sl in runtime.batches(len(pairs), per, desc):
+        chunk = pairs.iloc[sl]
+        per_pair = [variants_of(row) for _, row in chunk.iterrows()]
+        variants = [[vs[v] for vs in per_pair] for v in range(n_variants)]
+        p, t = sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
+                           load_images(chunk["cf_image"], image_root, cache), list(chunk["cf_prompt"]), variants,
+                           sites, [json.loads(c) for c in chunk["candidates"]])
+        probs.append(p)
+        tops.append(t)
+    if not probs:
+        return None, None
+    return np.concatenate(probs), np.concatenate(tops)
+
+
+def sweep_table(model: str, pairs: pd.DataFrame, probs: np.ndarray, top: np.ndarray, kinds: Sequence[tuple[str, int]],
+                sites: Sequence[str], flip_to: str | None) -> pd.DataFrame:
+    """Tidy rows (pair, kind, draw, site, candidate) with probability, top answer and flipped flag.
+
+    kinds[v] = (kind, draw) names variant v. flipped: the top answer is `flip_to` (criss-cross: c2), or,
+    when flip_to is None (last-token), the top answer is no longer the clean answer."""
+    cols = {c: [] for c in SWEEP_COLUMNS}
+    if probs is None or not len(pairs):
+        return pd.DataFrame(cols)
+    design = pairs["design"].iloc[0]
+    roles = list(ROLES[design])
+    N, V, K, C = probs.shape
+    words = [json.loads(c) for c in pairs["candidates"]]
+    idx = np.indices((N, V, K, C)).reshape(4, -1)
+    n, v, k, c = idx
+    top_role = np.where(top >= 0, np.array(roles + ["other"])[top], "other")     # (N, V, K); -1 -> other
+    tr = top_role[n, v, k]
+    flipped = (tr == flip_to) if flip_to else (tr != roles[0])
+    return pd.DataFrame(dict(
+        model=model, setting=pairs["setting"].to_numpy()[n], kind=np.array([kd for kd, _ in kinds])[v],
+        draw=np.array([d for _, d in kinds])[v], direction=pairs["direction"].to_numpy()[n],
+        pair=pairs["pair"].to_numpy()[n], site=np.array(sites)[k], site_index=k,
+        site_label=np.array([iv.site_label(s) for s in sites])[k], candidate=np.array(roles)[c],
+        word=[words[i][j] for i, j in zip(n, c)], probability=probs.reshape(-1).astype(np.float64), top=tr,
+        flipped=flipped))
+
+
+# ------------------------------------------------------------------ the two experiments
+def last_token(adapter: VLMAdapter, model: str, pairs: pd.DataFrame, image_root: Path,
+               rows_per_forward: int | None = None) -> pd.DataFrame:
+    """Fig 3: overwrite the clean run's final position with the cf value, at each site."""
+    sites = iv.all_sites(adapter.n_layers)
+    probs, top = run_sweeps(adapter, pairs, image_root, lambda row: [(FINAL, FINAL)], 1, sites, rows_per_forward,
+                            f"{model} last-token")
+    return sweep_table(model, pairs, probs, top, [("last_token", 0)], sites, flip_to=None)
+
+
+def criss_cross_variants(geometry: Geometry, strip_width: int | None, null_draws: int, seed: int):
+    """variants_of(pair) for the criss-cross experiment and the names of its variants: object swap,
+    strip swap, then `null_draws` random-region swaps of each one's size (seeded per pair)."""
+    kinds = [(k, 0) for k in KINDS] + [(f"{k}_null", d) for k in KINDS for d in range(null_draws)]
+    regions = {(o, k): swap_regions(geometry, o, k, strip_width) for o in ("horizontal", "vertical") for k in KINDS}
+
+    def variants_of(row) -> list[tuple]:
+        out = []
+        for k in KINDS:
+            a, b = regions[row["orientation"], k]
+            out.append((a + b, b + a))
+        for k in KINDS:
+            a, b = regions[row["orientation"], k]
+            draws, _ = null_regions(geometry, row["orientation"], len(a), null_draws,
+                                    rng(seed, "null", k, row["pair"]), a + b)
+            out += [(na + nb, nb + na) for na, nb in draws]
+        return out
+    return variants_of, kinds
+
+
+def criss_cross(adapter: VLMAdapter, model: str, pairs: pd.DataFrame, image_root: Path, strip_width: int | None,
+                null_draws: int, seed: int, rows_per_forward: int | None = None) -> pd.DataFrame:
+    """Figs 6/7: clean[A] <- cf[B], clean[B] <- cf[A] for object blocks, strips and random-region nulls."""
+    sites = iv.all_sites(adapter.n_layers)
+    variants_of, kinds = criss_cross_variants(adapter.geometry, strip_width, null_draws, seed)
+    probs, top = run_sweeps(adapter, pairs, image_root, variants_of, len(kinds), sites, rows_per_forward,
+                            f"{model} criss-cross")
+    return sweep_table(model, pairs, probs, top, kinds, sites, flip_to="c2")
+
+
+def region_table(geometry: Geometry, strip_width: int | None, null_draws: int, seed: int,
+                 pairs: pd.DataFrame) -> pd.DataFrame:
+    """The exact cells each criss-cross variant swaps, per pair (for tracing and the figures' captions)."""
+    rows = []
+    for k in KINDS:
+        for o in ("horizontal", "vertical"):
+            a, b = swap_regions(geometry, o, k, strip_width)
+            rows.append(dict(pair=None, orientation=o, kind=k, draw=0, a=json.dumps(a), b=json.dumps(b), pool="swap"))
+    for _, row in pairs.iterrows():
+        for k in KINDS:
+            a, b = swap_regions(geometry, row["orientation"], k, strip_width)
+            draws, pool = null_regions(geometry, row["orientation"], len(a), null_draws,
+                                       rng(seed, "null", k, row["pair"]), a + b)
+            rows += [dict(pair=row["pair"], orientation=row["orientation"], kind=f"{k}_null", draw=d,
+                          a=json.dumps(na), b=json.dumps(nb), pool=pool) for d, (na, nb) in enumerate(draws)]
+    return pd.DataFrame(rows, columns=["pair", "orientation", "kind", "draw", "a", "b", "pool"])
+
+
+# ------------------------------------------------------------------ summaries
+def _with_pooled(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    out = [(d, g) for d, g in df.groupby("direction", sort=False)]
+    return out + [("all", df)] if out else []
+
+
+def curves(sweep: pd.DataFrame, seed: int, n_resamples: int = 2000) -> pd.DataFrame:
+    """Mean candidate probability per (kind, direction + 'all', site, candidate) with bootstrap 95% CIs over
+    pairs (null draws averaged within a pair first); also the fraction of pairs whose top answer is it."""
+    cols = ["model", "setting", "kind", "direction", "site", "site_index", "site_label", "candidate", "word_role",
+            "n_pairs", "mean", "ci_low", "ci_high", "top_fraction"]
+    out = []
+    if sweep.empty:
+        return pd.DataFrame(columns=cols)
+    model, setting = sweep["model"].iloc[0], sweep["setting"].iloc[0]
+    per_pair = (sweep.assign(is_top=sweep["top"] == sweep["candidate"])
+                .groupby(["kind", "direction", "pair", "site_index", "candidate"], sort=False)
+                .agg(p=("probability", "mean"), t=("is_top", "mean")).reset_index())
+    sites = sweep.drop_duplicates("site_index").set_index("site_index")[["site", "site_label"]]
+    for kind, kdf in per_pair.groupby("kind", sort=False):
+        for direction, df in _with_pooled(kdf):
+            wide = df.pivot_table(index="pair", columns=["site_index", "candidate"], values=["p", "t"], sort=True)
+            for k in sorted(df["site_index"].unique()):
+                roles = sorted(df.loc[df["site_index"] == k, "candidate"].unique())
+                vals = wide["p"][k][roles].to_numpy()
+                lo, hi = bootstrap_ci(vals, seed=torch_seed(seed, "bootstrap", model, setting, kind, direction, k),
+                                      n_resamples=n_resamples)
+                for j, role in enumerate(roles):
+                    out.append(dict(model=model, setting=setting, kind=kind, direction=direction,
+                                    site=sites.loc[k, "site"], site_index=int(k), site_label=sites.loc[k, "site_label"],
+                                    candidate=role, word_role=ROLE_NAMES[role], n_pairs=len(vals),
+                                    mean=float(vals[:, j].mean()), ci_low=float(lo[j]), ci_high=float(hi[j]),
+                                    top_fraction=float(wide["t"][k][role].mean())))
+    return pd.DataFrame(out, columns=cols)
+
+
+def flip_tests(sweep: pd.DataFrame, n_pairs: dict[str, int], min_pairs: int) -> pd.DataFrame:
+    """Per (kind, direction + 'all', site): does the swap flip the top answer to c2 more often than a
+    random-region swap of the same size?
+
+    flip_rate (Wilson CI) vs null_flip_rate (per pair: mean over null draws); p_flip = one-sided exact sign
+    test on the per-pair differences (= exact McNemar with one draw); p_prob = one-sided Wilcoxon
+    signed-rank on c2 probability (swap - null). Holm over sites within (kind, direction). A cell with
+    fewer than `min_pairs` pairs is 'not testable'. `n_pairs` gives each direction's pair count (also
+    those with none)."""
+    from scipy.stats import binomtest, wilcoxon
+    cols = ["model", "setting", "kind", "direction", "site", "site_index", "site_label", "n_pairs", "testable",
+            "flip_rate", "flip_ci_low", "flip_ci_high", "null_flip_rate", "p_c2", "null_p_c2", "p_flip",
+            "p_flip_holm", "p_prob", "p_prob_holm", "significant"]
+    out = []
+    c2 = sweep[sweep["candidate"] == "c2"]
+    per_pair = c2.groupby(["kind", "direction", "pair", "site_index"], sort=False).agg(
+        flip=("flipped", "mean"), p=("probability", "mean")).reset_index()
+    sites = sweep.drop_duplicates("site_index").set_index("site_index")[["site", "site_label"]]
+    counts = dict(n_pairs) | {"all": sum(n_pairs.values())}
+    for kind in KINDS:
+        for direction in counts:
+            real = per_pair[(per_pair["kind"] == kind) & ((per_pair["direction"] == direction) | (direction == "all"))]
+            null = per_pair[(per_pair["kind"] == f"{kind}_null") & ((per_pair["direction"] == direction) | (direction == "all"))]
+            n = counts[direction]
+            testable = n >= min_pairs
+            rows = []
+            for k in sites.index:
+                r = real[real["site_index"] == k].sort_values("pair")
+                z = null[null["site_index"] == k].sort_values("pair")
+                row = dict(model=sweep["model"].iloc[0] if len(sweep) else None,
+                           setting=sweep["setting"].iloc[0] if len(sweep) else None, kind=kind, direction=direction,
+                           site=sites.loc[k, "site"], site_index=int(k), site_label=sites.loc[k, "site_label"],
+                           n_pairs=n, testable=testable)
+                if len(r):
+                    lo, hi = wilson(int(round(r["flip"].sum())), len(r))
+                    row |= dict(flip_rate=r["flip"].mean(), flip_ci_low=lo, flip_ci_high=hi,
+                                null_flip_rate=z["flip"].mean(), p_c2=r["p"].mean(), null_p_c2=z["p"].mean())
+                if testable and len(r):
+                    d = r["flip"].to_numpy() - z["flip"].to_numpy()
+                    pos, neg = int((d > 0).sum()), int((d < 0).sum())
+                    row["p_flip"] = binomtest(pos, pos + neg, 0.5, alternative="greater").pvalue if pos + neg else 1.0
+                    dp = r["p"].to_numpy() - z["p"].to_numpy()
+                    row["p_prob"] = (wilcoxon(dp, alternative="greater").pvalue if np.any(dp != 0) else 1.0)
+                rows.append(row)
+            frame = pd.DataFrame(rows, columns=cols)
+            frame["p_flip_holm"] = holm(frame["p_flip"].astype(float))
+            frame["p_prob_holm"] = holm(frame["p_prob"].astype(float))
+            frame["significant"] = (frame["p_flip_holm"] < ALPHA) & (frame["flip_rate"] > frame["null_flip_rate"])
+            out.append(frame)
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def site_ranges(labels: Sequence[str], indices: Sequence[int]) -> str:
+    """'Embed–1, 4' style list of the sites at `indices` (positions in the sweep order)."""
+    idx = sorted(set(int(i) for i in indices))
+    if not idx:
+        return "none"
+    runs, start, prev = [], idx[0], idx[0]
+    for i in idx[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        runs.append(labels[start] if start == prev else f"{labels[start]}\u2013{labels[prev]}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(runs)
+
+
+def transfer_ranges(curves_: pd.DataFrame, direction: str = "all") -> dict:
+    """Sites where, on the mean curves, the top candidate is t2 (ordinal transfer) or t3 (attribute
+    transfer); also where t0 (no effect yet) is top."""
+    df = curves_[(curves_["kind"] == "last_token") & (curves_["direction"] == direction)]
+    if df.empty:
+        return dict(n_pairs=0, ordinal_sites=[], attribute_sites=[], clean_sites=[], ordinal_range="none",
+                    attribute_range="none", clean_range="none")
+    labels = df.drop_duplicates("site_index").sort_values("site_index")["site_label"].tolist()
+    best = df.loc[df.groupby("site_index")["mean"].idxmax()].set_index("site_index")["candidate"]
+    out = dict(n_pairs=int(df["n_pairs"].iloc[0]))
+    for name, role in (("clean", "t0"), ("ordinal", "t2"), ("attribute", "t3")):
+        sites = [int(k) for k, r in best.items() if r == role]
+        out[f"{name}_sites"] = sites
+        out[f"{name}_range"] = site_ranges(labels, sites)
+    return out
+
+
+def pair_counts(pairs: pd.DataFrame, directions: Sequence[str]) -> dict[str, int]:
+    """Golden pairs per direction (every configured direction, zeros included)."""
+    g = pairs[pairs["golden"]] if "golden" in pairs else pairs
+    return {d: int((g["direction"] == d).sum()) for d in directions}
+
+
+def summary_table(cells: list[dict], directions: Sequence[str], min_pairs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per (model, setting, kind): pair counts, testability, sites where the swap significantly
+    flips the answer (pooled and per direction) and, for last-token, the Fig 3 transfer ranges.
+
+    cells: dicts with model, setting, counts_last_token, counts_criss_cross (direction -> n), curves (the
+    last-token curves) and stats (the criss-cross flip tests)."""
+    rows = []
+    for c in cells:
+        for kind in ("last_token",) + KINDS:
+            counts = c["counts_last_token"] if kind == "last_token" else c["counts_criss_cross"]
+            n = sum(counts.values())
+            testable = n >= min_pairs
+            row = dict(model=c["model"], setting=c["setting"], kind=kind, n_pairs=n,
+                       **{f"n_{d}": counts.get(d, 0) for d in directions}, testable=testable,
+                       status="ok" if testable else f"not testable (n={n} < {min_pairs})")
+            if kind == "last_token":
+                r = transfer_ranges(c["curves"]) if testable else {}
+                row |= dict(significant_sites="", ordinal_range=r.get("ordinal_range", "not testable"),
+                            attribute_range=r.get("attribute_range", "not testable"),
+                            clean_range=r.get("clean_range", "not testable"), max_flip_rate=np.nan, max_flip_site="")
+                row |= {f"significant_{d}": "" for d in directions}
+            else:
+                st = c["stats"][c["stats"]["kind"] == kind]
+                labels = st.drop_duplicates("site_index").sort_values("site_index")["site_label"].tolist()
+
+                def sig(direction):
+                    s = st[st["direction"] == direction]
+                    if s.empty or not bool(s["testable"].iloc[0]):
+                        return "not testable"
+                    return site_ranges(labels, s.loc[s["significant"].astype(bool), "site_index"])
+                pooled = st[st["direction"] == "all"]
+                best = pooled.loc[pooled["flip_rate"].astype(float).idxmax()] if pooled["flip_rate"].notna().any() else None
+                row |= dict(significant_sites=sig("all"), ordinal_range="", attribute_range="", clean_range="",
+                            max_flip_rate=float(best["flip_rate"]) if best is not None else np.nan,
+                            max_flip_site=best["site_label"] if best is not None else "")
+                row |= {f"significant_{d}": sig(d) for d in directions}
+            rows.append(row)
+    long = pd.DataFrame(rows)
+    if long.empty:
+        return long, long
+    short = {"left": "L", "right": "R", "above": "A", "below": "B"}
+    display = pd.DataFrame({
+        "Model": long["model"], "Setting": long["setting"], "Kind": long["kind"].str.replace("_", "-"),
+        "Pairs": [f"{n} (" + "/".join(str(r[f'n_{d}']) for d in directions) + ")" for n, (_, r) in
+                  zip(long["n_pairs"], long.iterrows())],
+        "Status": long["status"],
+        "Flip sites (pooled)": [s if k != "last_token" else "\u2014" for s, k in zip(long["significant_sites"], long["kind"])],
+        "Flip sites by direction": ["; ".join(f"{short.get(d, d)}: {r[f'significant_{d}']}" for d in directions)
+                                    if r["kind"] != "last_token" else "\u2014" for _, r in long.iterrows()],
+        "Max flip rate": [f"{v:.2f} @ {s}" if v == v else "\u2014" for v, s in zip(long["max_flip_rate"], long["max_flip_site"])],
+        "Ordinal transfer (t2 top)": [v or "\u2014" for v in long["ordinal_range"]],
+        "Attribute transfer (t3 top)": [v or "\u2014" for v in long["attribute_range"]],
+    })
+    return long, display

@@ -1,0 +1,507 @@
+"""Linear position probes on visual tokens (paper §5.2.1, Fig 4, App C.5-C.7), with the controls a raw
+probe accuracy needs (organism-notes §2.1).
+
+Probe: multinomial logistic regression (scikit-learn, standardised features, L2) trained on the tokens
+of object regions to predict the object's ordinal slot (0 left/top, 1 middle, 2 right/bottom; for k x k
+grids the column index for horizontal, the row index for vertical), split by triple / grid image
+(seeded, the same split for a model and its untrained twin), several seeds. It is then applied to every
+visual token (Fig 4 heat maps = mean class probability per cell over held-out images).
+
+Controls and statistics, per (model, setting, orientation, site), pooled over seeds, CIs by bootstrap
+over held-out images:
+- position-only baseline: the same probe on a one-hot grid cell instead of the activation;
+- selectivity (Hewitt & Liang): accuracy minus that of a control task where every entity identity gets a
+  random label; sign-flip test over images;
+- strip score: for each class k, P(probe says k | background token in k's strip) minus
+  P(probe says k | background token outside k's strip), averaged over classes (0 = no strip, 1 = perfect
+  strips); a strip is the full-height columns (horizontal) / full-width rows (vertical) of the object,
+  `strip_width` tokens wide (default: the object's own width; `Geometry.strip_cells`); permutation test
+  shuffling the probe's predictions among the background tokens of each image, Holm across sites;
+- position-ambiguous tokens: with the canonical (fixed) layout every object token's label is a function of
+  its cell, so these exist only with varied layouts. The shifted-layout control (triple translated by
+  +-k tokens) supplies them: a probe trained on canonical + shifted images (split by triple) is scored on
+  held-out tokens whose label differs from the majority label of their cell in training (object tokens,
+  and strip-background tokens with the strip's label). The position-only probe gets ~0 there by
+  construction. Undefined (NaN, explained in `note`) when there are no such tokens;
+- absolute vs relative: the canonical probe applied to shifted images' object tokens whose relative slot
+  differs from the slot the canonical layout assigns to that column/row (the authors' tiling strips):
+  fraction of predictions following the relative order vs the absolute position.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .seeding import rng
+from .stimuli.geometry import Geometry
+
+CLASS_NAMES = {"horizontal": ("Left", "Middle", "Right"), "vertical": ("Top", "Middle", "Bottom")}
+UNDEFINED_AMBIGUOUS = "ambiguous-token accuracy undefined: no position-ambiguous tokens (fixed layout)"
+UNDEFINED_CONFLICT = "absolute-vs-relative undefined: no shifted tokens whose absolute and relative labels differ"
+
+
+def class_names(orientation: str, k: int) -> list[str]:
+    if k == 3:
+        return list(CLASS_NAMES[orientation])
+    return [f"{'col' if orientation == 'horizontal' else 'row'} {i}" for i in range(k)]
+
+
+# ------------------------------------------------------------------ token labels
+@dataclass
+class Labels:
+    """Per-token labels of one image set (rows = images, columns = grid cells r*N + c)."""
+    obj: np.ndarray        # (n, T) int: class of the object covering the cell, -1 background
+    entity: np.ndarray     # (n, T) int: entity id of that object, -1 background
+    strip: np.ndarray      # (n, T, K) bool: background cell inside the strip of class k
+    absolute: np.ndarray   # (n, T) int: class the canonical layout gives the cell's column/row (-1: none)
+    k: int
+
+    @property
+    def background(self) -> np.ndarray:
+        return self.obj < 0
+
+    @property
+    def strip_label(self) -> np.ndarray:
+        """(n, T) class of the single strip a background cell lies in, -1 if none or several."""
+        one = self.strip.sum(-1) == 1
+        return np.where(one, self.strip.argmax(-1), -1)
+
+    def take(self, rows) -> "Labels":
+        return Labels(self.obj[rows], self.entity[rows], self.strip[rows], self.absolute[rows], self.k)
+
+    @staticmethod
+    def concat(parts: list["Labels"]) -> "Labels":
+        return Labels(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("obj", "entity", "strip", "absolute")),
+                      parts[0].k)
+
+
+def strip_band(start: int, s: int, n: int, width: int | None) -> range:
+    """Along-axis tokens of the strip of an object starting at `start` (same rule as Geometry.strip_cells
+    with an integer width; None = the object's own width)."""
+    w = s if width is None else width
+    if w < s:
+        raise ValueError(f"strip width {w} is narrower than an object ({s} tokens)")
+    lo = start - (w - s) // 2
+    return range(max(0, lo), min(n, lo + w))
+
+
+def image_labels(objects, geometry: Geometry, orientation: str, k: int, strip_width: int | None = None):
+    """Labels of one image from its objects [(top-left (row, col), class, entity id), ...].
+
+    Returns (obj (T,), entity (T,), strip (T, K)) in row-major cell order."""
+    n, s = geometry.grid, geometry.object_tokens
+    obj = np.full((n, n), -1, np.int64)
+    ent = np.full((n, n), -1, np.int64)
+    strip = np.zeros((n, n, k), bool)
+    for (r, c), label, entity in objects:
+        if not (0 <= r <= n - s and 0 <= c <= n - s):
+            raise ValueError(f"object at {(r, c)} does not fit the {n}x{n} grid")
+        obj[r:r + s, c:c + s] = label
+        ent[r:r + s, c:c + s] = entity
+        if orientation == "horizontal":
+            strip[:, list(strip_band(c, s, n, strip_width)), label] = True
+        else:
+            strip[list(strip_band(r, s, n, strip_width)), :, label] = True
+    strip &= (obj < 0)[..., None]
+    return obj.reshape(-1), ent.reshape(-1), strip.reshape(n * n, k)
+
+
+def absolute_labels(geometry: Geometry, orientation: str) -> np.ndarray:
+    """(T,) the slot the canonical layout's tiling strips (the authors' strips) give each cell."""
+    out = np.full(geometry.grid ** 2, -1, np.int64)
+    for label, cells in enumerate(geometry.strip_cells(orientation)):
+        out[geometry.index(cells)] = label
+    return out
+
+
+def relation_labels(images: pd.DataFrame, geometry: Geometry, orientation: str, entity_ids: dict[str, int],
+                    strip_width: int | None = None) -> Labels:
+    """Labels for relation images (one row per image: `slots` JSON of top-left cells, `e0`..`e2`)."""
+    parts = [image_labels([(tuple(tl), slot, entity_ids[row[f"e{slot}"]])
+                           for slot, tl in enumerate(json.loads(row["slots"]))], geometry, orientation, 3, strip_width)
+             for _, row in images.iterrows()]
+    absolute = np.broadcast_to(absolute_labels(geometry, orientation), (len(parts), geometry.grid ** 2)).copy()
+    return Labels(*(np.stack(x) for x in zip(*parts)), absolute=absolute, k=3)
+
+
+def grid_labels(images: pd.DataFrame, geometry: Geometry, orientation: str, entity_ids: dict[str, int],
+                strip_width: int | None = None) -> Labels:
+    """Labels for k x k grid images (`cells` JSON: row, col, entity, top_left); class = column index
+    (horizontal) or row index (vertical)."""
+    k = int(images["k"].iloc[0])
+    axis = "col" if orientation == "horizontal" else "row"
+    parts = [image_labels([(tuple(c["top_left"]), c[axis], entity_ids[c["entity"]]) for c in json.loads(cells)],
+                          geometry, orientation, k, strip_width) for cells in images["cells"]]
+    absolute = np.full((len(parts), geometry.grid ** 2), -1, np.int64)
+    return Labels(*(np.stack(x) for x in zip(*parts)), absolute=absolute, k=k)
+
+
+# ------------------------------------------------------------------ probes
+class Probe:
+    """Multinomial logistic regression over K classes (classes absent from training get probability 0)."""
+
+    def __init__(self, k: int, C: float = 1.0, standardize: bool = True):
+        self.k, self.C, self.standardize = k, C, standardize
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "Probe":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        self.classes = np.unique(y)
+        if len(self.classes) < 2:
+            self.model = None
+            return self
+        clf = LogisticRegression(C=self.C, max_iter=2000)
+        self.model = make_pipeline(StandardScaler(), clf) if self.standardize else clf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # convergence warnings on separable data are expected
+            self.model.fit(X, y)
+        return self
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(X), self.k))
+        if self.model is None:
+            out[:, self.classes[0]] = 1.0
+        else:
+            out[:, self.classes] = self.model.predict_proba(X)
+        return out
+
+
+def one_hot_cells(n_images: int, n_cells: int) -> np.ndarray:
+    """Position-only features: (n, T, T) one-hot grid cell."""
+    return np.broadcast_to(np.eye(n_cells, dtype=np.float32), (n_images, n_cells, n_cells))
+
+
+def split(groups: np.ndarray, test_fraction: float, seed: int, *names) -> np.ndarray:
+    """Boolean test mask over rows: whole groups (triples / grid images) held out, seeded by `names`."""
+    uniq = np.unique(groups)
+    if len(uniq) < 2:
+        raise ValueError("need at least two triples / images to split into train and test")
+    n_test = min(len(uniq) - 1, max(1, int(round(test_fraction * len(uniq)))))
+    test = rng(seed, "probe-split", *names).permutation(uniq)[:n_test]
+    return np.isin(groups, test)
+
+
+def majority(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell over images (labels (n, T), -1 ignored): (majority class (T,), seen (T,)); ties -> lower class."""
+    counts = np.stack([(labels == c).sum(0) for c in range(k)], -1)
+    return counts.argmax(-1), counts.sum(-1) > 0
+
+
+def ambiguous(labels: np.ndarray, train_labels: np.ndarray, k: int) -> np.ndarray:
+    """(n, T) tokens whose label differs from the majority label of their cell among `train_labels`
+    (cells never labelled in training are not counted)."""
+    maj, seen = majority(train_labels, k)
+    return (labels >= 0) & seen[None] & (labels != maj[None])
+
+
+# ------------------------------------------------------------------ statistics over images
+def _boot_weights(n: int, n_boot: int, seed: int, *names) -> np.ndarray:
+    """(n_boot, n) multiplicities of each image in each bootstrap resample."""
+    g = rng(seed, "bootstrap", *names)
+    idx = g.integers(0, n, size=(n_boot, n))
+    w = np.zeros((n_boot, n))
+    np.add.at(w, (np.arange(n_boot)[:, None], idx), 1.0)
+    return w
+
+
+def ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    """Pooled ratio sum(num)/sum(den) over images with its percentile bootstrap 95% CI."""
+    if den.sum() == 0:
+        return np.nan, np.nan, np.nan
+    b = (weights @ num) / np.maximum(weights @ den, 1e-12)
+    b = b[(weights @ den) > 0]
+    return float(num.sum() / den.sum()), *map(float, np.percentile(b, [2.5, 97.5]))
+
+
+def strip_stat(hit_in, n_in, hit_out, n_out) -> np.ndarray:
+    """Strip score from per-class counts (..., K): mean_k [hit_in/n_in - hit_out/n_out] over classes with both."""
+    ok = (n_in > 0) & (n_out > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.where(ok, hit_in / np.where(ok, n_in, 1) - hit_out / np.where(ok, n_out, 1), 0.0)
+        return np.where(ok.any(-1), d.sum(-1) / ok.sum(-1), np.nan)
+
+
+def strip_counts(pred: np.ndarray, strip: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per image (pred (n, T), strip (n, T, K), background (n, T)): hit_in, n_in, hit_out, n_out, each (n, K)."""
+    k = strip.shape[-1]
+    said = (pred[..., None] == np.arange(k)) & background[..., None]
+    inside, outside = strip & background[..., None], ~strip & background[..., None]
+    return ((said & inside).sum(1), inside.sum(1), (said & outside).sum(1), outside.sum(1))
+
+
+def strip_permutation_p(pred: np.ndarray, strip: np.ndarray, background: np.ndarray, n_perm: int, seed: int,
+                        *names) -> float:
+    """p-value of the strip score against shuffling predictions among each image's background tokens."""
+    obs = strip_stat(*(c.sum(0) for c in strip_counts(pred, strip, background)))
+    if np.isnan(obs) or n_perm == 0:
+        return np.nan
+    g = rng(seed, "strip-permutation", *names)
+    n, t = pred.shape
+    pos = np.argsort(~background, axis=1, kind="stable")          # background cells first, in order
+    null = np.empty(n_perm)
+    for start in range(0, n_perm, 100):
+        m = min(100, n_perm - start)
+        keys = g.random((m, n, t)) + (~background)[None] * 2.0     # non-background sorted last
+        order = np.argsort(keys, axis=2)
+        shuffled = np.empty((m, n, t), pred.dtype)
+        rows = np.arange(n)[None, :, None]
+        shuffled[np.arange(m)[:, None, None], rows, pos[None]] = pred[rows, order]
+        counts = [c.sum(1) for c in _strip_counts_batched(shuffled, strip, background)]
+        null[start:start + m] = strip_stat(*counts)
+    return float((1 + np.sum(null >= obs - 1e-12)) / (1 + n_perm))
+
+
+def _strip_counts_batched(pred, strip, background):
+    k = strip.shape[-1]
+    inside, outside = strip & background[..., None], ~strip & background[..., None]
+    said = pred[..., None] == np.arange(k)
+    return ((said & inside).sum(2), inside.sum(1)[None].repeat(len(pred), 0),
+            (said & outside).sum(2), outside.sum(1)[None].repeat(len(pred), 0))
+
+
+def sign_flip_p(diffs: np.ndarray, n_flip: int, seed: int, *names) -> float:
+    """Two-sided paired randomisation test of sum(diffs) = 0 (per-image differences, signs flipped)."""
+    diffs = np.asarray(diffs, float)
+    if len(diffs) == 0 or n_flip == 0:
+        return np.nan
+    obs = abs(diffs.sum())
+    signs = rng(seed, "sign-flip", *names).choice([-1.0, 1.0], size=(n_flip, len(diffs)))
+    return float((1 + np.sum(np.abs(signs @ diffs) >= obs - 1e-12)) / (1 + n_flip))
+
+
+# ------------------------------------------------------------------ one probe site
+@dataclass
+class ImageSet:
+    """Activations of one site for one image set plus its labels; `group` is the split and bootstrap unit
+    (triple for relation sets: its canonical and shifted images together; image for grids)."""
+    X: np.ndarray | None   # (n, T, D); None = position-only features (one-hot grid cell)
+    labels: Labels
+    group: np.ndarray      # (n,)
+    canonical: np.ndarray  # (n,) bool: canonical (unshifted) layout
+
+    def positions(self) -> "ImageSet":
+        return ImageSet(None, self.labels, self.group, self.canonical)
+
+
+def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
+    """Probe on the object tokens of images `rows` with per-token targets y (n, T)."""
+    mask = data.labels.obj[rows] >= 0
+    if data.X is None:     # position-only probes do not depend on the site: fit once per label set
+        cache = data.labels.__dict__.setdefault("_position_probes", {})
+        key = (rows.tobytes(), y[rows][mask].tobytes(), C)
+        if key not in cache:
+            X = np.eye(mask.shape[1], dtype=np.float32)[np.nonzero(mask)[1]]
+            cache[key] = Probe(data.labels.k, C, standardize=False).fit(X, y[rows][mask])
+        return cache[key]
+    return Probe(data.labels.k, C).fit(data.X[rows][mask], y[rows][mask])
+
+
+def _apply(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), T, K) class probabilities at every token of images `rows`."""
+    t = data.labels.obj.shape[1]
+    if data.X is None:                               # position-only: the same answer for every image
+        return np.broadcast_to(probe.proba(np.eye(t, dtype=np.float32)), (len(rows), t, probe.k))
+    X = data.X[rows]
+    return probe.proba(X.reshape(-1, X.shape[-1])).reshape(len(rows), t, -1)
+
+
+def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, test_fraction: float, C: float,
+                 root_seed: int, n_entities: int, n_boot: int, n_perm: int, tag: tuple = ()) -> tuple[dict, np.ndarray]:
+    """All metrics of one (model, setting, orientation, site). `data` holds canonical and (optionally)
+    shifted images. Returns (metrics row, heat map (K, T) = mean class probability over held-out canonical
+    images). Random streams depend on (setting, orientation, seed index, `tag`), not on the model, so a
+    model and its untrained twin get the same splits, control labels and resamples."""
+    lab, k = data.labels, data.labels.k
+    positions = data.positions()
+    n, t = lab.obj.shape
+    canon = np.flatnonzero(data.canonical)
+    shifted_any = bool((~data.canonical).any())
+    acc = dict(hit=np.zeros(n), n=np.zeros(n), ctrl=np.zeros(n), pos=np.zeros(n))
+    strip_c = [np.zeros((n, k)) for _ in range(4)]
+    pos_strip_c = [np.zeros((n, k)) for _ in range(4)]
+    amb = {key: np.zeros(n) for key in ("n", "hit", "pos", "sn", "shit", "spos", "shifted_n", "shifted_hit")}
+    conf = {key: np.zeros(n) for key in ("n", "rel", "abs", "pos_rel")}
+    perm_pred, perm_rows = [], []
+    heat, heat_n = np.zeros((k, t)), 0
+    for s in range(seeds):
+        test = split(data.group, test_fraction, root_seed, setting, s)
+        tr_c, te_c = canon[~test[canon]], canon[test[canon]]
+        # canonical probe, its control task and the position-only baseline
+        probe = _fit(data, tr_c, lab.obj, C)
+        P = _apply(probe, data, te_c)
+        pred = P.argmax(-1)
+        heat += P.sum(0).T
+        heat_n += len(te_c)
+        obj = lab.obj[te_c]
+        np.add.at(acc["hit"], te_c, ((pred == obj) & (obj >= 0)).sum(1))
+        np.add.at(acc["n"], te_c, (obj >= 0).sum(1))
+        cmap = rng(root_seed, "control-task", setting, orientation, s).integers(0, k, size=n_entities)
+        y_ctrl = np.where(lab.entity >= 0, cmap[np.maximum(lab.entity, 0)], -1)
+        ctrl_pred = _apply(_fit(data, tr_c, y_ctrl, C), data, te_c).argmax(-1)
+        np.add.at(acc["ctrl"], te_c, ((ctrl_pred == y_ctrl[te_c]) & (obj >= 0)).sum(1))
+        pos_probe = _fit(positions, tr_c, lab.obj, C)
+        pos_pred = _apply(pos_probe, positions, te_c).argmax(-1)
+        np.add.at(acc["pos"], te_c, ((pos_pred == obj) & (obj >= 0)).sum(1))
+        sub = lab.take(te_c)
+        for acc_c, p in ((strip_c, pred), (pos_strip_c, pos_pred)):
+            for a, c in zip(acc_c, strip_counts(p, sub.strip, sub.background)):
+                np.add.at(a, te_c, c)
+        perm_pred.append(pred)
+        perm_rows.append(te_c)
+        if not shifted_any:
+            continue
+        # shifted control: the canonical probe on shifted test images (absolute vs relative) ...
+        te_s = np.flatnonzero(test & ~data.canonical)
+        so, sa = lab.obj[te_s], lab.absolute[te_s]
+        conflict = (so >= 0) & (sa >= 0) & (so != sa)
+        sp = _apply(probe, data, te_s).argmax(-1)
+        spp = _apply(pos_probe, positions, te_s).argmax(-1)
+        np.add.at(conf["n"], te_s, conflict.sum(1))
+        np.add.at(conf["rel"], te_s, (conflict & (sp == so)).sum(1))
+        np.add.at(conf["abs"], te_s, (conflict & (sp == sa)).sum(1))
+        np.add.at(conf["pos_rel"], te_s, (conflict & (spp == so)).sum(1))
+        # ... and a probe trained on canonical + shifted layouts, scored on position-ambiguous tokens
+        tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+        mp = _apply(_fit(data, tr, lab.obj, C), data, te).argmax(-1)
+        mpp = _apply(_fit(positions, tr, lab.obj, C), positions, te).argmax(-1)
+        o, sl = lab.obj[te], lab.strip_label[te]
+        a_obj = ambiguous(o, lab.obj[tr], k)
+        a_strip = ambiguous(sl, lab.strip_label[tr], k)
+        np.add.at(amb["shifted_n"], te, (o >= 0).sum(1))
+        np.add.at(amb["shifted_hit"], te, ((mp == o) & (o >= 0)).sum(1))
+        np.add.at(amb["n"], te, a_obj.sum(1))
+        np.add.at(amb["hit"], te, (a_obj & (mp == o)).sum(1))
+        np.add.at(amb["pos"], te, (a_obj & (mpp == o)).sum(1))
+        np.add.at(amb["sn"], te, a_strip.sum(1))
+        np.add.at(amb["shit"], te, (a_strip & (mp == sl)).sum(1))
+        np.add.at(amb["spos"], te, (a_strip & (mpp == sl)).sum(1))
+
+    # bootstrap / sign-flip units: groups (a triple's canonical + shifted images; a grid image)
+    units, unit_of = np.unique(data.group, return_inverse=True)
+    used = np.zeros(len(units), bool)
+    np.logical_or.at(used, unit_of, (acc["n"] > 0) | (amb["shifted_n"] > 0))
+    keep = np.flatnonzero(used)
+    w = _boot_weights(len(keep), n_boot, root_seed, setting, orientation, *tag)
+
+    def pick(a):
+        out = np.zeros((len(units),) + a.shape[1:])
+        np.add.at(out, unit_of, a)
+        return out[keep]
+    row = dict(n_seeds=seeds, n_test_images=int((acc["n"] > 0).sum()))
+    row["acc"], row["acc_lo"], row["acc_hi"] = ratio(pick(acc["hit"]), pick(acc["n"]), w)
+    row["pos_acc"] = ratio(pick(acc["pos"]), pick(acc["n"]), w)[0]
+    row["ctrl_acc"] = ratio(pick(acc["ctrl"]), pick(acc["n"]), w)[0]
+    row["selectivity"], row["selectivity_lo"], row["selectivity_hi"] = ratio(
+        pick(acc["hit"] - acc["ctrl"]), pick(acc["n"]), w)
+    row["selectivity_p"] = sign_flip_p(pick(acc["hit"] - acc["ctrl"]), n_perm, root_seed, setting, orientation, *tag)
+    sc = [pick(a) for a in strip_c]
+    row["strip_in"] = float(np.nanmean(np.where(sc[1].sum(0) > 0, sc[0].sum(0) / np.maximum(sc[1].sum(0), 1), np.nan)))
+    row["strip_out"] = float(np.nanmean(np.where(sc[3].sum(0) > 0, sc[2].sum(0) / np.maximum(sc[3].sum(0), 1), np.nan)))
+    row["strip_score"] = float(strip_stat(*(a.sum(0) for a in sc)))
+    boot = strip_stat(*(np.einsum("bn,nk->bk", w, a) for a in sc))
+    boot = boot[~np.isnan(boot)]
+    row["strip_lo"], row["strip_hi"] = (map(float, np.percentile(boot, [2.5, 97.5])) if len(boot) else (np.nan, np.nan))
+    rows_p = np.concatenate(perm_rows)
+    row["strip_p"] = strip_permutation_p(np.concatenate(perm_pred), lab.strip[rows_p], lab.background[rows_p],
+                                         n_perm, root_seed, setting, orientation, *tag)
+    row["pos_strip_score"] = float(strip_stat(*(pick(a).sum(0) for a in pos_strip_c)))
+    notes = []
+    row["shifted_acc"] = ratio(pick(amb["shifted_hit"]), pick(amb["shifted_n"]), w)[0] if shifted_any else np.nan
+    row["n_ambiguous"] = int(amb["n"].sum())
+    row["ambiguous_acc"], row["ambiguous_lo"], row["ambiguous_hi"] = ratio(pick(amb["hit"]), pick(amb["n"]), w)
+    row["pos_ambiguous_acc"] = ratio(pick(amb["pos"]), pick(amb["n"]), w)[0]
+    row["n_ambiguous_strip"] = int(amb["sn"].sum())
+    row["ambiguous_strip_acc"], row["ambiguous_strip_lo"], row["ambiguous_strip_hi"] = ratio(
+        pick(amb["shit"]), pick(amb["sn"]), w)
+    row["pos_ambiguous_strip_acc"] = ratio(pick(amb["spos"]), pick(amb["sn"]), w)[0]
+    if row["n_ambiguous"] == 0:
+        notes.append(UNDEFINED_AMBIGUOUS)
+    row["n_conflict"] = int(conf["n"].sum())
+    row["follow_relative"], row["follow_relative_lo"], row["follow_relative_hi"] = ratio(
+        pick(conf["rel"]), pick(conf["n"]), w)
+    row["follow_absolute"] = ratio(pick(conf["abs"]), pick(conf["n"]), w)[0]
+    row["absrel_p"] = (sign_flip_p(pick(conf["rel"] - conf["abs"])[pick(conf["n"]) > 0], n_perm, root_seed, setting,
+                                   orientation, "absrel", *tag) if row["n_conflict"] else np.nan)
+    row["pos_follow_relative"] = ratio(pick(conf["pos_rel"]), pick(conf["n"]), w)[0]
+    if row["n_conflict"] == 0:
+        notes.append(UNDEFINED_CONFLICT)
+    row["note"] = "; ".join(notes)
+    return row, heat / max(heat_n, 1)
+
+
+# ------------------------------------------------------------------ one (model, setting): every orientation x site
+def holm_by(df: pd.DataFrame, column: str, by: list[str]) -> pd.Series:
+    from .stats import holm
+    out = pd.Series(np.nan, index=df.index)
+    for _, g in df.groupby(by, sort=False):
+        out[g.index] = holm(g[column].to_numpy())
+    return out
+
+
+def relation_set(table: pd.DataFrame, index: pd.DataFrame, geometry: Geometry, orientation: str,
+                 entity_ids: dict[str, int], strip_width: int | None) -> tuple[pd.DataFrame, Labels]:
+    """One row per image of `orientation` in store-row order, with its labels."""
+    imgs = table[table["orientation"] == orientation].drop_duplicates("image")
+    imgs = index[["image", "row"]].merge(imgs, on="image", how="inner", validate="one_to_one").sort_values("row")
+    if len(imgs) != len(table[table["orientation"] == orientation]["image"].unique()):
+        raise ValueError("the activation store does not index every image of the stimulus table (stale store?)")
+    return imgs.reset_index(drop=True), relation_labels(imgs, geometry, orientation, entity_ids, strip_width)
+
+
+def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: dict, cfg: dict, root_seed: int,
+                  log=None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Every orientation x site of one model on one setting.
+
+    canonical / shifted: orientation -> (stimulus table, ActivationStore); for grid settings `canonical`
+    maps both orientations to the same (table, store) and `shifted` is empty.
+    cfg: the `probing` config section. Returns (metrics, arrays for the heat-map file)."""
+    grid = setting.startswith("grid")
+    rows, arrays = [], {}
+    for orientation, (table, store) in canonical.items():
+        index = store.index()
+        if grid:
+            imgs = index[["image", "row"]].merge(table, on="image", validate="one_to_one").sort_values("row")
+            names = sorted({c["entity"] for cells in imgs["cells"] for c in json.loads(cells)})
+            ids = {e: i for i, e in enumerate(names)}
+            labels = grid_labels(imgs, geometry, orientation, ids, cfg["strip_width"])
+            group, canon = np.arange(len(imgs)), np.ones(len(imgs), bool)
+            parts = [(store, imgs["row"].to_numpy())]
+        else:
+            tables = [table] + ([shifted[orientation][0]] if orientation in shifted else [])
+            names = sorted(set().union(*(set(t[["e0", "e1", "e2"]].to_numpy().ravel()) for t in tables)))
+            ids = {e: i for i, e in enumerate(names)}
+            imgs, labels = relation_set(table, index, geometry, orientation, ids, cfg["strip_width"])
+            group, canon = imgs["triple"].to_numpy(), np.ones(len(imgs), bool)
+            parts = [(store, imgs["row"].to_numpy())]
+            if orientation in shifted and len(shifted[orientation][0]):
+                s_table, s_store = shifted[orientation]
+                s_imgs, s_labels = relation_set(s_table, s_store.index(), geometry, orientation, ids, cfg["strip_width"])
+                labels = Labels.concat([labels, s_labels])
+                group = np.concatenate([group, s_imgs["triple"].to_numpy()])
+                canon = np.concatenate([canon, np.zeros(len(s_imgs), bool)])
+                parts.append((s_store, s_imgs["row"].to_numpy()))
+        shifts = sorted(set(shifted[orientation][0]["shift"])) if orientation in shifted else []
+        n = geometry.grid
+        first = np.flatnonzero(canon)[0]
+        arrays[f"{orientation}/objects"] = labels.obj[first].reshape(n, n).astype(np.int32)
+        for depth, site in enumerate(store.sites()):
+            X = np.concatenate([st.load([site])[site][r] for st, r in parts])
+            data = ImageSet(X, labels, group, canon)
+            row, heat = analyse_site(data, setting, orientation, cfg["seeds"], cfg["test_fraction"], cfg["C"],
+                                     root_seed, len(ids), cfg["bootstrap"], cfg["permutations"], tag=(site,))
+            rows.append(dict(setting=setting, orientation=orientation, site=site, depth=depth,
+                             shifts=",".join(f"{k:+d}" for k in shifts)) | row)
+            arrays[f"{orientation}/{site}"] = heat.reshape(labels.k, n, n).astype(np.float32)
+            if log:
+                log.info("%s %s %-14s acc %.3f pos %.3f strip %.3f ambiguous %s (n=%d)", setting, orientation, site,
+                         row["acc"], row["pos_acc"], row["strip_score"],
+                         f"{row['ambiguous_acc']:.3f}" if row["n_ambiguous"] else "undefined", row["n_ambiguous"])
+    metrics = pd.DataFrame(rows)
+    metrics.insert(metrics.columns.get_loc("strip_p") + 1, "strip_p_holm",
+                   holm_by(metrics, "strip_p", ["setting", "orientation"]))
+    return metrics, arrays

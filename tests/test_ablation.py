@@ -1,0 +1,67 @@
+"""The ablation overwrites every grid cell and nothing else, for every adapter's geometry."""
+import json
+
+import pytest
+import torch
+
+from dualmech import ablation, interventions, models
+from dualmech.stimuli import entities, prompt, relation_items
+from dualmech.tiny import make_tiny
+
+FAMILIES = ["llava", "pixtral", "qwen2vl", "gemma3"]
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def adapter(request, tmp_path_factory):
+    torch.set_num_threads(1)
+    path = make_tiny(request.param, tmp_path_factory.mktemp(request.param) / "ckpt")
+    return models.load(models.ModelSpec(name=request.param, path=str(path)), device="cpu")
+
+
+def test_every_grid_cell_is_overwritten_and_no_text_token(adapter, tmp_path):
+    items = relation_items("squares", adapter.geometry, adapter.palette, tmp_path).iloc[[0, 1, 2, 3]]
+    refs = ablation.reference_tokens(adapter, "squares")
+    from dualmech.behaviour import load_images
+    prepared = adapter.prepare(load_images(items, tmp_path), items["prompt"].tolist())
+    values = ablation.item_values(adapter.geometry, refs, items)
+    clean = interventions.run(adapter, prepared, capture=[interventions.LM_INPUT], logits=False).captured
+    abl = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: ablation.ablation_edit(prepared, values)},
+                            capture=[interventions.LM_INPUT], logits=False).captured
+    x0, x1 = clean[interventions.LM_INPUT], abl[interventions.LM_INPUT]
+    n = adapter.geometry.grid ** 2
+    for b in range(len(items)):
+        grid = prepared.grid_positions[b]
+        assert len(set(grid.tolist())) == n
+        assert torch.equal(x1[b, grid].float(), values[b].to(x1.dtype).float())      # every cell overwritten
+        text = torch.ones(x0.shape[1], dtype=torch.bool)
+        text[grid] = False
+        assert torch.equal(x1[b, text], x0[b, text])                                  # text/break tokens untouched
+
+
+def test_object_cells_come_from_the_isolated_middle_reference(adapter):
+    g = adapter.geometry
+    refs = ablation.reference_tokens(adapter, "squares")
+    names = [e.name for e in entities("squares", adapter.palette)[:3]]
+    lay = g.canonical_layout("vertical")
+    values = ablation.ablated_grid(g, refs, names, lay)
+    middle = g.index(g.cells(g.canonical_layout("horizontal")[1]))
+    for name, top_left in zip(names, lay):
+        assert torch.equal(values[g.index(g.cells(top_left))], refs[name][middle])
+    objects = {i for tl in lay for i in g.index(g.cells(tl))}
+    background = [i for i in range(g.grid ** 2) if i not in objects]
+    assert torch.equal(values[background], refs[ablation.EMPTY][background])
+    # position is erased: the same entity gets the same tokens wherever it stands
+    a = ablation.ablated_grid(g, refs, names, lay)[g.index(g.cells(lay[0]))]
+    b = ablation.ablated_grid(g, refs, names[::-1], lay)[g.index(g.cells(lay[2]))]
+    assert torch.equal(a, b)
+
+
+def test_table5_statistics():
+    import pandas as pd
+    clean = pd.DataFrame(dict(model="m", item=list("abcdef"), setting="squares", direction=["left"] * 3 + ["above"] * 3,
+                              correct=[True] * 6))
+    abl = pd.DataFrame(dict(model="m", item=list("abcdef"), correct_ablated=[True, False, False, True, True, False]))
+    t = ablation.table5(clean, abl).set_index("direction")
+    assert t.loc["all", "accuracy_ablated"] == 0.5 and t.loc["all", "accuracy_clean"] == 1.0
+    assert t.loc["all", "mcnemar_p"] == pytest.approx(0.25)       # 3 discordant pairs, all one way
+    assert not t.loc["all", "above_chance"]

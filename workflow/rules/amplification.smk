@@ -1,0 +1,168 @@
+# Table 2: amplifying vision-derived ordering directions at the LM input (paper §5.7), with the α chosen on a
+# held-out development split, random-direction nulls and every item re-evaluated. Testbeds:
+#   synthetic  harder synthetic scenes (cluttered, photo-like backgrounds) - the default, every model
+#   whatsup    What'sUp composites (paper v1's testbed) - only when data.whatsup_dir is set
+#   coco       COCO-spatial two-object questions (paper v2's Table 2) - only when data.coco_dir is set
+from dualmech import naturalistic
+
+AMP = config["amplification"]
+DATA = config["data"]
+
+for _key, _check in (("whatsup_dir", naturalistic.check_whatsup_dir), ("coco_dir", naturalistic.check_coco_dir)):
+    if DATA[_key]:
+        try:
+            _check(DATA[_key])
+        except naturalistic.DataError as e:
+            raise WorkflowError(f"config.yaml data/{_key}: {e}") from None
+
+
+def _amp_testbeds():
+    """model -> the amplification testbeds it runs on (validated against the configured models)."""
+    syn = MODELS if AMP["synthetic"]["models"] is None else AMP["synthetic"]["models"]
+    wu = AMP["whatsup"]["models"] if DATA["whatsup_dir"] else []
+    coco = [m["name"] for m in AMP["coco"]["models"]] if DATA["coco_dir"] else []
+    unknown = sorted(set(syn + wu + coco) - set(MODELS))
+    if unknown:
+        raise WorkflowError(f"config.yaml amplification: unknown model name(s) {unknown}; models are {MODELS}")
+    return {m: [t for t, ms in (("synthetic", syn), ("whatsup", wu), ("coco", coco)) if m in ms] for m in MODELS}
+
+
+AMP_TESTBEDS = _amp_testbeds()
+AMP_PAIRS = [(m, t) for m, ts in AMP_TESTBEDS.items() for t in ts]
+
+
+def amplification_targets():
+    if not AMP_PAIRS:
+        return []
+    return [expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
+            [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts]]
+
+
+def _amp_files(kind, model=None):
+    return [f"results/amplification/{m}/{t}/{kind}" for m, t in AMP_PAIRS if model is None or m == model]
+
+
+rule amp_testbed:
+    message:
+        "Amplification testbed '{wildcards.testbed}' for {wildcards.model}"
+    input:
+        model=model_input,
+    output:
+        table="results/amplification/{model}/{testbed}/items.parquet",
+        images=directory("results/amplification/{model}/{testbed}/images"),
+    log:
+        "results/logs/amplification/{model}/{testbed}_testbed.log",
+    wildcard_constraints:
+        testbed="synthetic|whatsup|coco",
+    params:
+        amp=AMP,
+        data=DATA,
+        seed=config["seed"],
+        settings=SETTINGS,
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/amp_testbed.py"
+
+
+rule amplify:
+    message:
+        "Amplifying ordering directions: {wildcards.model} on {wildcards.testbed} "
+        "({params.amp[n_random]} random directions, α chosen on the development split)"
+    input:
+        model=model_input,
+        check="results/checks/{model}.json",
+        table="results/amplification/{model}/{testbed}/items.parquet",
+        images="results/amplification/{model}/{testbed}/images",
+    output:
+        baseline="results/amplification/{model}/{testbed}/baseline.parquet",
+        outcomes="results/amplification/{model}/{testbed}/outcomes.parquet",
+        meta="results/amplification/{model}/{testbed}/meta.json",
+    log:
+        "results/logs/amplification/{model}/{testbed}.log",
+    wildcard_constraints:
+        testbed="synthetic|whatsup|coco",
+    params:
+        amp=AMP,
+        seed=config["seed"],
+        settings=SETTINGS,
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/amplify.py"
+
+
+rule table2:
+    message:
+        "Table 2: amplification vs none / random directions (evaluation split)"
+    input:
+        baseline=_amp_files("baseline.parquet"),
+        outcomes=_amp_files("outcomes.parquet"),
+        meta=_amp_files("meta.json"),
+    output:
+        csv="results/tables/table2.csv",
+        md=report("results/tables/table2.md", caption="../report/table2.rst", category="Amplification"),
+        tex="results/tables/table2.tex",
+    log:
+        "results/logs/table2.log",
+    conda:
+        ENV
+    script:
+        "../scripts/table2.py"
+
+
+rule fig_amplification:
+    message:
+        "Amplification curves for {wildcards.model}"
+    input:
+        outcomes=lambda w: _amp_files("outcomes.parquet", w.model),
+        meta=lambda w: _amp_files("meta.json", w.model),
+    output:
+        report("figures/fig_amplification_{model}.pdf", caption="../report/table2.rst", category="Amplification"),
+    log:
+        "results/logs/fig_amplification/{model}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fig_amplification.py"
+
+
+# ---------------------------------------------------------------- opt-in downloads (never part of `all`)
+# Run these once, on a machine with internet, with data.*_dir unset; then set data.coco_dir: data/coco
+# (data.whatsup_dir: data/whatsup) in config.yaml. gdown (pip install gdown) fetches the What'sUp files
+# from the authors' Google Drive (ids from amitakamath/whatsup_vlms, dataset_zoo/aro_datasets.py).
+
+
+rule download_coco:
+    message:
+        "Downloading COCO val2017 images + instances and What'sUp's coco_qa_two_obj.json into data/coco"
+    output:
+        questions="data/coco/coco_qa_two_obj.json",
+        instances="data/coco/annotations/instances_val2017.json",
+        images=directory("data/coco/val2017"),
+    log:
+        "results/logs/download_coco.log",
+    localrule: True
+    shell:
+        "mkdir -p data/coco && (cd data/coco"
+        " && curl -fL -o val2017.zip http://images.cocodataset.org/zips/val2017.zip && unzip -q val2017.zip"
+        " && curl -fL -o annotations.zip http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+        " && unzip -q -o annotations.zip annotations/instances_val2017.json"
+        " && gdown --id 1TCEoM0mgFmz8T4cF7PQ3XJmO6JjtiQ-s --output coco_qa_two_obj.json"
+        " && rm -f val2017.zip annotations.zip) > {log} 2>&1"
+
+
+rule download_whatsup:
+    message:
+        "Downloading What'sUp controlled images into data/whatsup"
+    output:
+        directory("data/whatsup/controlled_images"),
+    log:
+        "results/logs/download_whatsup.log",
+    localrule: True
+    shell:
+        "mkdir -p data/whatsup && (cd data/whatsup"
+        " && gdown --no-cookies 19KGYVQjrV3syb00GgcavB2nZTW5NXX0H --output controlled_images.tar.gz"
+        " && tar -xzf controlled_images.tar.gz && rm -f controlled_images.tar.gz) > {log} 2>&1"

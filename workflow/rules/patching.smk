@@ -1,0 +1,125 @@
+# Causal mediation (paper §5.3, §5.4): counterfactual pairs -> last-token interchange (Fig 3) and criss-cross
+# object / strip swaps (Figs 6, 7) -> summary table. Every (model, setting) gets its own figures (App C.1, C.3);
+# the main-text ones are the first model's squares.
+
+PATCHING = "results/patching/{model}/{setting}"
+
+
+wildcard_constraints:
+    fig="3|6|7",
+
+
+rule patching_pairs:
+    message:
+        "Counterfactual pairs for {wildcards.model} on {wildcards.setting} (golden-filtered)"
+    input:
+        model=model_input,
+        check="results/checks/{model}.json",
+    output:
+        last_token=f"{PATCHING}/pairs_last_token.parquet",
+        criss_cross=f"{PATCHING}/pairs_criss_cross.parquet",
+        images=directory(f"{PATCHING}/pair_images"),
+    log:
+        "results/logs/patching_pairs/{model}/{setting}.log",
+    params:
+        patching=config["patching"],
+        seed=config["seed"],
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/patching_pairs.py"
+
+
+rule last_token:
+    message:
+        "Last-token interchange sweep for {wildcards.model} on {wildcards.setting}"
+    input:
+        model=model_input,
+        pairs=f"{PATCHING}/pairs_last_token.parquet",
+        images=f"{PATCHING}/pair_images",
+    output:
+        sweep=f"{PATCHING}/last_token.parquet",
+        curves=f"{PATCHING}/last_token_curves.parquet",
+    log:
+        "results/logs/last_token/{model}/{setting}.log",
+    params:
+        seed=config["seed"],
+    conda:
+        ENV
+    script:
+        "../scripts/last_token.py"
+
+
+rule criss_cross:
+    message:
+        "Criss-cross object / strip swap sweeps (+ random-region null) for {wildcards.model} on {wildcards.setting}"
+    input:
+        model=model_input,
+        pairs=f"{PATCHING}/pairs_criss_cross.parquet",
+        images=f"{PATCHING}/pair_images",
+    output:
+        sweep=f"{PATCHING}/criss_cross.parquet",
+        curves=f"{PATCHING}/criss_cross_curves.parquet",
+        stats=f"{PATCHING}/criss_cross_stats.parquet",
+        regions=f"{PATCHING}/criss_cross_regions.parquet",
+    log:
+        "results/logs/criss_cross/{model}/{setting}.log",
+    params:
+        patching=config["patching"],
+        seed=config["seed"],
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/criss_cross.py"
+
+
+def _fig_patching_input(wildcards):
+    design = "last_token" if wildcards.fig == "3" else "criss_cross"
+    inputs = dict(pairs=f"{PATCHING}/pairs_{design}.parquet", curves=f"{PATCHING}/{design}_curves.parquet")
+    if design == "criss_cross":
+        inputs["stats"] = f"{PATCHING}/criss_cross_stats.parquet"
+    return {k: v.format(**wildcards) for k, v in inputs.items()}
+
+
+rule fig_patching:
+    message:
+        "Fig {wildcards.fig} for {wildcards.model} on {wildcards.setting}"
+    input:
+        unpack(_fig_patching_input),
+    output:
+        "figures/fig{fig}_{model}_{setting}.pdf",
+    log:
+        "results/logs/fig_patching/fig{fig}_{model}_{setting}.log",
+    params:
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    conda:
+        ENV
+    script:
+        "../scripts/fig_patching.py"
+
+
+rule patching_summary:
+    message:
+        "Causal-mediation summary: significant flip sites and Fig 3 transfer ranges"
+    input:
+        lt_pairs=expand(f"{PATCHING}/pairs_last_token.parquet", model=MODELS, setting=SETTINGS),
+        cc_pairs=expand(f"{PATCHING}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
+        curves=expand(f"{PATCHING}/last_token_curves.parquet", model=MODELS, setting=SETTINGS),
+        stats=expand(f"{PATCHING}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
+    output:
+        csv="results/tables/patching_summary.csv",
+        md="results/tables/patching_summary.md",
+        tex="results/tables/patching_summary.tex",
+    log:
+        "results/logs/patching_summary.log",
+    params:
+        cells=[(m, s) for m in MODELS for s in SETTINGS],
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    conda:
+        ENV
+    script:
+        "../scripts/patching_summary.py"
