@@ -25,7 +25,7 @@ def test_every_grid_cell_is_overwritten_and_no_text_token(adapter, tmp_path):
     prepared = adapter.prepare(load_images(items, tmp_path), items["prompt"].tolist())
     values = ablation.item_values(adapter.geometry, refs, items)
     clean = interventions.run(adapter, prepared, capture=[interventions.LM_INPUT], logits=False).captured
-    abl = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: ablation.ablation_edit(prepared, values)},
+    abl = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: interventions.replace_grid(prepared, values)},
                             capture=[interventions.LM_INPUT], logits=False).captured
     x0, x1 = clean[interventions.LM_INPUT], abl[interventions.LM_INPUT]
     n = adapter.geometry.grid ** 2

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dualmech import interventions, models, organism
-from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt, render_scene
+from dualmech.stimuli import DIRECTIONS, OBJECTS, SETTINGS, entities, prompt, render_scene
 
 SPEC = organism.OrganismSpec(image_grid=10, patch_px=8, object_tokens=2, gap_tokens=1, vision_hidden=32,
                              vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=2, lm_heads=2, lm_init_std=0.16)
@@ -67,13 +67,19 @@ def test_training_layouts_are_jittered_and_never_canonical():
 
 def test_batch_answers_are_the_extreme_entity():
     sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=1)
-    inputs, answers = sampler.batch(16)
+    inputs, answers, cells = sampler.batch(16)
+    assert cells.shape == (16,) and cells.max() < len(organism.CELLS)
     assert inputs["pixel_values"].shape == (16, 3, 80, 80)
     tok = sampler.tok
     last = inputs["attention_mask"].sum(1) - 1
     assert all(tok.convert_ids_to_tokens(int(inputs["input_ids"][i, last[i]])) == "ASSISTANT:" for i in range(16))
     answer_words = {e.answer for s in SETTINGS for e in entities(s)}
     assert set(tok.convert_ids_to_tokens(answers.tolist())) <= answer_words
+    only = np.zeros(len(organism.CELLS))
+    only[organism.CELLS.index(("objects", "below"))] = 1.0
+    inputs, answers, cells = sampler.batch(8, only)              # weights pick the cells
+    assert set(cells.tolist()) == {organism.CELLS.index(("objects", "below"))}
+    assert set(tok.convert_ids_to_tokens(answers.tolist())) <= set(OBJECTS)
 
 
 def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):

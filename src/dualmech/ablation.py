@@ -58,16 +58,18 @@ def ablated_grid(geometry: Geometry, refs: dict[str, torch.Tensor], names: list[
     return values
 
 
-def ablation_edit(prepared: Prepared, values: torch.Tensor) -> interventions.Edit:
-    """Replace every grid cell of every row at the LM input with `values` (B, N*N, D)."""
-    b, n = prepared.grid_positions.shape
-    rows = torch.arange(b, device=prepared.grid_positions.device).repeat_interleave(n)
-    return interventions.replace_at(rows, prepared.grid_positions.reshape(-1), values.reshape(b * n, -1))
-
-
 def item_values(geometry: Geometry, refs: dict[str, torch.Tensor], items: pd.DataFrame) -> torch.Tensor:
     return torch.stack([ablated_grid(geometry, refs, [r.e0, r.e1, r.e2], json.loads(r.slots))
                         for r in items.itertuples()])
+
+
+def scene_values(geometry: Geometry, refs: dict[str, torch.Tensor]):
+    """values(scenes, orientations) -> (B, N*N, D) ablated LM-input values of canonical scenes (entity names in
+    slot order): the `lm_input_override` of the patching-under-ablation experiment (Fig 9)."""
+    def values(scenes, orientations) -> torch.Tensor:
+        return torch.stack([ablated_grid(geometry, refs, list(names), list(geometry.canonical_layout(o)))
+                            for names, o in zip(scenes, orientations)])
+    return values
 
 
 def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, refs: dict[str, torch.Tensor],
@@ -78,7 +80,7 @@ def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, 
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
         values = item_values(adapter.geometry, refs, chunk).to(adapter.device)
-        logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: ablation_edit(prepared, values)}).logits
+        logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: interventions.replace_grid(prepared, values)}).logits
         for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
             rows.append(dict(item=item["item"], prediction_ablated=tok,
                              correct_ablated=behaviour.normalise(tok) == behaviour.normalise(item["answer"])))

@@ -135,6 +135,18 @@ def identity(hidden: torch.Tensor) -> torch.Tensor:
     return hidden.clone()
 
 
+def then(first: Edit, second: Edit) -> Edit:
+    """The edit `second` applied after `first` at the same site."""
+    return lambda hidden: second(first(hidden))
+
+
+def replace_grid(prepared: Prepared, values: torch.Tensor) -> Edit:
+    """Overwrite every visual-token grid cell of every row with `values` (B, N*N, D); text untouched."""
+    b, n = prepared.grid_positions.shape
+    rows = torch.arange(b, device=prepared.grid_positions.device).repeat_interleave(n)
+    return replace_at(rows, prepared.grid_positions.reshape(-1), values.reshape(b * n, -1))
+
+
 def repeat_rows(prepared: Prepared, k: int) -> Prepared | None:
     """Every example repeated k times (rows i*k .. i*k+k-1 are example i), without re-running the processor.
 

@@ -24,6 +24,7 @@ from .stimuli import (ANSWER_SLOT, DIRECTIONS, ORIENTATION_OF, PREPOSITIONS, SET
                       Geometry, compose, entities, prompt, sprite)
 
 IMAGE_TOKEN = "<image>"
+CELLS = [(s, d) for s in SETTINGS for d in DIRECTIONS]   # the (setting, direction) cells of training and acceptance
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 CHAT_TEMPLATE = (
     "<s> {% for m in messages %}{{ m['role'] | upper }}: "
@@ -186,11 +187,14 @@ class SceneSampler:
             if lay != canonical:
                 return lay
 
-    def batch(self, n: int):
+    def batch(self, n: int, weights: np.ndarray | None = None):
+        """n scenes; each one's (setting, direction) cell is drawn from `weights` over CELLS (uniform when None).
+
+        Returns (model inputs, answer token ids, cell index of each scene)."""
         pixels, ids, answers = [], [], []
-        for _ in range(n):
-            setting = SETTINGS[self.rng.integers(len(SETTINGS))]
-            direction = DIRECTIONS[self.rng.integers(len(DIRECTIONS))]
+        cells = self.rng.choice(len(CELLS), size=n, p=weights)
+        for cell in cells:
+            setting, direction = CELLS[cell]
             ents = self.ents[setting]
             triple = [ents[i] for i in self.rng.choice(len(ents), size=3, replace=False)]
             lay = self.layout(ORIENTATION_OF[direction])
@@ -207,7 +211,7 @@ class SceneSampler:
             input_ids[i, :len(row)] = torch.tensor(row)
             mask[i, :len(row)] = 1
         return dict(pixel_values=torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), input_ids=input_ids,
-                    attention_mask=mask), torch.tensor(answers)
+                    attention_mask=mask), torch.tensor(answers), cells
 
 
 def chat_messages(user_text: str, system: str | None = SYSTEM_PROMPT) -> list[dict]:
@@ -238,16 +242,25 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
     torch.manual_seed(torch_seed(seed, "organism-train"))
     history, start, step = [], time.perf_counter(), 0
     budget = train_cfg["max_minutes"] * 60
+    train_acc = np.zeros(len(CELLS))          # running training accuracy per (setting, direction) cell
     model.train()
     while step < total and time.perf_counter() - start < budget:
-        inputs, answers = sampler.batch(train_cfg["batch_size"])
-        loss = F.cross_entropy(answer_logits(model, inputs), answers)
+        weights = None
+        if train_cfg["balance_by_error"]:     # draw cells in proportion to 0.25 + their training error
+            weights = 1.25 - train_acc
+            weights /= weights.sum()
+        inputs, answers, cells = sampler.batch(train_cfg["batch_size"], weights)
+        logits = answer_logits(model, inputs)
+        loss = F.cross_entropy(logits, answers)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         step += 1
+        hits = (logits.argmax(-1) == answers).numpy()
+        for c in np.unique(cells):
+            train_acc[c] = 0.95 * train_acc[c] + 0.05 * hits[cells == c].mean()
         if step % train_cfg["eval_every"] == 0 or step == total:
             model.eval()
             acc, cells = evaluate(model)
@@ -255,7 +268,8 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
             rec = dict(step=step, minutes=round((time.perf_counter() - start) / 60, 2), loss=round(loss.item(), 4),
                        min_cell_accuracy=round(acc, 4))
             history.append(rec | {"cells": cells})
-            log(json.dumps(rec))
+            worst = dict(sorted(cells.items(), key=lambda kv: kv[1])[:3])
+            log(json.dumps(rec | {"worst_cells": worst}))
             if acc >= train_cfg["target_accuracy"]:
                 break
     model.eval()

@@ -77,8 +77,10 @@ def slug(scene: tuple[Entity, ...]) -> str:
 class Oracle:
     """Top-1 predictions of one model on (scene, direction) runs, computed once each and cached."""
 
-    def __init__(self, adapter: VLMAdapter, setting: str, image_dir: Path, batch_size: int):
+    def __init__(self, adapter: VLMAdapter, setting: str, image_dir: Path, batch_size: int,
+                 lm_input_override=None):
         self.adapter, self.setting, self.image_dir, self.batch_size = adapter, setting, Path(image_dir), batch_size
+        self.override = lm_input_override
         self.geometry = adapter.geometry
         self.images: dict[tuple, object] = {}
         self.saved: dict[tuple, tuple[str, str]] = {}
@@ -116,7 +118,12 @@ class Oracle:
             chunk = todo[start:start + self.batch_size]
             imgs = [self.image(scene, ORIENTATION_OF[d]) for scene, d in chunk]
             prompts = [prompt(self.setting, d, scene[1]) for scene, d in chunk]
-            logits = interventions.final_logits(self.adapter, self.adapter.prepare(imgs, prompts))
+            prepared = self.adapter.prepare(imgs, prompts)
+            edits = {}
+            if self.override is not None:
+                values = self.override([[e.name for e in scene] for scene, _ in chunk], [ORIENTATION_OF[d] for _, d in chunk])
+                edits[interventions.LM_INPUT] = interventions.replace_grid(prepared, values.to(self.adapter.device))
+            logits = interventions.run(self.adapter, prepared, edits=edits).logits
             for (scene, d), tok in zip(chunk, self.adapter.decode(logits.argmax(-1).tolist())):
                 target = scene[0] if d in FIRST_SLOT else scene[2]
                 self.results[scene, d] = tok, normalise(tok) == normalise(target.answer)
@@ -174,11 +181,15 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
 
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
-              image_dir: Path, batch_size: int | None = None) -> dict[str, pd.DataFrame]:
-    """Both designs for one (model, setting), sharing the cached predictions and images."""
-    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size())
+              image_dir: Path, batch_size: int | None = None, designs=DESIGNS,
+              lm_input_override=None) -> dict[str, pd.DataFrame]:
+    """The designs for one (model, setting), sharing the cached predictions and images.
+
+    lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
+    every run (e.g. the ordering ablation), so pairs are golden under that intervention."""
+    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override)
     with torch.no_grad():
-        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle) for d in DESIGNS}
+        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle) for d in designs}
 
 
 def golden(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -117,14 +117,18 @@ def candidate_index(adapter: VLMAdapter, words: Sequence[Sequence[str]]) -> tupl
 
 @torch.no_grad()
 def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_prompts,
-                variants: Sequence[Sequence[tuple]], sites: Sequence[str], words: Sequence[Sequence[str]]):
+                variants: Sequence[Sequence[tuple]], sites: Sequence[str], words: Sequence[Sequence[str]],
+                lm_input_values: tuple[torch.Tensor, torch.Tensor] | None = None):
     """One batched forward for a group of P pairs: every variant x every site.
 
-    variants[v][p] = (dest, src) for pair p. Returns (probs (P, V, K, C), top (P, V, K) index of the
-    candidate that is the top-1 answer, -1 for none)."""
+    variants[v][p] = (dest, src) for pair p. lm_input_values = (clean, cf), each (P, N*N, D): visual tokens
+    that replace the LM input on both runs before any swap (patching under the ablation, Fig 9). Returns
+    (probs (P, V, K, C), top (P, V, K) index of the candidate that is the top-1 answer, -1 for none)."""
     P, V, K = len(clean_images), len(variants), len(sites)
     cf = adapter.prepare(list(cf_images), list(cf_prompts))
-    captured = iv.run(adapter, cf, capture=sites, logits=False).captured
+    base_cf = {} if lm_input_values is None else {
+        iv.LM_INPUT: iv.replace_grid(cf, lm_input_values[1].to(adapter.device))}
+    captured = iv.run(adapter, cf, edits=base_cf, capture=sites, logits=False).captured
     reps = V * K
     clean = iv.repeat_rows(adapter.prepare(list(clean_images), list(clean_prompts)), reps) or \
         adapter.prepare([im for im in clean_images for _ in range(reps)], [p for p in clean_prompts for _ in range(reps)])
@@ -145,6 +149,9 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
                 pos.append(d)
                 vals.append(captured[site][p, s])
         edits[site] = iv.replace_at(torch.cat(rows), torch.cat(pos), torch.cat(vals))
+    if lm_input_values is not None:
+        base = iv.replace_grid(clean, lm_input_values[0].to(adapter.device).repeat_interleave(reps, 0))
+        edits[iv.LM_INPUT] = iv.then(base, edits[iv.LM_INPUT]) if iv.LM_INPUT in edits else base
     logits = iv.run(adapter, clean, edits=edits).logits               # (P*V*K, vocab), float32
     probs = torch.softmax(logits, -1)
     ids, mask = candidate_index(adapter, words)
@@ -168,11 +175,13 @@ def load_images(paths: Sequence[str], root: Path, cache: dict | None = None) -> 
 
 
 def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, variants_of, n_variants: int,
-               sites: Sequence[str] | None = None, rows_per_forward: int | None = None, desc: str = "sweep"):
+               sites: Sequence[str] | None = None, rows_per_forward: int | None = None, desc: str = "sweep",
+               lm_input_override=None):
     """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows).
 
-    variants_of(pair row) -> list of n_variants (dest, src). Returns (probs (N, V, K, C), top (N, V, K)) in the
-    order of `pairs`, or (None, None) when there are no pairs."""
+    variants_of(pair row) -> list of n_variants (dest, src). lm_input_override(scenes, orientations) ->
+    (B, N*N, D) replaces the visual tokens of both runs first (see `sweep_group`). Returns (probs (N, V, K, C),
+    top (N, V, K)) in the order of `pairs`, or (None, None) when there are no pairs."""
     sites = list(sites or iv.all_sites(adapter.n_layers))
     rows = rows_per_forward or runtime.batch_size()
     per = max(1, rows // (n_variants * len(sites)))
@@ -182,9 +191,14 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
         chunk = pairs.iloc[sl]
         per_pair = [variants_of(row) for _, row in chunk.iterrows()]
         variants = [[vs[v] for vs in per_pair] for v in range(n_variants)]
+        values = None
+        if lm_input_override is not None:
+            orientations = list(chunk["orientation"])
+            values = tuple(lm_input_override([json.loads(s) for s in chunk[col]], orientations)
+                           for col in ("clean_scene", "cf_scene"))
         p, t = sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
                            load_images(chunk["cf_image"], image_root, cache), list(chunk["cf_prompt"]), variants,
-                           sites, [json.loads(c) for c in chunk["candidates"]])
+                           sites, [json.loads(c) for c in chunk["candidates"]], values)
         probs.append(p)
         tops.append(t)
     if not probs:
@@ -250,12 +264,14 @@ def criss_cross_variants(geometry: Geometry, strip_width: int | None, null_draws
 
 
 def criss_cross(adapter: VLMAdapter, model: str, pairs: pd.DataFrame, image_root: Path, strip_width: int | None,
-                null_draws: int, seed: int, rows_per_forward: int | None = None) -> pd.DataFrame:
-    """Figs 6/7: clean[A] <- cf[B], clean[B] <- cf[A] for object blocks, strips and random-region nulls."""
+                null_draws: int, seed: int, rows_per_forward: int | None = None,
+                lm_input_override=None) -> pd.DataFrame:
+    """Figs 6/7: clean[A] <- cf[B], clean[B] <- cf[A] for object blocks, strips and random-region nulls.
+    With `lm_input_override` (the ordering ablation on both runs) this is Fig 9."""
     sites = iv.all_sites(adapter.n_layers)
     variants_of, kinds = criss_cross_variants(adapter.geometry, strip_width, null_draws, seed)
     probs, top = run_sweeps(adapter, pairs, image_root, variants_of, len(kinds), sites, rows_per_forward,
-                            f"{model} criss-cross")
+                            f"{model} criss-cross", lm_input_override)
     return sweep_table(model, pairs, probs, top, kinds, sites, flip_to="c2")
 
 
@@ -404,15 +420,16 @@ def pair_counts(pairs: pd.DataFrame, directions: Sequence[str]) -> dict[str, int
     return {d: int((g["direction"] == d).sum()) for d in directions}
 
 
-def summary_table(cells: list[dict], directions: Sequence[str], min_pairs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summary_table(cells: list[dict], directions: Sequence[str], min_pairs: int,
+                  kinds: Sequence[str] = ("last_token",) + KINDS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per (model, setting, kind): pair counts, testability, sites where the swap significantly
     flips the answer (pooled and per direction) and, for last-token, the Fig 3 transfer ranges.
 
-    cells: dicts with model, setting, counts_last_token, counts_criss_cross (direction -> n), curves (the
-    last-token curves) and stats (the criss-cross flip tests)."""
+    cells: dicts with model, setting, counts_criss_cross (direction -> n) and stats (the criss-cross flip
+    tests), plus counts_last_token and curves (the last-token curves) when `kinds` has last_token."""
     rows = []
     for c in cells:
-        for kind in ("last_token",) + KINDS:
+        for kind in kinds:
             counts = c["counts_last_token"] if kind == "last_token" else c["counts_criss_cross"]
             n = sum(counts.values())
             testable = n >= min_pairs

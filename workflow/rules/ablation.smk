@@ -52,3 +52,77 @@ rule table5:
         ENV
     script:
         "../scripts/table5.py"
+
+
+# Fig 9 (paper §5.6; App C.3/C.4): the object swap with the ablation on both runs - the LM's backup ordering.
+ABLATED = "results/ablation/{model}/{setting}"
+
+
+rule ablation_pairs:
+    message:
+        "Criss-cross pairs for {wildcards.model} on {wildcards.setting}, golden under the ordering ablation"
+    input:
+        model=model_input,
+        check="results/checks/{model}.json",
+        references=f"{ABLATED}/references.safetensors",
+    output:
+        criss_cross=f"{ABLATED}/pairs_criss_cross.parquet",
+        images=directory(f"{ABLATED}/pair_images"),
+    log:
+        "results/logs/ablation_pairs/{model}/{setting}.log",
+    params:
+        patching=config["patching"],
+        seed=config["seed"],
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/patching_pairs.py"
+
+
+rule ablation_criss_cross:
+    message:
+        "Object / strip swaps under the ordering ablation (+ random-region null) for {wildcards.model} on "
+        "{wildcards.setting}"
+    input:
+        model=model_input,
+        references=f"{ABLATED}/references.safetensors",
+        pairs=f"{ABLATED}/pairs_criss_cross.parquet",
+        images=f"{ABLATED}/pair_images",
+    output:
+        sweep=f"{ABLATED}/criss_cross.parquet",
+        curves=f"{ABLATED}/criss_cross_curves.parquet",
+        stats=f"{ABLATED}/criss_cross_stats.parquet",
+        regions=f"{ABLATED}/criss_cross_regions.parquet",
+    log:
+        "results/logs/ablation_criss_cross/{model}/{setting}.log",
+    params:
+        patching=config["patching"],
+        seed=config["seed"],
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/criss_cross.py"
+
+
+rule backup_layers:
+    message:
+        "LM backup ordering: sites where the object swap flips the answer under the ablation"
+    input:
+        pairs=expand(f"{ABLATED}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
+        stats=expand(f"{ABLATED}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
+    output:
+        csv="results/tables/backup_layers.csv",
+        md=report("results/tables/backup_layers.md", caption="../report/backup_layers.rst", category="Ablation"),
+        tex="results/tables/backup_layers.tex",
+    log:
+        "results/logs/backup_layers.log",
+    params:
+        cells=[(m, s) for m in MODELS for s in SETTINGS],
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    conda:
+        ENV
+    script:
+        "../scripts/backup_layers.py"

@@ -14,6 +14,7 @@ if fig == "3":
     fig3_last_token(curves, counts, ranges, snakemake.output[0],
                     f"Fig 3 \u2014 last-token interchange, {model}, {setting}", min_pairs)
 else:
-    kind = {"6": "object", "7": "strip"}[fig]
+    kind = {"6": "object", "7": "strip", "9": "object"}[fig]
+    under = " under the ordering ablation" if fig == "9" else ""
     fig_criss_cross(curves, pd.read_parquet(snakemake.input.stats), kind, counts, snakemake.output[0],
-                    f"Fig {fig} \u2014 {kind} swap (criss-cross), {model}, {setting}", min_pairs)
+                    f"Fig {fig} \u2014 {kind} swap (criss-cross){under}, {model}, {setting}", min_pairs)

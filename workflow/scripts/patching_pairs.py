@@ -1,7 +1,8 @@
-"""Counterfactual pairs of one model and setting, both designs, golden-filtered (paper §5.3, §5.4)."""
+"""Counterfactual pairs of one model and setting, golden-filtered (paper §5.3, §5.4); with `references` in the
+input, golden under the ordering ablation and criss-cross design only (Fig 9, paper §5.6)."""
 from pathlib import Path
 
-from dualmech import models, pairs, snake
+from dualmech import ablation, models, pairs, snake
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -9,11 +10,17 @@ adapter = models.load(snake.model_spec(snakemake))
 cfg, setting, model = snakemake.params.patching, snakemake.wildcards.setting, snakemake.wildcards.model
 images = Path(snakemake.output.images)
 images.mkdir(parents=True, exist_ok=True)
+override = None
+if "references" in snakemake.input.keys():
+    refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
+    override = ablation.scene_values(adapter.geometry, refs)
+designs = [d for d in pairs.DESIGNS if d in snakemake.output.keys()]
 tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
-                         cfg["pairs_per_direction"], cfg["max_attempts"], images)
+                         cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
+                         lm_input_override=override)
 for design, df in tables.items():
     df.insert(0, "model", model)
     atomic_write(snakemake.output[design], df.to_parquet(index=False))
     by_dir = df.groupby("direction", sort=False)["golden"].agg(["sum", "size"])
-    log.info("%s: golden/attempted per direction %s", design,
+    log.info("%s%s: golden/attempted per direction %s", design, " (under ablation)" if override else "",
              {d: f"{int(r['sum'])}/{int(r['size'])}" for d, r in by_dir.iterrows()})

@@ -1,0 +1,540 @@
+"""Table 2 machinery (paper §5.7): the amplification intervention, its random null, alpha selection, the summary
+counts, and the naturalistic data loaders (What'sUp §3.5, COCO-spatial §3.6 / §4.5) on fixtures built here."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from dualmech import amplification as amp
+from dualmech import naturalistic as nat
+from dualmech.stimuli import Geometry
+
+G = Geometry(8, 8, 1, 1)          # 8 x 8 tokens, 64 px canvas
+
+
+# ================================================================== projection / amplify
+def _w(d=6, c=2, seed=0):
+    return torch.randn(d, c, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _manual_projection(values, W):
+    out = torch.zeros_like(values)
+    for k in range(W.shape[1]):
+        w = W[:, k]
+        out += (values @ w / (w @ w + 1e-8))[..., None] * w
+    return out
+
+
+def test_projection_matches_the_formula():
+    W = _w()
+    e = torch.randn(5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(amp.projection(e, W), _manual_projection(e, W))
+    # one column: the projection of w onto itself is w, and anything orthogonal to it projects to 0
+    w = W[:, :1]
+    torch.testing.assert_close(amp.projection(w.T, w), w.T)
+    orth = torch.tensor([[w[1, 0], -w[0, 0], 0, 0, 0, 0]], dtype=torch.float64)
+    assert amp.projection(orth, w).abs().max() < 1e-12
+
+
+def test_projection_is_invariant_to_rescaling_a_column():
+    W = _w()
+    e = torch.randn(7, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    scaled = W.clone()
+    scaled[:, 1] *= 37.5
+    torch.testing.assert_close(amp.projection(e, scaled), amp.projection(e, W), rtol=1e-6, atol=1e-9)
+    scaled[:, 0] *= -0.2
+    torch.testing.assert_close(amp.projection(e, scaled), amp.projection(e, W), rtol=1e-6, atol=1e-9)
+    # the sign and size of the amplification do not depend on how the probe was scaled
+    torch.testing.assert_close(amp.amplify(e, scaled, 3.0), amp.amplify(e, W, 3.0), rtol=1e-6, atol=1e-9)
+
+
+def test_zero_columns_contribute_nothing():
+    W = _w(c=3)
+    e = torch.randn(4, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    padded = W.clone()
+    padded[:, 2] = 0
+    torch.testing.assert_close(amp.projection(e, padded), amp.projection(e, W[:, :2]))
+    assert torch.equal(amp.amplify(e, torch.zeros(6, 2, dtype=torch.float64), 5.0), e)
+
+
+def test_amplify_alpha_zero_is_exact_identity():
+    W = _w().float()
+    e = torch.randn(2, 9, 6, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(amp.amplify(e[0], W, 0), e[0])
+    assert torch.equal(amp.amplify(e[0], W, 0.0, mask=torch.ones(9, dtype=torch.bool)), e[0])
+    batched = amp.amplify(e, torch.stack([W, 3 * W]), torch.tensor([0.0, 2.0]))
+    assert torch.equal(batched[0], e[0])                       # alpha 0 row untouched, bit for bit
+    assert not torch.allclose(batched[1], e[1])
+
+
+def test_amplify_value_and_batching():
+    W = _w().float()
+    e = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(5))
+    alpha = 2.5
+    torch.testing.assert_close(amp.amplify(e[0], W, alpha), e[0] + alpha * _manual_projection(e[0].double(), W.double()).float())
+    Ws = torch.stack([W, _w(seed=9).float(), W * 4])
+    alphas = torch.tensor([1.0, 3.0, 0.5])
+    out = amp.amplify(e, Ws, alphas)
+    for b in range(3):
+        torch.testing.assert_close(out[b], amp.amplify(e[b], Ws[b], float(alphas[b])))
+    # e = w: amplifying by alpha scales it by (1 + alpha)
+    w = W[:, :1]
+    torch.testing.assert_close(amp.amplify(w.T, w, 3.0), 4 * w.T)
+
+
+def test_amplify_mask_restricts_to_tokens():
+    W = _w().float()
+    e = torch.randn(2, 8, 6, generator=torch.Generator().manual_seed(6))
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, [1, 4]] = True
+    mask[1, 7] = True
+    out = amp.amplify(e, torch.stack([W, W]), torch.tensor([2.0, 5.0]), mask)
+    full = amp.amplify(e, torch.stack([W, W]), torch.tensor([2.0, 5.0]))
+    assert torch.equal(out[~mask], e[~mask])                   # untouched outside the mask, exactly
+    torch.testing.assert_close(out[mask], full[mask])
+    assert (out[mask] - e[mask]).abs().max() > 0.1
+
+
+# ================================================================== random directions and probes
+def test_random_directions_match_the_probe_norms_and_are_seeded():
+    ref = _w(d=16, c=3).float() * torch.tensor([1.0, 10.0, 0.1])
+    ref[:, 2] = 0                                                # a missing class: unit norm
+    dirs = amp.random_directions(ref, 4, 11, "coco", "horizontal")
+    assert len(dirs) == 4
+    for M in dirs:
+        assert M.shape == ref.shape and M.dtype == torch.float32
+        torch.testing.assert_close(M.norm(dim=0), torch.tensor([float(ref[:, 0].norm()), float(ref[:, 1].norm()), 1.0]))
+    assert not torch.allclose(dirs[0], dirs[1])
+    again = amp.random_directions(ref, 4, 11, "coco", "horizontal")
+    assert all(torch.equal(a, b) for a, b in zip(dirs, again))
+    assert not torch.equal(amp.random_directions(ref, 1, 12, "coco", "horizontal")[0], dirs[0])
+    assert not torch.equal(amp.random_directions(ref, 1, 11, "coco", "vertical")[0], dirs[0])
+    # the k-th direction does not depend on how many are drawn
+    assert torch.equal(amp.random_directions(ref, 2, 11, "coco", "horizontal")[1], dirs[1])
+
+
+def test_train_probe_is_seeded_and_separates():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(40, 8, generator=g)
+    y = torch.arange(40) % 2
+    X[:, 0] += 6 * (2 * y - 1)
+    p = amp.train_probe(X, y, 2, 0, "m", "t", "horizontal", epochs=100, lr=0.05)
+    q = amp.train_probe(X, y, 2, 0, "m", "t", "horizontal", epochs=100, lr=0.05)
+    assert torch.equal(p.W, q.W) and torch.equal(p.b, q.b)
+    assert p.W.shape == (8, 2) and p.n_train == 40 and p.classes == 2
+    assert p.train_accuracy == 1.0 and torch.equal(p.predict(X), y)
+    r = amp.train_probe(X, y, 2, 1, "m", "t", "horizontal", epochs=100, lr=0.05)
+    assert not torch.equal(p.W, r.W)
+
+
+def test_object_features():
+    visual = torch.arange(4 * 3, dtype=torch.float32).reshape(4, 3)
+    f = amp.object_features(visual, [[0, 2], [], [3]])
+    torch.testing.assert_close(f[0], visual[[0, 2]].mean(0))
+    assert torch.isnan(f[1]).all()
+    torch.testing.assert_close(f[2], visual[3])
+
+
+def test_split_items_is_seeded():
+    items = [f"i{k}" for k in range(20)]
+    s = amp.split_items(items, 0.25, 3, "coco")
+    assert sorted(s) == sorted(items) and sum(v == "dev" for v in s.values()) == 5
+    assert s == amp.split_items(items, 0.25, 3, "coco")
+    assert s != amp.split_items(items, 0.25, 4, "coco")
+
+
+# ================================================================== alpha selection and summaries
+def _outcomes(spec: dict) -> pd.DataFrame:
+    """spec: direction -> alpha -> (list of baseline_correct, list of correct) over the same items."""
+    rows = []
+    for d, by_alpha in spec.items():
+        for alpha, (base, after) in by_alpha.items():
+            rows += [dict(item=f"i{k}", direction=d, alpha=float(alpha), baseline_correct=b, correct=c)
+                     for k, (b, c) in enumerate(zip(base, after))]
+    return pd.DataFrame(rows)
+
+
+def test_select_alpha():
+    base = [False, False, False, True, True, True]
+    spec = {
+        # alpha 1: 1 fix, 0 breaks (net 1); alpha 2: 3 fixes, 3 breaks (net 0); alpha 4: 2 fixes, 0 breaks (net 2)
+        "probe": {0: (base, base), 1: (base, [True, False, False, True, True, True]),
+                  2: (base, [True, True, True, False, False, False]), 4: (base, [True, True, False, True, True, True])},
+        # a tie on net (1 at alphas 3 and 5): the smaller alpha wins
+        "random_00": {3: (base, [True, False, False, True, True, True]),
+                      5: (base, [True, True, False, False, True, True])},
+    }
+    df = _outcomes(spec)
+    assert amp.select_alpha(df, "net") == {"probe": 4.0, "random_00": 3.0}
+    assert amp.select_alpha(df, "fixes") == {"probe": 2.0, "random_00": 5.0}
+    # alpha = 0 is never selected, even if it is the best
+    only_zero_good = _outcomes({"probe": {0: (base, base), 1: (base, [False] * 6)}})
+    assert amp.select_alpha(only_zero_good) == {"probe": 1.0}
+
+
+def _summary_inputs():
+    baseline = pd.DataFrame(dict(
+        item=[f"i{k}" for k in range(10)], split=["eval"] * 9 + ["dev"], axis="horizontal", n_queries=2,
+        correct=[True] * 4 + [False] * 4 + [False, True], dropped=[False] * 8 + [True, False], probe_ok=True))
+    rows = []
+
+    def add(direction, kind, alpha, selected, after, split="eval", items=None):
+        items = items or [f"i{k}" for k in range(9)]
+        base = baseline.set_index("item")["correct"]
+        rows.extend(dict(item=i, split=split, direction=direction, kind=kind, alpha=alpha, selected=selected,
+                         baseline_correct=bool(base[i]), correct=c) for i, c in zip(items, after))
+
+    #            i0     i1     i2     i3     i4     i5     i6     i7     i8 (dropped)
+    add("probe", "probe", 1.0, True, [False, True, True, True, True, True, True, False, True])   # 3 fixes, 1 break
+    add("probe", "probe", 2.0, False, [True, False, False, False], items=["i4", "i5", "i6", "i7"][::-1])
+    add("random_00", "random", 1.0, True, [True, True, True, True, True, False, False, False, False])   # 1 fix
+    add("random_01", "random", 2.0, True, [False, False, True, True, False, False, False, False, False])  # 2 breaks
+    add("probe", "probe", 1.0, True, [True], split="dev", items=["i9"])
+    outcomes = pd.DataFrame(rows)
+    meta = dict(model="m", testbed="coco", selected_alpha={"probe": 1.0, "random_00": 1.0, "random_01": 2.0},
+                probes={"horizontal": dict(available=True),
+                        "vertical": dict(available=False, note="no probe: 1 correct development items on this axis")})
+    return baseline, outcomes, meta
+
+
+def test_summarise_counts_fixes_breaks_and_net():
+    baseline, outcomes, meta = _summary_inputs()
+    t = amp.summarise(baseline, outcomes, meta).set_index("row")
+    assert list(t.index) == ["none", "random", "probe", "probe_star"]
+    assert (t["n"] == 8).all() and (t["n_fail"] == 4).all()               # eval split, dropped item left out
+    none = t.loc["none"]
+    assert (none["correct"], none["accuracy"], none["fixes"], none["breaks"]) == (4, 0.5, 0, 0)
+    p = t.loc["probe"]
+    assert (p["fixes"], p["breaks"], p["net"], p["correct"]) == (3, 1, 2, 6)
+    assert p["accuracy"] == 0.75 and p["fix_rate"] == 0.75 and p["alpha"] == 1.0
+    assert p["fix_low"] < 0.75 < p["fix_high"]
+    assert p["p_null"] == pytest.approx(1 / 3)                            # no random direction fixes >= 3
+    assert p["p_vs_none"] == pytest.approx(0.625)                         # exact McNemar, 3 vs 1 discordant
+    r = t.loc["random"]
+    assert r["fixes"] == 0.5 and r["breaks"] == 1.0 and r["net"] == -0.5 and r["directions"] == 2
+    assert r["accuracy"] == pytest.approx((5 / 8 + 2 / 8) / 2) and r["correct"] == 3.5
+    assert r["alpha"] == 1.5                                              # median of the chosen alphas
+    assert r["fix_rate"] == pytest.approx(0.125)
+    star = t.loc["probe_star"]                                            # i7 is fixed at alpha 2 only
+    assert (star["fixes"], star["correct"], star["accuracy"]) == (4, 8, 1.0)
+    assert "vertical: no probe" in t.loc["none", "note"]
+    assert t.loc["none", "label"] == "None" and t.loc["probe_star", "label"] == "Probe* (oracle)"
+    shown = amp.table2_display(t.reset_index())
+    assert list(shown["Intervention"]) == [amp.LABELS[k] for k in t.index]
+    assert shown.iloc[2]["% failures fixed"].startswith("75.0 [") and shown.iloc[2]["Breaks"] == "1"
+
+
+def test_amplification_curves():
+    _, outcomes, _ = _summary_inputs()
+    outcomes = outcomes[outcomes["item"] != "i8"]                        # dropped items are never swept
+    dev = outcomes.assign(split="dev")
+    c = amp.curves(dev, "dev").set_index(["direction", "alpha"])
+    assert c.loc[("probe", 0.0), "fixes"] == 0 and c.loc[("probe", 0.0), "breaks"] == 0
+    row = c.loc[("random_01", 2.0)]
+    assert (row["fixes"], row["breaks"], row["n_fail"], row["n_correct"]) == (0, 2, 4, 4)
+    assert row["break_rate"] == 0.5 and row["fix_rate"] == 0.0
+    ev = amp.curves(outcomes, "eval").set_index(["direction", "alpha"])   # failures only on the eval split
+    assert (ev["breaks"] == 0).all() and ev.loc[("probe", 1.0), "fixes"] == 3
+
+
+# ================================================================== What'sUp fixtures
+WHATSUP_FILES = {
+    "book_left_of_armchair.jpeg": (200, 30, 30), "book_right_of_armchair.jpeg": (30, 200, 30),
+    "mug_left_of_armchair.jpeg": (30, 30, 200), "mug_right_of_armchair.jpeg": (200, 200, 30),
+    "bowl_left_of_chair.jpeg": (200, 30, 200), "bowl_right_of_chair.jpeg": (30, 200, 200),
+    "mug_left_of_chair.jpeg": (120, 60, 20), "mug_right_of_chair.jpeg": (20, 60, 120),
+    "pillow_left_of_chair.jpeg": (250, 250, 250), "pillow_right_of_chair.jpeg": (10, 10, 10),
+    "cup_left_of_chair.jpeg": (90, 90, 90),                                      # no right photo: dropped
+    "lamp_left_of_table.jpeg": (60, 120, 60), "lamp_right_of_table.jpeg": (60, 60, 120),   # one object only
+    "mug_left_of_sofa.jpeg": (1, 2, 3),                                          # not a What'sUp reference
+}
+
+
+def _jpeg(path, colour, size=(40, 32)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="JPEG", quality=95)
+
+
+@pytest.fixture
+def whatsup(tmp_path):
+    root = tmp_path / "whatsup"
+    for name, colour in WHATSUP_FILES.items():
+        _jpeg(root / "controlled_images" / name, colour)
+    (root / "controlled_images" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_whatsup_index(whatsup):
+    idx = nat.whatsup_index(whatsup)
+    d = whatsup / "controlled_images"
+    assert list(idx) == ["armchair", "chair"]
+    assert list(idx["chair"]) == ["bowl", "mug", "pillow"] and list(idx["armchair"]) == ["book", "mug"]
+    assert idx["chair"]["mug"] == {"left": d / "mug_left_of_chair.jpeg", "right": d / "mug_right_of_chair.jpeg"}
+    # erratum: the pillow/chair photos are swapped
+    assert idx["chair"]["pillow"] == {"left": d / "pillow_right_of_chair.jpeg", "right": d / "pillow_left_of_chair.jpeg"}
+    assert nat.check_whatsup_dir(whatsup) == {"armchair": 2, "chair": 3}
+    # the photos may also sit directly in the directory
+    assert nat.whatsup_index(d) == idx
+
+
+def test_box_cells():
+    assert nat.box_cells((0.0, 0.5, 0.0, 0.5), 4) == [0, 1, 4, 5]
+    assert nat.box_cells((0.5, 1.0, 0.7, 1.0), 4) == [11, 15]
+    assert nat.box_cells((0.4, 0.45, 0.4, 0.45), 4) == []
+    # chair boxes in 1/64 units: left object rows 48-60, columns 12-24 -> centres of rows 6, 7 and columns 1, 2
+    assert nat.whatsup_slot_cells("chair", 8)[0] == [49, 50, 57, 58]
+    left, ref, right = nat.whatsup_slot_cells("table", 8)
+    assert ref == [r * 8 + c for r in range(2, 8) for c in (2, 3, 4, 5)]     # rows 20-60, columns 16-48 of 64
+    assert not set(left) & set(ref) and not set(right) & set(ref)
+
+
+def _colour(img, cols):
+    return np.asarray(img.convert("RGB"), dtype=float)[:, cols].reshape(-1, 3).mean(0)
+
+
+def test_whatsup_items(whatsup, tmp_path):
+    out = tmp_path / "out"
+    items = nat.whatsup_items(whatsup, G, out)
+    assert len(items) == 2 * (2 + 6)                   # armchair: 2 ordered pairs, chair: 3 * 2
+    assert items["item"].is_unique
+    first = items.iloc[0]
+    assert (first["reference"], first["e0"], first["e1"], first["e2"]) == ("armchair", "book", "armchair", "mug")
+    assert (first["direction"], first["answer"], first["orientation"]) == ("left", "book", "horizontal")
+    second = items.iloc[1]
+    assert (second["direction"], second["answer"], second["image"]) == ("right", "mug", first["image"])
+    assert first["prompt"] == "The object on the floor to the left of the armchair is a(n) "
+    assert second["prompt"] == "The object on the floor to the right of the armchair is a(n) "
+    assert json.loads(first["cells"]) == nat.whatsup_slot_cells("armchair", G.grid)
+    for r in items.itertuples():
+        assert r.answer == (r.e0 if r.direction == "left" else r.e2)
+        assert {r.e0, r.e2} <= set(nat.whatsup_index(whatsup)[r.reference]) and r.e0 != r.e2
+    # the composite: left half of the object-on-the-left photo, right half of the object-on-the-right photo
+    row = items[(items["e0"] == "pillow") & (items["e2"] == "mug")].iloc[0]
+    img = Image.open(out / row["image"])
+    assert img.size == (G.canvas_px, G.canvas_px)
+    np.testing.assert_allclose(_colour(img, slice(0, 32)), WHATSUP_FILES["pillow_right_of_chair.jpeg"], atol=4)
+    np.testing.assert_allclose(_colour(img, slice(32, 64)), WHATSUP_FILES["mug_right_of_chair.jpeg"], atol=4)
+    # filters: one-token words only, and a seeded subset that keeps both directions of a composite
+    known = nat.whatsup_items(whatsup, G, tmp_path / "k", known=lambda w: w != "bowl")
+    assert len(known) == 2 * (2 + 2) and "bowl" not in set(known["e0"]) | set(known["e2"])
+    sub = nat.whatsup_items(whatsup, G, tmp_path / "s", max_items=6, seed=1)
+    assert len(sub) == 6 and sub.groupby("image")["direction"].apply(sorted).tolist() == [["left", "right"]] * 3
+    again = nat.whatsup_items(whatsup, G, tmp_path / "s2", max_items=6, seed=1)
+    assert sub[["e0", "e1", "e2"]].equals(again[["e0", "e1", "e2"]])
+    with pytest.raises(nat.DataError, match="no What'sUp composite left"):
+        nat.whatsup_items(whatsup, G, tmp_path / "none", known=lambda w: False)
+
+
+def test_whatsup_errors(tmp_path, whatsup):
+    missing = tmp_path / "nowhere"
+    _expect_error(lambda: nat.whatsup_index(missing), missing, "is not a directory")
+    empty = tmp_path / "empty"
+    (empty / "controlled_images").mkdir(parents=True)
+    _jpeg(empty / "controlled_images" / "mug_left_of_chair.jpeg", (1, 1, 1))
+    _expect_error(lambda: nat.check_whatsup_dir(empty), empty / "controlled_images", "no usable What'sUp")
+    broken = whatsup / "controlled_images" / "bowl_right_of_chair.jpeg"
+    broken.write_bytes(b"this is not a jpeg")
+    _expect_error(lambda: nat.check_whatsup_dir(whatsup), broken, ": not a readable image")
+    _expect_error(lambda: nat.whatsup_items(whatsup, G, tmp_path / "o"), broken, ": not a readable image")
+
+
+# ================================================================== COCO fixtures
+QUESTIONS = [
+    [1, "A photo of a dog to the left of a cat", "A photo of a dog to the right of a cat"],
+    [2, "A photo of a cup above a table", "A photo of a cup below a table"],
+    [1, "A photo of the cat to the right of the dog.", "A photo of the cat to the left of the dog."],
+    [1, "Two dogs playing in a park", "Two cats playing in a park"],                  # does not parse: skipped
+    [2, "A photo of a table above a cup", "A photo of a table below a cup"],          # contradicts the boxes
+    [2, "A photo of a cup below an umbrella", "A photo of a cup above an umbrella"],  # no umbrella box
+]
+INSTANCES = {
+    "images": [{"id": 1, "width": 200, "height": 100, "file_name": "000000000001.jpg"},
+               {"id": 2, "width": 100, "height": 200, "file_name": "000000000002.jpg"},
+               {"id": 3, "width": 50, "height": 50, "file_name": "000000000003.jpg"}],
+    "annotations": [{"id": 10, "image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5]},       # a small cat
+                    {"id": 11, "image_id": 1, "category_id": 1, "bbox": [10, 20, 50, 40]},    # dog
+                    {"id": 12, "image_id": 1, "category_id": 2, "bbox": [120, 30, 60, 50]},   # the largest cat
+                    {"id": 16, "image_id": 1, "category_id": 2, "bbox": [150, 0, 20, 20]},    # another small cat
+                    {"id": 13, "image_id": 2, "category_id": 3, "bbox": [30, 10, 40, 40]},    # cup
+                    {"id": 14, "image_id": 2, "category_id": 4, "bbox": [0, 120, 100, 80]},   # table
+                    {"id": 15, "image_id": 3, "category_id": 1, "bbox": [0, 0, 10, 10]}],
+    "categories": [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "cup"},
+                   {"id": 4, "name": "table"}],
+}
+DOG = [16, 17, 24, 25, 32, 33]                      # x 0.05-0.30, y 0.2-0.6 on an 8 x 8 grid
+CAT = [r * 8 + c for r in (2, 3, 4, 5) for c in (5, 6)]
+CUP = [r * 8 + c for r in (0, 1) for c in (2, 3, 4, 5)]
+TABLE = list(range(40, 64))
+
+
+@pytest.fixture
+def coco(tmp_path):
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / nat.COCO_QUESTIONS).write_text(json.dumps(QUESTIONS))
+    (root / nat.COCO_INSTANCES).write_text(json.dumps(INSTANCES))
+    for im in INSTANCES["images"]:
+        _jpeg(root / "val2017" / f"{im['id']:012d}.jpg", (100, 150, 200), size=(im["width"], im["height"]))
+    return root
+
+
+def test_parse_caption():
+    assert nat.parse_caption("A photo of a dog to the left of a cat") == ("dog", "left", "cat")
+    assert nat.parse_caption("a photo of an apple below the dining table.") == ("apple", "below", "dining table")
+    assert nat.parse_caption("A photo of the teddy bear to the right of a person") == ("teddy bear", "right", "person")
+    assert nat.parse_caption("A photo of a cup above a table") == ("cup", "above", "table")
+    assert nat.parse_caption("Two dogs playing in a park") is None
+    assert nat.parse_caption("A photo of a dog near a cat") is None
+
+
+def test_coco_questions_and_boxes(coco):
+    qs = nat.coco_questions(coco)
+    assert qs["index"].tolist() == [0, 1, 2, 4, 5]
+    assert qs[["subj", "relation", "obj", "axis"]].values.tolist() == [
+        ["dog", "left", "cat", "horizontal"], ["cup", "above", "table", "vertical"], ["cat", "right", "dog", "horizontal"],
+        ["table", "above", "cup", "vertical"], ["cup", "below", "umbrella", "vertical"]]
+    assert qs["image_id"].tolist() == [1, 2, 1, 2, 2]
+    assert nat.check_coco_dir(coco) == 5
+    boxes = nat.coco_boxes(coco, [1, 2])
+    assert set(boxes) == {1, 2}                                      # only the images asked for
+    assert boxes[1]["boxes"] == {"dog": [10.0, 20.0, 50.0, 40.0], "cat": [120.0, 30.0, 60.0, 50.0]}   # largest cat
+    assert (boxes[2]["width"], boxes[2]["height"]) == (100, 200)
+    assert nat.coco_box_cells(boxes[1]["boxes"]["dog"], 200, 100, 8) == DOG
+    assert nat.coco_box_cells(boxes[1]["boxes"]["cat"], 200, 100, 8) == CAT
+    assert nat.coco_box_cells(boxes[2]["boxes"]["cup"], 100, 200, 8) == CUP
+    assert nat.coco_box_cells(boxes[2]["boxes"]["table"], 100, 200, 8) == TABLE
+    assert nat.coco_image_path(coco, 2) == coco / "val2017" / "000000000002.jpg"
+
+
+def test_coco_items_two_orderings(coco, tmp_path):
+    out = tmp_path / "out"
+    items = nat.coco_items(coco, G, out, style="anchored")
+    assert len(items) == 10
+    assert items.groupby("item")["query"].apply(list).to_dict() == {
+        f"coco-{i:04d}": ["ab", "ba"] for i in (0, 1, 2, 4, 5)}
+    by = items.set_index(["item", "query"])
+    dog_cat = by.loc[("coco-0000", "ab")]
+    assert dog_cat["prompt"] == ("Using the cat as the reference point, which side is the dog on? Answer with one word: "
+                                 "left or right.")
+    assert by.loc[("coco-0000", "ba"), "prompt"].endswith("Answer with one word: right or left.")
+    assert (dog_cat["answer"], dog_cat["orientation"], dog_cat["direction"]) == ("left", "horizontal", "left")
+    assert json.loads(dog_cat["allowed"]) == ["left", "right"]
+    assert json.loads(dog_cat["cells"]) == [DOG, CAT] and bool(dog_cat["probe_ok"])
+    cat_dog = by.loc[("coco-0002", "ab")]                             # subject on the right: class 0 is the object
+    assert cat_dog["answer"] == "right" and json.loads(cat_dog["cells"]) == [DOG, CAT] and bool(cat_dog["probe_ok"])
+    cup = by.loc[("coco-0001", "ba")]
+    assert cup["prompt"] == ("Using the table as the reference point, where is the cup located? Answer with one word: "
+                             "below or above.")
+    assert json.loads(cup["cells"]) == [CUP, TABLE] and bool(cup["probe_ok"]) and cup["answer"] == "above"
+    assert json.loads(cup["allowed"]) == ["above", "below"]
+    contradicted = by.loc[("coco-0004", "ab")]                       # table "above" the cup, but its box is below
+    assert json.loads(contradicted["cells"]) == [TABLE, CUP] and not contradicted["probe_ok"]
+    no_box = by.loc[("coco-0005", "ab")]
+    assert json.loads(no_box["cells"]) == [[], CUP] and not no_box["probe_ok"]
+    # images: one resized PNG per COCO image, shared by its questions
+    assert set(items["image"]) == {"coco/000000000001.png", "coco/000000000002.png"}
+    assert Image.open(out / "coco/000000000001.png").size == (G.canvas_px, G.canvas_px)
+    direct = nat.coco_items(coco, G, tmp_path / "d", style="direct").set_index(["item", "query"])
+    assert direct.loc[("coco-0000", "ab"), "prompt"] == "Is the dog to the left or to the right of the cat? Answer with one word."
+    assert direct.loc[("coco-0000", "ba"), "prompt"] == "Is the dog to the right or to the left of the cat? Answer with one word."
+    assert direct.loc[("coco-0001", "ab"), "prompt"] == "Is the cup above or below the table? Answer with one word."
+    with pytest.raises(ValueError, match="unknown COCO prompt style 'chatty'"):
+        nat.coco_items(coco, G, tmp_path / "x", style="chatty")
+
+
+def test_coco_testbed_queries(coco, tmp_path):
+    """The COCO items form a valid two-class Testbed: one item, two queries (both orderings)."""
+    items = nat.coco_items(coco, G, tmp_path / "out")
+    tb = amp.Testbed("coco", items, tmp_path / "out", classes=2)
+    assert tb.items == [f"coco-{i:04d}" for i in (0, 1, 2, 4, 5)]
+    assert tb.queries.groupby("item").size().eq(2).all()
+    assert not amp._off_axis("left", items["allowed"].iloc[0]) and amp._off_axis("above", items["allowed"].iloc[0])
+
+
+def _expect_error(fn, path, what):
+    """fn raises DataError whose message names `path` and says `what`."""
+    with pytest.raises(nat.DataError) as e:
+        fn()
+    assert str(path) in str(e.value) and what in str(e.value), str(e.value)
+
+
+def test_coco_errors(coco, tmp_path):
+    qpath, ipath = coco / nat.COCO_QUESTIONS, coco / nat.COCO_INSTANCES
+    _expect_error(lambda: nat.coco_questions(tmp_path / "nope"), tmp_path / "nope", "is not a directory")
+    # questions file
+    qpath.write_text("[[1, 'single quotes']")
+    _expect_error(lambda: nat.coco_questions(coco), qpath, "not valid JSON")
+    qpath.write_text(json.dumps({"1": "A photo of a dog to the left of a cat"}))
+    _expect_error(lambda: nat.coco_questions(coco), qpath, "expected a non-empty JSON list")
+    qpath.write_text(json.dumps([QUESTIONS[0], ["one", "A photo of a dog to the left of a cat", "x"]]))
+    _expect_error(lambda: nat.coco_questions(coco), qpath, "entry 1 is")
+    qpath.write_text(json.dumps([QUESTIONS[3]]))
+    _expect_error(lambda: nat.coco_questions(coco), qpath, "no caption parses")
+    qpath.unlink()
+    _expect_error(lambda: nat.check_coco_dir(coco), qpath, "file is missing")
+    qpath.write_text(json.dumps(QUESTIONS))
+    # instances file
+    ipath.write_text(json.dumps({"images": [], "annotations": []}))
+    _expect_error(lambda: nat.coco_boxes(coco, [1]), ipath, "'images', 'annotations' and 'categories'")
+    bad = dict(INSTANCES, annotations=INSTANCES["annotations"] + [{"image_id": 1, "category_id": 99, "bbox": [0, 0, 1, 1]}])
+    ipath.write_text(json.dumps(bad))
+    _expect_error(lambda: nat.coco_boxes(coco, [1]), ipath, "malformed COCO instances entry")
+    ipath.write_text(json.dumps(dict(INSTANCES, images=INSTANCES["images"][:1])))
+    _expect_error(lambda: nat.coco_items(coco, G, tmp_path / "o"), ipath, "no entry for image id(s) [2]")
+    ipath.unlink()
+    _expect_error(lambda: nat.check_coco_dir(coco), ipath, "file is missing")
+    _expect_error(lambda: nat.coco_items(coco, G, tmp_path / "o"), ipath, "file is missing")
+    ipath.write_text(json.dumps(INSTANCES))
+    # images
+    image = coco / "val2017" / "000000000002.jpg"
+    image.unlink()
+    _expect_error(lambda: nat.check_coco_dir(coco), image, "")
+    with pytest.raises(nat.DataError, match="1 COCO image"):
+        nat.check_coco_dir(coco)
+    image.write_bytes(b"not a jpeg at all")
+    _expect_error(lambda: nat.coco_items(coco, G, tmp_path / "o"), image, "not a readable image")
+    import shutil
+    shutil.rmtree(coco / "val2017")
+    _expect_error(lambda: nat.check_coco_dir(coco), coco / "val2017", "directory is missing")
+
+
+# ================================================================== the evaluation engine on a tiny model
+def test_engine_alpha_zero_reproduces_the_baseline(coco, tmp_path):
+    from dualmech import interventions as iv
+    from dualmech import models
+    from dualmech.tiny import make_tiny
+    torch.set_num_threads(1)
+    adapter = models.load(models.ModelSpec(name="llava", path=str(make_tiny("llava", tmp_path / "ckpt"))), device="cpu")
+    assert adapter.geometry == G
+    items = nat.coco_items(coco, G, tmp_path / "out")
+    tb = amp.Testbed("coco", items, tmp_path / "out", classes=2)
+    engine = amp.Engine(adapter, tb, batch_size=8, chunk_items=2)
+    per_query, feats = engine.baseline(tb.items)
+    assert len(per_query) == 10 and set(feats) == set(tb.items)
+    assert feats["coco-0005"].shape == (2, adapter.model.config.text_config.hidden_size)
+    assert torch.isnan(feats["coco-0005"][0]).all() and not torch.isnan(feats["coco-0000"]).any()
+    D = feats["coco-0000"].shape[1]
+    W = {a: _w(d=D, c=2, seed=k).float() for k, a in enumerate(amp.AXES)}
+    dirs = {"probe": amp.Direction("probe", "probe", W, "all"),
+            "probe_objects": amp.Direction("probe_objects", "probe_objects", W, "objects")}
+    jobs = pd.DataFrame([(i, d, a) for i in tb.items for d in dirs for a in (0.0, 8.0)],
+                        columns=["item", "direction", "alpha"])
+    out = engine.evaluate(jobs, dirs)
+    assert engine.parity["mode"] in ("text_only", "full")
+    base = per_query.groupby("item")["correct"].all()
+    zero = out[out["alpha"] == 0].set_index(["item", "direction"])["correct"]
+    assert all(zero[i, d] == base[i] for i in tb.items for d in dirs)
+    # an amplified row is the plain forward with the amplified visual tokens written at the LM input
+    rows = tb.queries[tb.queries["item"] == "coco-0000"].reset_index(drop=True)
+    images = {p: Image.open(tmp_path / "out" / p).convert("RGB") for p in rows["image"]}
+    prepared = tb.prepare(adapter, rows, images)
+    visual = adapter.visual_tokens([images[p] for p in rows["image"]])
+    new = amp.amplify(visual, W["horizontal"], 8.0)
+    logits = iv.run(adapter, prepared, edits={iv.LM_INPUT: iv.replace_grid(prepared, new)}).logits
+    preds = [nat_pred == "left" for nat_pred in (amp.normalise(t) for t in adapter.decode(logits.argmax(-1).tolist()))]
+    assert bool(out.set_index(["item", "direction", "alpha"]).loc[("coco-0000", "probe", 8.0), "correct"]) == all(preds)
