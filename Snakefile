@@ -16,9 +16,13 @@ include: "workflow/rules/organism.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/behaviour.smk"
+include: "workflow/rules/probing.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/patching.smk"
 include: "workflow/rules/amplification.smk"
+include: "workflow/rules/paper_inputs.smk"
+include: "workflow/rules/paper.smk"
+include: "workflow/rules/targets.smk"  # named targets (snakemake fig7, table2, paper, ...): keep last
 
 
 rule all:

@@ -92,7 +92,7 @@ class ActivationStore:
             return []
         from safetensors import safe_open
         with safe_open(self.tensors, "np") as f:
-            return list(f.keys())
+            return sorted(f.keys(), key=_depth_key)         # safetensors lists names alphabetically
 
     def metadata(self) -> dict:
         from safetensors import safe_open

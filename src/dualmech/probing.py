@@ -20,9 +20,11 @@ over held-out images:
 - position-ambiguous tokens: with the canonical (fixed) layout every object token's label is a function of
   its cell, so these exist only with varied layouts. The shifted-layout control (triple translated by
   +-k tokens) supplies them: a probe trained on canonical + shifted images (split by triple) is scored on
-  held-out tokens whose label differs from the majority label of their cell in training (object tokens,
-  and strip-background tokens with the strip's label). The position-only probe gets ~0 there by
-  construction. Undefined (NaN, explained in `note`) when there are no such tokens;
+  held-out tokens whose label differs from the majority label of their cell in training, or that lie in a
+  cell without a strict majority (object tokens, and strip-background tokens with the strip's label). The
+  position-only probe gets ~0 there by construction where majorities are strict, and ~1/m at cells tied
+  between m classes (symmetric shifts such as +-1 tie every overlapping cell: `pos_ambiguous_acc` reports
+  the actual baseline). Undefined (NaN, explained in `note`) when there are no such tokens;
 - absolute vs relative: the canonical probe applied to shifted images' object tokens whose relative slot
   differs from the slot the canonical layout assigns to that column/row (the authors' tiling strips):
   fraction of predictions following the relative order vs the absolute position.
@@ -192,11 +194,19 @@ def majority(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return counts.argmax(-1), counts.sum(-1) > 0
 
 
+def tied(labels: np.ndarray, k: int) -> np.ndarray:
+    """(T,) cells whose most frequent class among `labels` (n, T) is shared by another class."""
+    counts = np.stack([(labels == c).sum(0) for c in range(k)], -1)
+    top = counts.max(-1)
+    return (top > 0) & ((counts == top[:, None]).sum(-1) > 1)
+
+
 def ambiguous(labels: np.ndarray, train_labels: np.ndarray, k: int) -> np.ndarray:
-    """(n, T) tokens whose label differs from the majority label of their cell among `train_labels`
-    (cells never labelled in training are not counted)."""
+    """(n, T) tokens whose label differs from the majority label of their cell among `train_labels`, or whose
+    cell has no strict majority there (whatever their label: a tie broken arbitrarily would make the
+    position-only baseline arbitrary); cells never labelled in training are not counted."""
     maj, seen = majority(train_labels, k)
-    return (labels >= 0) & seen[None] & (labels != maj[None])
+    return (labels >= 0) & seen[None] & ((labels != maj[None]) | tied(train_labels, k)[None])
 
 
 # ------------------------------------------------------------------ statistics over images
@@ -505,3 +515,41 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
     metrics.insert(metrics.columns.get_loc("strip_p") + 1, "strip_p_holm",
                    holm_by(metrics, "strip_p", ["setting", "orientation"]))
     return metrics, arrays
+
+
+# ------------------------------------------------------------------ the probe table
+TABLE_COLUMNS = ["model", "setting", "orientation", "site", "depth", "acc", "acc_lo", "acc_hi", "pos_acc",
+                 "ambiguous_acc", "ambiguous_lo", "ambiguous_hi", "pos_ambiguous_acc", "strip_score", "strip_lo",
+                 "strip_hi", "strip_p", "strip_p_holm", "selectivity", "selectivity_lo",
+                 "selectivity_hi", "selectivity_p", "follow_relative", "follow_absolute", "note"]
+SHORT_NOTES = {UNDEFINED_AMBIGUOUS: "fixed layout: no ambiguous tokens",
+               UNDEFINED_CONFLICT: "no shifted control"}
+
+
+def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long table: the headline columns first, then every other metric; display table: formatted cells)."""
+    long = metrics[TABLE_COLUMNS + [c for c in metrics.columns if c not in TABLE_COLUMNS]].reset_index(drop=True)
+
+    def ci(v, lo, hi):
+        return "n/a" if not np.isfinite(v) else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    def num(v, fmt=".2f"):
+        return "n/a" if not np.isfinite(v) else format(v, fmt)
+
+    def pval(p, holm):
+        return "n/a" if not np.isfinite(p) else f"{p:.3f} ({holm:.3f})"
+
+    display = pd.DataFrame({
+        "Model": long["model"], "Setting": long["setting"], "Orientation": long["orientation"],
+        "Site": long["site"],
+        "Acc [95% CI]": [ci(*r) for r in long[["acc", "acc_lo", "acc_hi"]].to_numpy()],
+        "Position-only": long["pos_acc"].map(num),
+        "Ambiguous acc [95% CI]": [ci(*r) for r in long[["ambiguous_acc", "ambiguous_lo", "ambiguous_hi"]].to_numpy()],
+        "Strip score [95% CI]": [ci(*r) for r in long[["strip_score", "strip_lo", "strip_hi"]].to_numpy()],
+        "Strip p (Holm)": [pval(*r) for r in long[["strip_p", "strip_p_holm"]].to_numpy()],
+        "Selectivity [95% CI]": [ci(*r) for r in long[["selectivity", "selectivity_lo", "selectivity_hi"]].to_numpy()],
+        "Selectivity p": long["selectivity_p"].map(lambda p: num(p, ".3f")),
+        "Relative / absolute": [f"{num(r)} / {num(a)}" for r, a in long[["follow_relative", "follow_absolute"]].to_numpy()],
+        "Note": long["note"].map(lambda note: "; ".join(SHORT_NOTES.get(n, n) for n in note.split("; ") if n)),
+    })
+    return long, display

@@ -120,7 +120,8 @@ rule fig_amplification:
         outcomes=lambda w: _amp_files("outcomes.parquet", w.model),
         meta=lambda w: _amp_files("meta.json", w.model),
     output:
-        report("figures/fig_amplification_{model}.pdf", caption="../report/table2.rst", category="Amplification"),
+        report("figures/fig_amplification_{model}.pdf", caption="../report/table2.rst", category="Amplification",
+               labels={"model": "{model}"}),
     log:
         "results/logs/fig_amplification/{model}.log",
     conda:

@@ -13,7 +13,7 @@ rule train_organism:
         organism=config["organism"],
         train=config["organism"]["train"],
         seed=config["seed"],
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     resources:
         runtime=60,
     conda:

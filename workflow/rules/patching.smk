@@ -6,7 +6,7 @@ PATCHING = "results/patching/{model}/{setting}"
 
 
 wildcard_constraints:
-    fig="3|6|7",
+    fig="3|6|7|9",
 
 
 rule patching_pairs:
@@ -76,10 +76,12 @@ rule criss_cross:
 
 
 def _fig_patching_input(wildcards):
+    """Fig 3: last-token; Figs 6/7: criss-cross; Fig 9: criss-cross under the ordering ablation."""
     design = "last_token" if wildcards.fig == "3" else "criss_cross"
-    inputs = dict(pairs=f"{PATCHING}/pairs_{design}.parquet", curves=f"{PATCHING}/{design}_curves.parquet")
+    root = "results/ablation/{model}/{setting}" if wildcards.fig == "9" else PATCHING
+    inputs = dict(pairs=f"{root}/pairs_{design}.parquet", curves=f"{root}/{design}_curves.parquet")
     if design == "criss_cross":
-        inputs["stats"] = f"{PATCHING}/criss_cross_stats.parquet"
+        inputs["stats"] = f"{root}/criss_cross_stats.parquet"
     return {k: v.format(**wildcards) for k, v in inputs.items()}
 
 
@@ -89,7 +91,8 @@ rule fig_patching:
     input:
         unpack(_fig_patching_input),
     output:
-        "figures/fig{fig}_{model}_{setting}.pdf",
+        report("figures/fig{fig}_{model}_{setting}.pdf", caption="../report/patching.rst",
+               category="Causal mediation", subcategory="Fig {fig}", labels={"model": "{model}", "setting": "{setting}"}),
     log:
         "results/logs/fig_patching/fig{fig}_{model}_{setting}.log",
     params:
@@ -111,7 +114,8 @@ rule patching_summary:
         stats=expand(f"{PATCHING}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
     output:
         csv="results/tables/patching_summary.csv",
-        md="results/tables/patching_summary.md",
+        md=report("results/tables/patching_summary.md", caption="../report/patching_summary.rst",
+                  category="Causal mediation", subcategory="Summary"),
         tex="results/tables/patching_summary.tex",
     log:
         "results/logs/patching_summary.log",

@@ -21,13 +21,14 @@ rule stimuli:
         "../scripts/stimuli.py"
 
 
-rule fig1:
+rule fig1_stimuli:
     message:
         "Fig 1: example stimuli"
     input:
         tables=expand("results/stimuli/{{model}}/{setting}/items.parquet", setting=SETTINGS + GRIDS),
     output:
-        report("figures/fig1_stimuli_{model}.pdf", caption="../report/fig1.rst", category="Stimuli"),
+        report("figures/fig1_stimuli_{model}.pdf", caption="../report/fig1.rst", category="Stimuli",
+               labels={"model": "{model}"}),
     log:
         "results/logs/fig1/{model}.log",
     conda:

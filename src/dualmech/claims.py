@@ -1,0 +1,458 @@
+"""The paper's claims (paper-spec §1, numbered 1-9) tested on the pipeline's own result tables.
+
+Every claim is evaluated per (model, setting) from the table(s) that carry its evidence and gets a row with
+the measured effect, its 95% CI, the test and its null, a p-value and a verdict:
+
+- ``supported``: the test rejects its null at ALPHA and the effect points the claimed way;
+- ``not supported``: it was tested and the condition above fails;
+- ``not testable``: the evidence does not exist for this model or data (`reason` says why: the analysis was
+  not run, too few golden pairs, no failures to fix, an undefined statistic ...).
+
+Claims that join several conditions ("drops, but stays above chance") are intersection-union tests: every
+condition must hold, and the reported p is the largest of the conditions' p-values (no multiplicity
+correction is needed for a conjunction). Existential claims over a layer sweep ("flips at some layer") use
+Holm-adjusted p-values over the sweep and report the smallest.
+
+Then one row per (claim, model) summarises the settings: ``supported`` when every testable setting is,
+``not supported`` when any testable setting is not, ``not testable`` when none is testable; its effect, CI
+and p are those of the setting that decides the verdict (the weakest supported one, or the first failing one).
+
+All functions are pure functions of DataFrames (None = the input does not exist in this run).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .stats import bootstrap_ci, holm, wilson
+
+ALPHA = 0.05
+CHANCE = 1 / 3              # three visible entities
+NEAR_PERFECT = 0.9          # "~100%" (claim 2) and "competent" (claim 8)
+SUPPORTED, NOT_SUPPORTED, NOT_TESTABLE = "supported", "not supported", "not testable"
+NOT_RUN = "not run"
+LM_INPUT = "lm_input"
+
+
+@dataclass(frozen=True)
+class Claim:
+    number: int
+    short: str
+    statement: str
+    evidence: str
+    effect: str
+    test: str
+    null: str
+
+
+CLAIMS = {c.number: c for c in [
+    Claim(1, "ordering before attribute",
+          "The answer is found by first computing the queried entity's ordinal position, content-free, and "
+          "only later retrieving its attribute.",
+          "Fig 3 (last-token interchange)",
+          "mean P(t2) - max(P(t0), P(t3)) at the best site",
+          "one-sided Wilcoxon signed-rank over pairs per site, Holm over sites; attribute transfer (t3 on top) "
+          "must follow at a later site",
+          "the clean item at the counterfactual's ordinal slot (t2) is never more probable than both answers"),
+    Claim(2, "ordering decodable after the projector",
+          "Ordering is linearly decodable from the post-projector visual tokens, before any LM layer, with "
+          "near-perfect accuracy.",
+          "probe table (site lm_input)",
+          f"held-out probe accuracy on object tokens (worst orientation); required >= {NEAR_PERFECT:.2f}",
+          "two-sided sign-flip test over held-out images of probe minus control-task accuracy",
+          "control task: entity identities get random labels (selectivity = 0)"),
+    Claim(3, "ordering lives in strips",
+          "The ordering signal is not confined to object tokens: the probe labels background tokens by the "
+          "strip (columns / rows) they share with an object.",
+          "Fig 4, probe table (site lm_input)",
+          "strip score on background tokens (worst orientation)",
+          "permutation test, Holm over sites",
+          "the probe's predictions shuffled among each image's background tokens"),
+    Claim(4, "strip swap is causal, object swap is not",
+          "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
+          "visual-embedding slot; swapping only the object tokens does not.",
+          "Figs 6 and 7 (criss-cross object / strip swaps)",
+          "strip-swap flip rate at Embed",
+          "one-sided exact sign test vs a random-region swap of the same size (Holm over sites) and one-sided "
+          "exact McNemar test strip vs object swap, both at Embed",
+          "the strip swap flips no more often than a random-region swap or than the object swap"),
+    Claim(5, "vision encoder is the main source of ordering",
+          "Removing vision-derived ordering at the LM input lowers accuracy a lot but leaves it above chance.",
+          "Table 5",
+          "accuracy under the ablation",
+          "exact McNemar test (clean vs ablated) and one-sided exact binomial test vs chance",
+          f"no drop, or accuracy at chance ({CHANCE:.2f})"),
+    Claim(6, "the LM builds a backup ordering",
+          "Under that ablation the LM backbone builds its own ordering on the object tokens in middle layers: "
+          "the object-only swap now flips the answer there, not at the visual-embedding slot.",
+          "Fig 9 (object swap under the ablation)",
+          "largest object-swap flip rate over LM layers",
+          "one-sided exact sign test vs a random-region swap, Holm over sites; no significant flip at Embed",
+          "the object swap flips no more often than a random-region swap at any LM layer"),
+    Claim(7, "amplifying ordering fixes failures",
+          "Amplifying the vision-derived ordering (probe) directions at the LM input corrects many failures, "
+          "far more than random directions.",
+          "Table 2",
+          "fraction of evaluation-split failures fixed by the probe directions",
+          "rank of the probe's fixes among random directions' (permutation p) and exact McNemar vs none",
+          "random directions of the probe's norm fix as many; accuracy unchanged"),
+    Claim(8, "the models are competent",
+          "The models solve the tasks (a mechanism of success needs success).",
+          "Table 1",
+          f"top-1 accuracy; required >= {NEAR_PERFECT:.2f}",
+          "one-sided exact binomial test vs chance",
+          f"accuracy at chance ({CHANCE:.2f})"),
+    Claim(9, "ordering is relative, not absolute",
+          "Controls: the ordering code follows the entities' relative order, not their absolute position "
+          "(shifted layouts); the realistic-background control is not part of this pipeline.",
+          "probe table (site lm_input, shifted-layout control)",
+          "fraction of conflicting shifted-object tokens labelled by relative order (worst orientation)",
+          "two-sided sign-flip test over images of relative minus absolute matches",
+          "the probe follows absolute position as often as relative order"),
+]}
+
+COLUMNS = ["claim", "short", "model", "setting", "level", "verdict", "reason", "effect_name", "effect", "ci_low",
+           "ci_high", "p", "test", "null", "evidence", "note"]
+
+
+def _row(claim: int, model: str, setting: str, verdict: str, effect=np.nan, ci=(np.nan, np.nan), p=np.nan,
+         reason: str = "", note: str = "", level: str = "setting") -> dict:
+    c = CLAIMS[claim]
+    return dict(claim=claim, short=c.short, model=model, setting=setting, level=level, verdict=verdict,
+                reason=reason, effect_name=c.effect, effect=float(effect), ci_low=float(ci[0]), ci_high=float(ci[1]),
+                p=float(p), test=c.test, null=c.null, evidence=c.evidence, note=note)
+
+
+def not_testable(claim: int, model: str, setting: str, reason: str, note: str = "") -> dict:
+    return _row(claim, model, setting, NOT_TESTABLE, reason=reason, note=note)
+
+
+def _verdict(ok: bool) -> str:
+    return SUPPORTED if ok else NOT_SUPPORTED
+
+
+def _binom_greater(k: int, n: int, p0: float) -> float:
+    from scipy.stats import binomtest
+    return float(binomtest(int(k), int(n), p0, alternative="greater").pvalue) if n else np.nan
+
+
+def _f(x, digits: int = 2) -> str:
+    return "NA" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+# ------------------------------------------------------------------ claim 1: Fig 3
+def claim1(model: str, setting: str, sweep: pd.DataFrame | None, min_pairs: int, seed: int = 0) -> dict:
+    """Last-token interchange sweep (rows pair x site x candidate t0..t4, directions pooled)."""
+    if sweep is None:
+        return not_testable(1, model, setting, NOT_RUN)
+    df = sweep[sweep["kind"] == "last_token"] if "kind" in sweep else sweep
+    n = df[["direction", "pair"]].drop_duplicates().shape[0] if len(df) else 0
+    if n < min_pairs:
+        return not_testable(1, model, setting, f"too few golden pairs: {n} < {min_pairs}")
+    wide = df.pivot_table(index=["direction", "pair"], columns=["site_index", "candidate"], values="probability")
+    sites = sorted(df["site_index"].unique())
+    labels = df.drop_duplicates("site_index").set_index("site_index")["site_label"]
+    d = np.stack([wide[(k, "t2")].to_numpy() - np.maximum(wide[(k, "t0")], wide[(k, "t3")]).to_numpy()
+                  for k in sites], axis=1)                                     # (pairs, sites)
+    from scipy.stats import wilcoxon
+    p = np.array([wilcoxon(col, alternative="greater").pvalue if np.any(col != 0) else 1.0 for col in d.T])
+    p_holm = holm(p)
+    mean = d.mean(0)
+    best = int(np.argmax(mean))
+    lo, hi = bootstrap_ci(d[:, best], seed=seed)
+    ordinal = [sites[i] for i in range(len(sites)) if p_holm[i] < ALPHA and mean[i] > 0]
+    means = df.groupby(["site_index", "candidate"])["probability"].mean().unstack()
+    attribute = [k for k in sites if means.loc[k].idxmax() == "t3"]
+    ok = bool(ordinal) and any(a > min(ordinal) for a in attribute)
+    note = (f"{n} pairs; ordinal transfer (t2 above t0 and t3) at {_labels(labels, ordinal)}; attribute "
+            f"transfer (t3 on top) at {_labels(labels, attribute)}; best site {labels[sites[best]]}")
+    return _row(1, model, setting, _verdict(ok), mean[best], (float(lo), float(hi)), float(np.nanmin(p_holm)),
+                note=note)
+
+
+def _labels(labels: Mapping, sites: Sequence[int]) -> str:
+    return ", ".join(str(labels[s]) for s in sites) if len(sites) else "no site"
+
+
+# ------------------------------------------------------------------ claims 2, 3, 9: probes at lm_input
+def _probe_rows(probes: pd.DataFrame, model: str, setting: str) -> pd.DataFrame:
+    return probes[(probes["model"] == model) & (probes["setting"] == setting) & (probes["site"] == LM_INPUT)]
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name].astype(float) if name in df else pd.Series(np.nan, index=df.index)
+
+
+def claim2(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
+    if probes is None:
+        return not_testable(2, model, setting, NOT_RUN)
+    r = _probe_rows(probes, model, setting)
+    r = r[_col(r, "acc").notna()]
+    if r.empty:
+        return not_testable(2, model, setting, "no post-projector (lm_input) probe")
+    acc, sel, sel_p = _col(r, "acc"), _col(r, "selectivity"), _col(r, "selectivity_p")
+    if sel_p.isna().any():
+        return not_testable(2, model, setting, "no selectivity test: 0 permutations")
+    w = acc.idxmin()
+    ok = bool((acc >= NEAR_PERFECT).all() and (sel > 0).all() and (sel_p < ALPHA).all())
+    note = "; ".join(f"{o}: acc {_f(a)}, position-only {_f(pa)}, selectivity {_f(s)}"
+                     for o, a, pa, s in zip(r["orientation"], acc, _col(r, "pos_acc"), sel))
+    return _row(2, model, setting, _verdict(ok), acc[w], (r.loc[w, "acc_lo"], r.loc[w, "acc_hi"]), sel_p.max(),
+                note=note)
+
+
+def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
+    if probes is None:
+        return not_testable(3, model, setting, NOT_RUN)
+    r = _probe_rows(probes, model, setting)
+    r = r[_col(r, "strip_score").notna()]
+    if r.empty:
+        return not_testable(3, model, setting, "no strip score at lm_input: no background tokens")
+    score = _col(r, "strip_score")
+    p = _col(r, "strip_p_holm").fillna(_col(r, "strip_p"))
+    if p.isna().any():
+        return not_testable(3, model, setting, "no strip permutation test: 0 permutations")
+    w = score.idxmin()
+    ok = bool((score > 0).all() and (p < ALPHA).all())
+    note = "; ".join(f"{o}: strip score {_f(s)}" for o, s in zip(r["orientation"], score))
+    return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
+                note=note)
+
+
+def claim9(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
+    if probes is None:
+        return not_testable(9, model, setting, NOT_RUN)
+    r = _probe_rows(probes, model, setting)
+    rel, ab, p = _col(r, "follow_relative"), _col(r, "follow_absolute"), _col(r, "absrel_p")
+    r = r[rel.notna() & p.notna()]
+    if r.empty:
+        return not_testable(9, model, setting, "no shifted-layout tokens whose absolute and relative slots differ")
+    rel, ab, p = rel[r.index], ab[r.index], p[r.index]
+    w = rel.idxmin()
+    ok = bool((rel > ab).all() and (p < ALPHA).all())
+    note = "; ".join(f"{o}: relative {_f(a)} vs absolute {_f(b)}, ambiguous-token acc {_f(c)}"
+                     for o, a, b, c in zip(r["orientation"], rel, ab, _col(r, "ambiguous_acc")))
+    return _row(9, model, setting, _verdict(ok), rel[w],
+                (_col(r, "follow_relative_lo")[w], _col(r, "follow_relative_hi")[w]), p.max(),
+                note=note + "; realistic-background control not run")
+
+
+# ------------------------------------------------------------------ claims 4, 6: criss-cross flip tests
+def _pooled(stats: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return stats[(stats["kind"] == kind) & (stats["direction"] == "all")].sort_values("site_index")
+
+
+def _sig_sites(st: pd.DataFrame) -> list[str]:
+    return st.loc[st["significant"].fillna(False).astype(bool), "site_label"].tolist()
+
+
+def claim4(model: str, setting: str, stats: pd.DataFrame | None, sweep: pd.DataFrame | None) -> dict:
+    """stats: criss-cross flip tests; sweep: per-pair rows (for the paired strip-vs-object test at Embed)."""
+    if stats is None:
+        return not_testable(4, model, setting, NOT_RUN)
+    strip, obj = _pooled(stats, "strip"), _pooled(stats, "object")
+    if strip.empty or not bool(strip["testable"].iloc[0]) or strip["flip_rate"].isna().all():
+        n = int(strip["n_pairs"].iloc[0]) if len(strip) else 0
+        return not_testable(4, model, setting, f"too few golden pairs: {n}")
+    s0, o0 = strip.iloc[0], obj.iloc[0]                       # site_index 0 = Embed (lm_input)
+    p_vs_object = np.nan
+    if sweep is not None:
+        f = sweep[(sweep["candidate"] == "c2") & (sweep["site_index"] == 0) & (sweep["draw"] == 0)
+                  & sweep["kind"].isin(["strip", "object"])]
+        flips = f.pivot_table(index=["direction", "pair"], columns="kind", values="flipped", aggfunc="max")
+        if {"strip", "object"} <= set(flips.columns):
+            s, o = flips["strip"].astype(bool), flips["object"].astype(bool)
+            only_s, only_o = int((s & ~o).sum()), int((~s & o).sum())
+            p_vs_object = _binom_greater(only_s, only_s + only_o, 0.5) if only_s + only_o else 1.0
+    p_strip = float(s0["p_flip_holm"])
+    p = max(p_strip, p_vs_object) if not np.isnan(p_vs_object) else p_strip
+    ok = (p_strip < ALPHA and not np.isnan(p_vs_object) and p_vs_object < ALPHA
+          and float(s0["flip_rate"]) > float(o0["flip_rate"]))
+    note = (f"{int(s0['n_pairs'])} pairs; at Embed strip {_f(s0['flip_rate'])} vs object {_f(o0['flip_rate'])} vs "
+            f"random-region {_f(s0['null_flip_rate'])}; strip swap significant at "
+            f"{', '.join(_sig_sites(strip)) or 'no site'}; object swap significant at "
+            f"{', '.join(_sig_sites(obj)) or 'no site'}")
+    return _row(4, model, setting, _verdict(ok), s0["flip_rate"], (s0["flip_ci_low"], s0["flip_ci_high"]), p,
+                note=note)
+
+
+def claim6(model: str, setting: str, ablated_stats: pd.DataFrame | None) -> dict:
+    """ablated_stats: the criss-cross flip tests with the ordering ablation on both runs (Fig 9)."""
+    if ablated_stats is None:
+        return not_testable(6, model, setting, NOT_RUN)
+    obj = _pooled(ablated_stats, "object")
+    if obj.empty or not bool(obj["testable"].iloc[0]) or obj["flip_rate"].isna().all():
+        n = int(obj["n_pairs"].iloc[0]) if len(obj) else 0
+        return not_testable(6, model, setting, f"too few golden pairs under the ablation: {n}")
+    embed, lm = obj.iloc[0], obj.iloc[1:]
+    if lm.empty:
+        return not_testable(6, model, setting, "no LM layer in the sweep")
+    best = lm.loc[lm["flip_rate"].astype(float).idxmax()]
+    p = float(lm["p_flip_holm"].astype(float).min())
+    embed_sig = bool(embed["significant"]) if pd.notna(embed["significant"]) else False
+    ok = p < ALPHA and not embed_sig
+    note = (f"{int(embed['n_pairs'])} pairs golden under the ablation; object swap significant at "
+            f"{', '.join(_sig_sites(obj)) or 'no site'}; flip rate at Embed {_f(embed['flip_rate'])}, "
+            f"best LM layer {best['site_label']}")
+    return _row(6, model, setting, _verdict(ok), best["flip_rate"], (best["flip_ci_low"], best["flip_ci_high"]), p,
+                note=note)
+
+
+# ------------------------------------------------------------------ claim 5: Table 5
+def claim5(model: str, setting: str, table5: pd.DataFrame | None) -> dict:
+    if table5 is None:
+        return not_testable(5, model, setting, NOT_RUN)
+    r = table5[(table5["model"] == model) & (table5["setting"] == setting) & (table5["direction"] == "all")]
+    if r.empty or int(r["n"].iloc[0]) == 0:
+        return not_testable(5, model, setting, NOT_RUN)
+    r = r.iloc[0]
+    n = int(r["n"])
+    clean_lo, _ = wilson(int(round(r["accuracy_clean"] * n)), n)
+    if not clean_lo > CHANCE:
+        return not_testable(5, model, setting, "clean accuracy not above chance: no ordering to remove",
+                            note=f"clean accuracy {_f(r['accuracy_clean'])}")
+    p_chance = _binom_greater(int(round(r["accuracy_ablated"] * n)), n, CHANCE)
+    p = max(float(r["mcnemar_p"]), p_chance)
+    ok = bool(r["drop"] > 0 and p < ALPHA)
+    note = f"clean {_f(r['accuracy_clean'])}, drop {_f(r['drop'])}, McNemar p {r['mcnemar_p']:.2g}, n {n}"
+    return _row(5, model, setting, _verdict(ok), r["accuracy_ablated"], (r["ci_low"], r["ci_high"]), p, note=note)
+
+
+# ------------------------------------------------------------------ claim 7: Table 2
+def claim7(model: str, testbed: str, table2: pd.DataFrame | None) -> dict:
+    if table2 is None:
+        return not_testable(7, model, testbed, NOT_RUN)
+    t = table2[(table2["model"] == model) & (table2["testbed"] == testbed)].set_index("row")
+    if "probe" not in t.index:
+        return not_testable(7, model, testbed, NOT_RUN)
+    pr = t.loc["probe"]
+    if int(pr["n_fail"]) == 0:
+        return not_testable(7, model, testbed, "no failures on the evaluation split")
+    if "random" not in t.index or pd.isna(pr.get("p_null", np.nan)):
+        return not_testable(7, model, testbed, "no random-direction null")
+    rnd, none = t.loc["random"], t.loc["none"]
+    p = max(float(pr["p_null"]), float(pr["p_vs_none"]))
+    ok = bool(pr["fix_rate"] > rnd["fix_rate"] and pr["accuracy"] > none["accuracy"] and p < ALPHA)
+    note = (f"accuracy {_f(none['accuracy'])} -> {_f(pr['accuracy'])} (random {_f(rnd['accuracy'])}); fixed "
+            f"{_f(pr['fix_rate'])} vs random {_f(rnd['fix_rate'])}; {int(pr['breaks'])} correct items broken; "
+            f"{int(pr['n_fail'])} failures of {int(pr['n'])}")
+    return _row(7, model, testbed, _verdict(ok), pr["fix_rate"], (pr["fix_low"], pr["fix_high"]), p, note=note)
+
+
+# ------------------------------------------------------------------ claim 8: Table 1
+def claim8(model: str, setting: str, table1: pd.DataFrame | None) -> dict:
+    if table1 is None:
+        return not_testable(8, model, setting, NOT_RUN)
+    r = table1[(table1["model"] == model) & (table1["setting"] == setting) & (table1["direction"] == "all")]
+    if r.empty or int(r["n"].iloc[0]) == 0:
+        return not_testable(8, model, setting, NOT_RUN)
+    r = r.iloc[0]
+    p = _binom_greater(int(r["correct"]), int(r["n"]), CHANCE)
+    ok = bool(r["accuracy"] >= NEAR_PERFECT and p < ALPHA)
+    return _row(8, model, setting, _verdict(ok), r["accuracy"], (r["ci_low"], r["ci_high"]), p,
+                note=f"{int(r['correct'])}/{int(r['n'])} correct")
+
+
+# ------------------------------------------------------------------ all claims
+@dataclass
+class Evidence:
+    """Every input a claim may need; None / missing key = not produced by this run."""
+    table1: pd.DataFrame | None = None
+    table5: pd.DataFrame | None = None
+    table2: pd.DataFrame | None = None
+    probes: pd.DataFrame | None = None
+    last_token: dict = field(default_factory=dict)          # (model, setting) -> last-token sweep
+    criss_cross_stats: dict = field(default_factory=dict)   # (model, setting) -> flip tests
+    criss_cross: dict = field(default_factory=dict)         # (model, setting) -> criss-cross sweep
+    ablated_stats: dict = field(default_factory=dict)       # (model, setting) -> flip tests under the ablation
+
+
+def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_pairs: int, seed: int = 0,
+             testbeds: Mapping[str, Sequence[str]] | None = None,
+             twins: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Per-(claim, model, setting) rows, then one summary row per (claim, model). `twins`: model -> its
+    untrained twin; the twin's verdict is noted beside the model's (an effect the untrained twin shows as
+    well comes from the architecture, not from training)."""
+    testbeds = testbeds or {}
+    probe_settings = list(settings)
+    if ev.probes is not None:
+        probe_settings += [s for s in dict.fromkeys(ev.probes["setting"]) if s not in probe_settings]
+    rows = []
+    for m in models:
+        cells = []
+        for s in settings:
+            key = (m, s)
+            cells += [claim1(m, s, ev.last_token.get(key), min_pairs, seed),
+                      claim4(m, s, ev.criss_cross_stats.get(key), ev.criss_cross.get(key)),
+                      claim5(m, s, ev.table5),
+                      claim6(m, s, ev.ablated_stats.get(key)),
+                      claim8(m, s, ev.table1)]
+        for s in probe_settings:
+            cells += [claim2(m, s, ev.probes), claim3(m, s, ev.probes)]
+            if not s.startswith("grid"):
+                cells.append(claim9(m, s, ev.probes))
+        beds = list(testbeds.get(m, []))
+        cells += [claim7(m, t, ev.table2) for t in beds] or [not_testable(7, m, "-", NOT_RUN)]
+        rows += cells
+    detail = pd.DataFrame(rows, columns=COLUMNS)
+    summary = summarise(detail)
+    verdicts = summary.set_index(["claim", "model"])["verdict"]
+    for i, r in summary.iterrows():
+        twin = (twins or {}).get(r["model"])
+        if twin and (r["claim"], twin) in verdicts.index:
+            summary.loc[i, "note"] += f"; untrained twin {twin}: {verdicts[r['claim'], twin]}"
+    out = pd.concat([summary, detail], ignore_index=True)
+    order = dict(claim=out["claim"], model=out["model"].map({m: i for i, m in enumerate(models)}),
+                 level=(out["level"] == "setting").astype(int))
+    return out.iloc[np.lexsort([order["level"], order["model"], order["claim"]])].reset_index(drop=True)[COLUMNS]
+
+
+def summarise(detail: pd.DataFrame) -> pd.DataFrame:
+    """One row per (claim, model) over its settings (see the module docstring)."""
+    out = []
+    for (claim, model), g in detail[detail["level"] == "setting"].groupby(["claim", "model"], sort=False):
+        tested = g[g["verdict"] != NOT_TESTABLE]
+        if tested.empty:
+            reasons = "; ".join(dict.fromkeys(f"{r}" for r in g["reason"]))
+            row = _row(claim, model, "all", NOT_TESTABLE, reason=reasons, level="model",
+                       note=", ".join(g["setting"]) + ": not testable")
+        else:
+            failing = tested[tested["verdict"] == NOT_SUPPORTED]
+            decide = failing.iloc[0] if len(failing) else tested.loc[tested["p"].fillna(np.inf).idxmax()]
+            verdict = NOT_SUPPORTED if len(failing) else SUPPORTED
+            n_ok = int((tested["verdict"] == SUPPORTED).sum())
+            untested = g[g["verdict"] == NOT_TESTABLE]
+            note = f"supported in {n_ok} of {len(tested)} tested settings; effect from {decide['setting']}"
+            if len(untested):
+                note += f"; not testable: {', '.join(untested['setting'])}"
+            row = _row(claim, model, "all", verdict, decide["effect"], (decide["ci_low"], decide["ci_high"]),
+                       decide["p"], level="model", note=note)
+        out.append(row)
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _p(p: float) -> str:
+    if np.isnan(p):
+        return "\u2014"
+    return "<1e-4" if p < 1e-4 else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def verdict_text(r) -> str:
+    return f"{r['verdict']} ({r['reason']})" if r["verdict"] == NOT_TESTABLE and r["reason"] else r["verdict"]
+
+
+def display(claims: pd.DataFrame, level: str = "model") -> pd.DataFrame:
+    """Formatted rows of one level ('model': one row per claim x model; 'setting': every cell)."""
+    d = claims[claims["level"] == level]
+    return pd.DataFrame({
+        "Claim": [f"{c}. {s}" for c, s in zip(d["claim"], d["short"])],
+        "Model": d["model"].to_numpy(),
+        **({"Setting": d["setting"].to_numpy()} if level == "setting" else {}),
+        "Effect [95% CI]": ["\u2014" if np.isnan(e) else
+                            f"{e:.2f} [{_f(lo)}, {_f(hi)}]" for e, lo, hi in zip(d["effect"], d["ci_low"], d["ci_high"])],
+        "p": [_p(p) for p in d["p"]],
+        "Verdict": [verdict_text(r) for _, r in d.iterrows()],
+    })

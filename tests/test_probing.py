@@ -1,0 +1,235 @@
+"""Probe labels on hand-made layouts, the activation store's reuse, and the probing stage's outputs."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dualmech import extraction, organism, probing
+from dualmech.models import ModelSpec, load
+from dualmech.stimuli import Geometry, entities, render_scene
+from dualmech.stimuli.shifted import shifted_layout
+
+GEO = Geometry(grid=10, px_per_token=8, object_tokens=2, gap_tokens=1)   # the default organism's canvas
+
+
+def cells(mask: np.ndarray, n: int = 10) -> set[tuple[int, int]]:
+    return {divmod(int(i), n) for i in np.flatnonzero(mask)}
+
+
+# ------------------------------------------------------------------ labels
+def test_horizontal_labels_strips_exclude_objects():
+    layout = GEO.canonical_layout("horizontal")
+    assert layout == ((4, 1), (4, 4), (4, 7))
+    obj, ent, strip = probing.image_labels([(tl, k, 10 + k) for k, tl in enumerate(layout)], GEO, "horizontal", 3)
+    assert obj.shape == (100,) and strip.shape == (100, 3)
+    assert cells(obj == 0) == {(4, 1), (4, 2), (5, 1), (5, 2)}
+    assert cells(obj == 2) == {(4, 7), (4, 8), (5, 7), (5, 8)}
+    assert (obj == -1).sum() == 100 - 12
+    assert set(ent[obj == 1]) == {11} and (ent[obj < 0] == -1).all()
+    # strip of the left object: full-height columns 1-2 minus the object's own cells
+    assert cells(strip[:, 0]) == {(r, c) for r in range(10) for c in (1, 2)} - cells(obj == 0)
+    assert strip[:, 0].sum() == 16 and strip[:, 2].sum() == 16
+    assert not strip[obj >= 0].any()                              # background only
+    assert not strip[np.isin(np.arange(100) % 10, (0, 3, 6, 9))].any()   # gap and margin columns: no strip
+
+
+def test_vertical_labels_strips_are_rows():
+    layout = GEO.canonical_layout("vertical")
+    assert layout == ((1, 4), (4, 4), (7, 4))
+    obj, _, strip = probing.image_labels([(tl, k, k) for k, tl in enumerate(layout)], GEO, "vertical", 3)
+    assert cells(obj == 1) == {(4, 4), (4, 5), (5, 4), (5, 5)}
+    assert cells(strip[:, 1]) == {(r, c) for r in (4, 5) for c in range(10)} - cells(obj == 1)
+    assert cells(strip[:, 2]) == {(r, c) for r in (7, 8) for c in range(10)} - cells(obj == 2)
+
+
+def test_strip_width_and_errors():
+    objs = [(tl, k, k) for k, tl in enumerate(GEO.canonical_layout("horizontal"))]
+    _, _, strip = probing.image_labels(objs, GEO, "horizontal", 3, strip_width=4)
+    columns = [sorted({c for _, c in cells(strip[:, k])}) for k in range(3)]
+    assert columns == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    lab = probing.Labels(*(x[None] for x in probing.image_labels(objs, GEO, "horizontal", 3, 4)),
+                         absolute=np.full((1, 100), -1), k=3)
+    assert (lab.strip_label[0].reshape(10, 10)[:, 3] == -1).all()   # column 3 lies in two strips: no single label
+    assert (lab.strip_label[0].reshape(10, 10)[0, :3] == 0).all()
+    with pytest.raises(ValueError, match="narrower"):
+        probing.image_labels(objs, GEO, "horizontal", 3, strip_width=1)
+    with pytest.raises(ValueError, match="does not fit"):
+        probing.image_labels([((4, 9), 0, 0)], GEO, "horizontal", 3)
+
+
+def test_absolute_labels_tile_the_grid_in_thirds():
+    absolute = probing.absolute_labels(GEO, "horizontal").reshape(10, 10)
+    assert (absolute[:, 0:3] == 0).all() and (absolute[:, 3:7] == 1).all() and (absolute[:, 7:] == 2).all()
+    vertical = probing.absolute_labels(GEO, "vertical").reshape(10, 10)
+    np.testing.assert_array_equal(vertical, absolute.T)
+
+
+def _relation_rows(orientation, shifts):
+    rows = []
+    for t, shift in enumerate(shifts):
+        layout = GEO.canonical_layout(orientation) if shift == 0 else shifted_layout(GEO, orientation, shift)
+        rows.append(dict(triple=t, e0="red", e1="green", e2="blue", slots=json.dumps([list(c) for c in layout])))
+    return pd.DataFrame(rows)
+
+
+def test_relation_labels_and_position_ambiguous_tokens():
+    ids = {"red": 0, "green": 1, "blue": 2}
+    lab = probing.relation_labels(_relation_rows("horizontal", [0, -1, 1]), GEO, "horizontal", ids)
+    assert lab.obj.shape == (3, 100) and lab.k == 3
+    assert (lab.entity[lab.obj >= 0] == lab.obj[lab.obj >= 0]).all()
+    row4 = lab.obj.reshape(3, 10, 10)[:, 4]
+    np.testing.assert_array_equal(row4[0], [-1, 0, 0, -1, 1, 1, -1, 2, 2, -1])
+    np.testing.assert_array_equal(row4[1], [0, 0, -1, 1, 1, -1, 2, 2, -1, -1])
+    np.testing.assert_array_equal(row4[2], [-1, -1, 0, 0, -1, 1, 1, -1, 2, 2])
+    # cell (4, 3) holds slot 1 (shift -1) or slot 0 (shift +1): tied, so both tokens are ambiguous;
+    # cell (4, 2) is slot 0 in two images and background in one: never ambiguous
+    amb = probing.ambiguous(lab.obj, lab.obj, 3).reshape(3, 10, 10)
+    assert {(i, c) for i, r, c in zip(*np.nonzero(amb))} == {(1, 3), (2, 3), (1, 6), (2, 6)}
+    assert (np.nonzero(amb)[1] >= 4).all() and (np.nonzero(amb)[1] <= 5).all()
+
+
+def test_ambiguous_strict_majority_and_ties():
+    train = np.array([[0, 1, 2, -1], [0, 1, 1, -1], [0, 2, 1, -1], [1, 2, -1, -1]])
+    # cell 0: majority 0 (3 vs 1); cell 1: tie 1/2; cell 2: majority 1; cell 3: never labelled
+    test = np.array([[0, 1, 1, 0], [1, 2, 2, 2], [-1, 1, 0, 1]])
+    amb = probing.ambiguous(test, train, 3)
+    np.testing.assert_array_equal(amb, [[False, True, False, False], [True, True, True, False],
+                                        [False, True, True, False]])
+    np.testing.assert_array_equal(probing.tied(train, 3), [False, True, False, False])
+    maj, seen = probing.majority(train, 3)
+    assert maj[:3].tolist() == [0, 1, 1] and seen.tolist() == [True, True, True, False]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_grid_labels(k):
+    s, gap, n = GEO.object_tokens, GEO.gap_tokens, GEO.grid
+    origin = (n - (k * s + (k - 1) * gap)) // 2
+    grid = [dict(row=r, col=c, entity=f"e{(r * k + c) % 4}", top_left=[origin + r * (s + gap), origin + c * (s + gap)])
+            for r in range(k) for c in range(k)]
+    images = pd.DataFrame(dict(k=[k, k], cells=[json.dumps(grid)] * 2))
+    ids = {f"e{i}": i for i in range(4)}
+    h = probing.grid_labels(images, GEO, "horizontal", ids)
+    v = probing.grid_labels(images, GEO, "vertical", ids)
+    assert h.k == v.k == k and h.strip.shape == (2, 100, k)
+    assert (h.absolute == -1).all()
+    for c in grid:
+        r0, c0 = c["top_left"]
+        assert h.obj[0, r0 * n + c0] == c["col"] and v.obj[0, r0 * n + c0] == c["row"]
+        assert h.entity[0, r0 * n + c0] == ids[c["entity"]]
+    assert (h.obj[0] >= 0).sum() == k * k * s * s
+    # horizontal strips are columns through each grid column, vertical strips rows; objects excluded
+    col0 = {cc for _, cc in cells(h.strip[0, :, 0])}
+    assert col0 == {origin, origin + 1}
+    assert h.strip[0, :, 0].sum() == n * s - k * s * s
+    assert {rr for rr, _ in cells(v.strip[0, :, k - 1])} == {origin + (k - 1) * (s + gap) + i for i in range(s)}
+    assert probing.class_names("horizontal", k) == (["Left", "Middle", "Right"] if k == 3 else ["col 0", "col 1"])
+
+
+# ------------------------------------------------------------------ the activation store
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random-weight organism (8 x 8 grid, width 32) and six rendered scenes."""
+    root = tmp_path_factory.mktemp("probe")
+    spec = organism.OrganismSpec(8, 8, 2, 0, 32, 1, 2, 32, 2, 2, 0.16)
+    organism.save(organism.build_model(spec, 0), spec, root / "tiny", {"note": "random weights"})
+    adapter = load(ModelSpec(name="tiny", path=str(root / "tiny")), device="cpu")
+    ents = entities("squares", "standard")
+    geo = adapter.geometry
+    rows = []
+    for i in range(6):
+        trio = [ents[(i + j) % len(ents)] for j in range(3)]
+        render_scene(trio, geo.canonical_layout("horizontal" if i % 2 else "vertical"), geo).save(root / f"{i}.png")
+        rows.append(dict(image=f"{i}.png", image_sha256=f"sha{i}"))
+    return adapter, pd.DataFrame(rows), root
+
+
+def test_store_reuse_runs_no_forward(tiny, tmp_path, monkeypatch):
+    adapter, images, root = tiny
+    calls = []
+    real = extraction.capture
+    monkeypatch.setattr(extraction, "capture", lambda a, imgs, sites: calls.append(list(sites)) or real(a, imgs, sites))
+    store = extraction.ActivationStore(tmp_path / "acts")
+    assert extraction.extract(adapter, images, root, store, ["lm_input"], batch_size=4) == ["lm_input"]
+    assert calls == [["lm_input"], ["lm_input"]]                       # 6 images in batches of 4
+    first = store.load_tensors(["lm_input"])["lm_input"].clone()
+    assert first.shape == (6, 64, 32) and first.dtype == torch.float32
+    # the stored LM input is the post-projector visual tokens
+    from PIL import Image
+    with torch.no_grad():
+        direct = adapter.visual_tokens([Image.open(root / p).convert("RGB") for p in images["image"]])
+    torch.testing.assert_close(first, direct.cpu(), rtol=1e-5, atol=1e-5)
+
+    # asking again for a stored site: no forward at all
+    assert extraction.extract(adapter, images, root, store, ["lm_input"], batch_size=4) == []
+    assert len(calls) == 2
+    # a new site: one pass for it only; the old tensor stays bit-identical
+    new = extraction.extract(adapter, images, root, store, ["lm_input", "resid_post.1", "vision.0"], batch_size=4)
+    assert new == ["resid_post.1", "vision.0"] and calls[2:] == [new, new]
+    assert store.sites() == ["vision.0", "lm_input", "resid_post.1"]      # depth order, not alphabetical
+    again = store.load_tensors()
+    assert torch.equal(again["lm_input"], first)
+    assert again["vision.0"].shape == again["resid_post.1"].shape == (6, 64, 32)
+    assert not torch.allclose(again["resid_post.1"], first)
+    meta = store.metadata()
+    assert json.loads(meta["sites"]) == ["vision.0", "lm_input", "resid_post.1"] and meta["model"] == "tiny"
+    idx = store.index()
+    assert idx["row"].tolist() == list(range(6)) and idx["image"].tolist() == images["image"].tolist()
+    # a different image set (content hash changed) is recomputed from scratch
+    changed = images.assign(image_sha256=images["image_sha256"].where(images.index > 0, "other"))
+    assert extraction.extract(adapter, changed, root, store, ["lm_input"], batch_size=8) == ["lm_input"]
+    assert store.sites() == ["lm_input"] and len(calls) == 5
+    assert torch.equal(store.load_tensors(["lm_input"])["lm_input"], first)    # batching does not change values
+
+
+def test_resolve_sites(tiny):
+    adapter = tiny[0]
+    assert extraction.resolve_sites(adapter, ["lm", "lm_input", "vision"]) == [
+        "vision_input", "vision.0", "lm_input", "resid_post.0", "resid_post.1"]
+    assert extraction.resolve_sites(adapter, ["resid_post.1", "lm_input"]) == ["lm_input", "resid_post.1"]
+    with pytest.raises(ValueError, match="unknown site"):
+        extraction.resolve_sites(adapter, ["resid_post.7"])
+
+
+# ------------------------------------------------------------------ table and figures
+def _metrics():
+    rows = []
+    for model, twin in (("m", ""), ("m-untrained", "m")):
+        for setting in ("squares", "grid2"):
+            for depth, site in enumerate(("vision_input", "lm_input", "resid_post.0")):
+                amb = np.nan if setting == "grid2" else 0.3 + 0.2 * depth
+                rows.append(dict(model=model, twin_of=twin, setting=setting, orientation="horizontal", site=site,
+                                 depth=depth, acc=1.0, acc_lo=0.9, acc_hi=1.0, pos_acc=1.0, ambiguous_acc=amb,
+                                 ambiguous_lo=amb - 0.1, ambiguous_hi=amb + 0.1, pos_ambiguous_acc=0.5,
+                                 strip_score=0.5, strip_lo=0.4, strip_hi=0.6, strip_p=0.01, strip_p_holm=0.03,
+                                 selectivity=0.2, selectivity_lo=0.1, selectivity_hi=0.3, selectivity_p=0.02,
+                                 follow_relative=np.nan if setting == "grid2" else 0.25,
+                                 follow_absolute=np.nan if setting == "grid2" else 0.75,
+                                 note=probing.UNDEFINED_AMBIGUOUS if setting == "grid2" else "", extra=depth))
+    return pd.DataFrame(rows)
+
+
+def test_probe_table_columns():
+    long, display = probing.probe_table(_metrics())
+    assert list(long.columns[:len(probing.TABLE_COLUMNS)]) == probing.TABLE_COLUMNS and "extra" in long
+    assert len(display) == len(long) == 12
+    first = display.iloc[0]
+    assert first["Acc [95% CI]"] == "1.00 [0.90, 1.00]" and first["Strip p (Holm)"] == "0.010 (0.030)"
+    assert first["Relative / absolute"] == "0.25 / 0.75"
+    grid = display[display["Setting"] == "grid2"].iloc[0]
+    assert grid["Ambiguous acc [95% CI]"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
+
+
+def test_figures_render(tmp_path):
+    from dualmech import plots
+    plots.probe_depth_figure(_metrics(), tmp_path / "depth.pdf", "depth")
+    heat = np.random.default_rng(0).dirichlet(np.ones(3), size=(10, 10)).transpose(2, 0, 1)
+    objects = np.full((10, 10), -1)
+    for k, (r, c) in enumerate(GEO.canonical_layout("horizontal")):
+        objects[r:r + 2, c:c + 2] = k
+    meta = dict(sites=["lm_input"], orientations=["horizontal"], classes={"horizontal": ["Left", "Middle", "Right"]},
+                acc={"horizontal/lm_input": 0.9})
+    plots.fig4_heatmaps(meta, {"horizontal/lm_input": heat, "horizontal/objects": objects}, tmp_path / "f4.pdf", "t")
+    for f in ("depth.pdf", "f4.pdf"):
+        assert (tmp_path / f).read_bytes()[:5] == b"%PDF-" and (tmp_path / f).stat().st_size > 5000

@@ -1,0 +1,124 @@
+# Where ordering lives (paper §5.2.1, Fig 4, App C.5-C.7): shifted-layout control stimuli -> one activation
+# store per (model, image set) -> linear position probes per (model, setting) at every site -> Fig 4 heat maps,
+# depth curves (trained model beside its untrained twin) and the probe table.
+
+PROBING = config["probing"]
+STORE = "results/activations/{model}/{imageset}"
+
+
+# image sets a (model, setting) probe reads: the canonical set, plus the shifted control for relation settings
+PROBE_SETS = {s: [s] + ([f"{s}_shifted"] if s in SETTINGS and PROBING["shifts"] else []) for s in SETTINGS + GRIDS}
+
+
+rule shifted_stimuli:
+    message:
+        "Shifted-layout control stimuli ({params.shifts} tokens) for {wildcards.model} on {wildcards.setting}"
+    input:
+        model=model_input,
+    output:
+        table="results/stimuli/{model}/{setting}_shifted/items.parquet",
+        images=directory("results/stimuli/{model}/{setting}_shifted/images"),
+    log:
+        "results/logs/shifted_stimuli/{model}/{setting}.log",
+    wildcard_constraints:
+        setting="|".join(SETTINGS),
+    params:
+        shifts=PROBING["shifts"],
+        directions=config["directions"],
+    conda:
+        ENV
+    script:
+        "../scripts/shifted_stimuli.py"
+
+
+rule extract_activations:
+    message:
+        "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset}"
+    input:
+        model=model_input,
+        check="results/checks/{model}.json",
+        table="results/stimuli/{model}/{imageset}/items.parquet",
+        images="results/stimuli/{model}/{imageset}/images",
+    output:
+        tensors=f"{STORE}.safetensors",
+        index=f"{STORE}.index.parquet",
+    log:
+        "results/logs/extract_activations/{model}/{imageset}.log",
+    wildcard_constraints:
+        imageset="|".join(SETTINGS + GRIDS + [f"{s}_shifted" for s in SETTINGS]),
+    params:
+        sites=PROBING["sites"],
+    conda:
+        ENV
+    script:
+        "../scripts/extract_activations.py"
+
+
+rule probes:
+    message:
+        "Position probes for {wildcards.model} on {wildcards.setting}: every site, {params.probing[seeds]} splits, "
+        "position-only / control-task / strip / shifted-layout controls"
+    input:
+        tables=lambda w: [f"results/stimuli/{w.model}/{s}/items.parquet" for s in PROBE_SETS[w.setting]],
+        stores=lambda w: [f"results/activations/{w.model}/{s}.safetensors" for s in PROBE_SETS[w.setting]],
+    output:
+        metrics="results/probes/{model}/{setting}.parquet",
+        heatmaps="results/probes/{model}/{setting}_heatmaps.npz",
+    log:
+        "results/logs/probes/{model}/{setting}.log",
+    params:
+        probing=PROBING,
+        seed=config["seed"],
+    conda:
+        ENV
+    script:
+        "../scripts/probes.py"
+
+
+rule fig4:
+    message:
+        "Fig 4: probe class probabilities on every visual token at the LM input, {wildcards.model} on {wildcards.setting}"
+    input:
+        "results/probes/{model}/{setting}_heatmaps.npz",
+    output:
+        report("figures/fig4_{model}_{setting}.pdf", caption="../report/fig4.rst", category="Probing",
+               subcategory="{model}"),
+    log:
+        "results/logs/fig4/{model}_{setting}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fig4.py"
+
+
+rule probe_depth:
+    message:
+        "Probe depth curves for {wildcards.model} (with its untrained twin where there is one)"
+    input:
+        lambda w: expand("results/probes/{model}/{setting}.parquet", setting=SETTINGS + GRIDS,
+                         model=[w.model] + [m["name"] for m in config["models"] if m.get("twin_of") == w.model]),
+    output:
+        report("figures/probe_depth_{model}.pdf", caption="../report/probe_depth.rst", category="Probing"),
+    log:
+        "results/logs/probe_depth/{model}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/probe_depth.py"
+
+
+rule probe_table:
+    message:
+        "Probe table: accuracy, ambiguous-token accuracy, strip score and selectivity per site, with CIs"
+    input:
+        expand("results/probes/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + GRIDS),
+    output:
+        csv="results/tables/probes.csv",
+        md=report("results/tables/probes.md", caption="../report/probes.rst", category="Probing"),
+        tex="results/tables/probes.tex",
+    log:
+        "results/logs/probe_table.log",
+    conda:
+        ENV
+    script:
+        "../scripts/probe_table.py"

@@ -1,0 +1,28 @@
+"""Claims table: each of the paper's claims (paper-spec §1) tested on every model run, from the result tables."""
+import pandas as pd
+
+from dualmech import claims, snake, tables
+
+log = snake.start(snakemake)
+inp, par = snakemake.input, snakemake.params
+
+
+def table(name):
+    return pd.read_csv(getattr(inp, name)) if hasattr(inp, name) else None
+
+
+def per_cell(name):
+    files = list(getattr(inp, name)) if hasattr(inp, name) else []
+    return {cell: pd.read_parquet(f) for cell, f in zip(map(tuple, par.cells), files)}
+
+
+ev = claims.Evidence(table1=table("table1"), table5=table("table5"), table2=table("table2"), probes=table("probes"),
+                     last_token=per_cell("last_token"), criss_cross_stats=per_cell("criss_cross_stats"),
+                     criss_cross=per_cell("criss_cross"), ablated_stats=per_cell("ablated_stats"))
+twins = {m["twin_of"]: m["name"] for m in snakemake.config["models"] if m.get("twin_of")}
+result = claims.evaluate(ev, par.models, par.settings, par.min_pairs, par.seed, par.testbeds, twins)
+tables.write(result, claims.display(result), snakemake.output.csv[:-4],
+             "The paper's claims tested on each model run (summary over settings; every (model, setting) cell is in "
+             "the CSV). Effect with its 95% CI, p-value of the claim's test (largest over the conditions of a "
+             f"conjunction), verdict at alpha = {claims.ALPHA}.")
+log.info("\n%s", claims.display(result).to_string(index=False))

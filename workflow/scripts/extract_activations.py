@@ -1,0 +1,28 @@
+"""Visual-token activations of one model on one image set, every configured site, in one store."""
+from pathlib import Path
+
+import pandas as pd
+
+from dualmech import extraction, models, snake
+from dualmech.models import UnsupportedModel
+
+log = snake.start(snakemake)
+adapter = models.load(snake.model_spec(snakemake))
+groups = list(snakemake.params.sites)
+try:
+    sites = extraction.resolve_sites(adapter, groups)
+except UnsupportedModel as e:          # vision-encoder sites exist only for LLaVA-family adapters
+    log.warning("%s; probing the LM-side sites only", e)
+    groups = [g for g in groups if g != "vision" and not g.startswith("vision")]
+    if not groups:
+        raise
+    sites = extraction.resolve_sites(adapter, groups)
+images = pd.read_parquet(snakemake.input.table).drop_duplicates("image")[["image", "image_sha256"]]
+store = extraction.ActivationStore(snakemake.output.tensors)
+if len(images):
+    done = extraction.extract(adapter, images.reset_index(drop=True), Path(snakemake.input.images), store, sites,
+                              desc=f"{adapter.spec.name} {snakemake.wildcards.imageset}")
+else:                                  # e.g. no shift fits the canvas: an empty store keeps the DAG uniform
+    store.write(images, {}, dict(model=adapter.spec.name, family=adapter.family, sites="[]"))
+    done = []
+log.info("%d images on %s: sites %s computed (store holds %s)", len(images), adapter.device, done, store.sites())
