@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dualmech import interventions, models, organism
-from dualmech.stimuli import DIRECTIONS, OBJECTS, SETTINGS, entities, prompt, render_scene
+from dualmech.stimuli import DIRECTIONS, OBJECTS, OPPOSITE, SETTINGS, entities, prompt, render_scene
 
 SPEC = organism.OrganismSpec(image_grid=10, patch_px=8, object_tokens=2, gap_tokens=1, vision_hidden=32,
                              vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=2, lm_heads=2, lm_init_std=0.16)
@@ -67,19 +67,41 @@ def test_training_layouts_are_jittered_and_never_canonical():
 
 def test_batch_answers_are_the_extreme_entity():
     sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=1)
-    inputs, answers, cells = sampler.batch(16)
-    assert cells.shape == (16,) and cells.max() < len(organism.CELLS)
+    inputs, positions, answers, cells = sampler.batch(16)
     assert inputs["pixel_values"].shape == (16, 3, 80, 80)
+    assert positions.shape == answers.shape == (16, 1) and cells.shape == (16,)
     tok = sampler.tok
     last = inputs["attention_mask"].sum(1) - 1
+    assert torch.equal(positions[:, 0], last)
     assert all(tok.convert_ids_to_tokens(int(inputs["input_ids"][i, last[i]])) == "ASSISTANT:" for i in range(16))
     answer_words = {e.answer for s in SETTINGS for e in entities(s)}
-    assert set(tok.convert_ids_to_tokens(answers.tolist())) <= answer_words
+    assert set(tok.convert_ids_to_tokens(answers.flatten().tolist())) <= answer_words
     only = np.zeros(len(organism.CELLS))
     only[organism.CELLS.index(("objects", "below"))] = 1.0
-    inputs, answers, cells = sampler.batch(8, only)              # weights pick the cells
+    _, _, answers, cells = sampler.batch(8, only)              # weights pick the cells
     assert set(cells.tolist()) == {organism.CELLS.index(("objects", "below"))}
-    assert set(tok.convert_ids_to_tokens(answers.tolist())) <= set(OBJECTS)
+    assert set(tok.convert_ids_to_tokens(answers.flatten().tolist())) <= set(OBJECTS)
+
+
+def test_second_turn_asks_the_opposite_direction_and_leaves_the_first_unchanged():
+    one = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=2)
+    two = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=2)
+    i1, p1, a1, c1 = one.batch(6, turns=1)
+    i2, p2, a2, c2 = two.batch(6, turns=2)
+    assert np.array_equal(c1, c2) and torch.equal(a1[:, 0], a2[:, 0]) and torch.equal(p1[:, 0], p2[:, 0])
+    tok = two.tok
+    for i in range(6):
+        words = tok.convert_ids_to_tokens(i2["input_ids"][i, : p2[i, 1] + 1].tolist())
+        setting, direction = organism.CELLS[c2[i]]
+        first, second = " ".join(words[: p1[i, 0] + 1]), " ".join(words[p1[i, 0] + 1:])
+        assert f" {direction} " in f" {first} " and second.startswith(f"{words[p1[i, 0] + 1]} USER: ")
+        assert words[p1[i, 0] + 1] == tok.convert_ids_to_tokens(int(a2[i, 0]))        # the first answer, then
+        assert f" {OPPOSITE[direction]} " in f" {second} " and second.endswith("ASSISTANT:")   # the opposite question
+        assert a2[i, 1] != a2[i, 0]
+    model = organism.build_model(SPEC, 0)
+    with torch.no_grad():                      # causal: the follow-up does not change the first answer's logits
+        assert torch.allclose(organism.answer_logits(model, i1, p1)[:, 0], organism.answer_logits(model, i2, p2)[:, 0],
+                              atol=1e-5)
 
 
 def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):

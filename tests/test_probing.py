@@ -215,10 +215,12 @@ def test_probe_table_columns():
     assert list(long.columns[:len(probing.TABLE_COLUMNS)]) == probing.TABLE_COLUMNS and "extra" in long
     assert len(display) == len(long) == 12
     first = display.iloc[0]
-    assert first["Acc [95% CI]"] == "1.00 [0.90, 1.00]" and first["Strip p (Holm)"] == "0.010 (0.030)"
+    assert first["Acc [95% CI] / position-only"] == "1.00 [0.90, 1.00] / 1.00"
+    assert first["Ambiguous acc [95% CI] / position-only"] == "0.30 [0.20, 0.40] / 0.50"
+    assert first["Strip p (Holm)"] == "0.010 (0.030)" and first["Selectivity [95% CI], p"] == "0.20 [0.10, 0.30], p=0.020"
     assert first["Relative / absolute"] == "0.25 / 0.75"
     grid = display[display["Setting"] == "grid2"].iloc[0]
-    assert grid["Ambiguous acc [95% CI]"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
+    assert grid["Ambiguous acc [95% CI] / position-only"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
 
 
 def test_figures_render(tmp_path):

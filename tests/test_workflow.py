@@ -26,7 +26,11 @@ def workdir(tmp_path_factory) -> Path:
     spec = organism.OrganismSpec(8, 8, 2, 0, 32, 1, 2, 32, 2, 2, 0.16)
     organism.save(organism.build_model(spec, 0), spec, wd / "tiny", {"note": "random weights"})
     cfg = dict(seed=0, models=[dict(name="tiny", path="tiny", untrained_twin=True)], settings=["squares"],
-               directions=["left", "above"], grids=[2], grid_images=4)
+               directions=["left", "above"], grids=[2], grid_images=4,
+               probing=dict(seeds=1, bootstrap=50, permutations=20),
+               patching=dict(pairs_per_direction=4, max_attempts=24, min_pairs=2),
+               amplification=dict(alphas=[0, 2, 4], n_random=2, synthetic_probe_images=4,
+                                  synthetic=dict(items=24), probe=dict(epochs=20)))
     (wd / "config.yaml").write_text(yaml.safe_dump(cfg))
     return wd
 
@@ -34,7 +38,8 @@ def workdir(tmp_path_factory) -> Path:
 def test_dry_run_lists_every_job(workdir):
     out = snakemake(workdir, "-n")
     assert out.returncode == 0, out.stdout + out.stderr
-    for rule in ("check_model", "stimuli", "behaviour", "table1", "fig1", "untrained_twin"):
+    for rule in ("check_model", "stimuli", "behaviour", "table1", "fig1", "untrained_twin", "shifted_stimuli",
+                 "extract_activations", "probes", "fig4", "probe_depth", "probe_table"):
         assert rule in out.stdout + out.stderr
 
 
@@ -52,6 +57,12 @@ def test_full_run(workdir):
         assert (workdir / f).stat().st_size > 0
     md = (workdir / "results/tables/table1.md").read_text()
     assert "| Model" in md and "tiny-untrained" in md
+    probes = pd.read_csv(workdir / "results/tables/probes.csv")   # 2 models x (squares, grid2) x 2 orientations x 5 sites
+    assert len(probes) == 40 and set(probes["site"]) == {"vision_input", "vision.0", "lm_input", "resid_post.0",
+                                                         "resid_post.1"}
+    assert probes["acc"].between(0, 1).all() and (probes.query("setting == 'squares'")["n_ambiguous"] > 0).all()
+    for f in ("figures/fig4_tiny_squares.pdf", "figures/fig4_tiny-untrained_grid2.pdf", "figures/probe_depth_tiny.pdf"):
+        assert (workdir / f).stat().st_size > 0
 
 
 def test_rerun_is_byte_identical(workdir, tmp_path):

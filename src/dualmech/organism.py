@@ -20,7 +20,7 @@ import transformers as T
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from .seeding import rng, torch_seed
-from .stimuli import (ANSWER_SLOT, DIRECTIONS, ORIENTATION_OF, PREPOSITIONS, SETTINGS, SYSTEM_PROMPT, TEMPLATES,
+from .stimuli import (ANSWER_SLOT, DIRECTIONS, OPPOSITE, ORIENTATION_OF, PREPOSITIONS, SETTINGS, SYSTEM_PROMPT, TEMPLATES,
                       Geometry, compose, entities, prompt, sprite)
 
 IMAGE_TOKEN = "<image>"
@@ -187,11 +187,15 @@ class SceneSampler:
             if lay != canonical:
                 return lay
 
-    def batch(self, n: int, weights: np.ndarray | None = None):
+    def batch(self, n: int, weights: np.ndarray | None = None, turns: int = 1):
         """n scenes; each one's (setting, direction) cell is drawn from `weights` over CELLS (uniform when None).
 
-        Returns (model inputs, answer token ids, cell index of each scene)."""
-        pixels, ids, answers = [], [], []
+        With turns=2 the conversation goes on after the first answer with a second question about the same
+        image and reference in the opposite direction ("... ASSISTANT: green USER: <prompt> ASSISTANT:"): the
+        first turn is exactly the evaluation format (causal attention never sees what follows it), the second
+        adds a supervised answer that differs from the first only through the direction word.
+        Returns (model inputs, answer positions (n, turns), answer token ids (n, turns), cell of each scene)."""
+        pixels, ids, positions, answers = [], [], [], []
         cells = self.rng.choice(len(CELLS), size=n, p=weights)
         for cell in cells:
             setting, direction = CELLS[cell]
@@ -199,10 +203,19 @@ class SceneSampler:
             triple = [ents[i] for i in self.rng.choice(len(ents), size=3, replace=False)]
             lay = self.layout(ORIENTATION_OF[direction])
             px = [(r * self.g.px_per_token, c * self.g.px_per_token) for r, c in lay]
-            img = compose([self.sprites[e] for e in triple], px, self.g.canvas_px)
-            pixels.append(img)
-            ids.append(self.text_ids(prompt(setting, direction, triple[1])))
-            answers.append(self.tok.convert_tokens_to_ids(triple[ANSWER_SLOT[direction]].answer))
+            pixels.append(compose([self.sprites[e] for e in triple], px, self.g.canvas_px))
+            row, pos, ans = list(self.text_ids(prompt(setting, direction, triple[1]))), [], []
+            for turn, d in enumerate([direction, OPPOSITE[direction]][:turns]):
+                answer = triple[ANSWER_SLOT[d]].answer
+                if turn:
+                    row += self.tok(f"{ans_word} USER: {prompt(setting, d, triple[1])} ASSISTANT:",
+                                    add_special_tokens=False)["input_ids"]
+                pos.append(len(row) - 1)
+                ans.append(self.tok.convert_tokens_to_ids(answer))
+                ans_word = answer
+            ids.append(row)
+            positions.append(pos)
+            answers.append(ans)
         x = (np.stack(pixels).astype(np.float32) / 255.0 - self.mean) / self.std
         length = max(map(len, ids))
         input_ids = torch.full((n, length), self.tok.pad_token_id)
@@ -210,8 +223,9 @@ class SceneSampler:
         for i, row in enumerate(ids):             # right padding: causal attention never sees the pads
             input_ids[i, :len(row)] = torch.tensor(row)
             mask[i, :len(row)] = 1
-        return dict(pixel_values=torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), input_ids=input_ids,
-                    attention_mask=mask), torch.tensor(answers), cells
+        inputs = dict(pixel_values=torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), input_ids=input_ids,
+                      attention_mask=mask)
+        return inputs, torch.tensor(positions), torch.tensor(answers), cells
 
 
 def chat_messages(user_text: str, system: str | None = SYSTEM_PROMPT) -> list[dict]:
@@ -219,16 +233,18 @@ def chat_messages(user_text: str, system: str | None = SYSTEM_PROMPT) -> list[di
     return msgs + [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]
 
 
-def answer_logits(model, inputs: dict) -> torch.Tensor:
-    """Next-token logits at each row's last real position (right-padded batches)."""
+def answer_logits(model, inputs: dict, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token logits at `positions` (B, K) -> (B, K, V); default: each row's last real position -> (B, V)."""
     hidden = model.model(**inputs, use_cache=False).last_hidden_state
-    last = inputs["attention_mask"].sum(1) - 1
-    return model.lm_head(hidden[torch.arange(len(last)), last])
+    if positions is None:
+        last = inputs["attention_mask"].sum(1) - 1
+        return model.lm_head(hidden[torch.arange(len(last)), last])
+    return model.lm_head(hidden[torch.arange(len(positions))[:, None], positions])
 
 
 # ------------------------------------------------------------------ training
 def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
-    """Train from scratch until `evaluate(model)` (min per-cell accuracy) reaches the target or time runs out.
+    """Train from scratch until `evaluate(model)` (min per-cell accuracy) reaches `stop_accuracy` or time runs out.
 
     Returns (model, history). `evaluate` returns (min_accuracy, per_cell dict)."""
     model = build_model(spec, seed)
@@ -249,16 +265,16 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
         if train_cfg["balance_by_error"]:     # draw cells in proportion to 0.25 + their training error
             weights = 1.25 - train_acc
             weights /= weights.sum()
-        inputs, answers, cells = sampler.batch(train_cfg["batch_size"], weights)
-        logits = answer_logits(model, inputs)
-        loss = F.cross_entropy(logits, answers)
+        inputs, positions, answers, cells = sampler.batch(train_cfg["batch_size"], weights, train_cfg["turns"])
+        logits = answer_logits(model, inputs, positions)
+        loss = F.cross_entropy(logits.flatten(0, 1), answers.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         step += 1
-        hits = (logits.argmax(-1) == answers).numpy()
+        hits = (logits[:, 0].argmax(-1) == answers[:, 0]).numpy()     # the first turn = the evaluation format
         for c in np.unique(cells):
             train_acc[c] = 0.95 * train_acc[c] + 0.05 * hits[cells == c].mean()
         if step % train_cfg["eval_every"] == 0 or step == total:
@@ -270,7 +286,7 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
             history.append(rec | {"cells": cells})
             worst = dict(sorted(cells.items(), key=lambda kv: kv[1])[:3])
             log(json.dumps(rec | {"worst_cells": worst}))
-            if acc >= train_cfg["target_accuracy"]:
+            if acc >= train_cfg["stop_accuracy"]:
                 break
     model.eval()
     return model, history

@@ -539,16 +539,22 @@ def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     def pval(p, holm):
         return "n/a" if not np.isfinite(p) else f"{p:.3f} ({holm:.3f})"
 
+    def with_pos(cells, pos):                     # text cells: Markdown renderers must not re-format numbers
+        return [c if c == "n/a" else f"{c} / {num(p)}" for c, p in zip(cells, pos)]
+
     display = pd.DataFrame({
         "Model": long["model"], "Setting": long["setting"], "Orientation": long["orientation"],
         "Site": long["site"],
-        "Acc [95% CI]": [ci(*r) for r in long[["acc", "acc_lo", "acc_hi"]].to_numpy()],
-        "Position-only": long["pos_acc"].map(num),
-        "Ambiguous acc [95% CI]": [ci(*r) for r in long[["ambiguous_acc", "ambiguous_lo", "ambiguous_hi"]].to_numpy()],
+        "Acc [95% CI] / position-only": with_pos([ci(*r) for r in long[["acc", "acc_lo", "acc_hi"]].to_numpy()],
+                                                 long["pos_acc"]),
+        "Ambiguous acc [95% CI] / position-only": with_pos(
+            [ci(*r) for r in long[["ambiguous_acc", "ambiguous_lo", "ambiguous_hi"]].to_numpy()],
+            long["pos_ambiguous_acc"]),
         "Strip score [95% CI]": [ci(*r) for r in long[["strip_score", "strip_lo", "strip_hi"]].to_numpy()],
         "Strip p (Holm)": [pval(*r) for r in long[["strip_p", "strip_p_holm"]].to_numpy()],
-        "Selectivity [95% CI]": [ci(*r) for r in long[["selectivity", "selectivity_lo", "selectivity_hi"]].to_numpy()],
-        "Selectivity p": long["selectivity_p"].map(lambda p: num(p, ".3f")),
+        "Selectivity [95% CI], p": [c if c == "n/a" else f"{c}, p={num(p, '.3f')}" for c, p in zip(
+            [ci(*r) for r in long[["selectivity", "selectivity_lo", "selectivity_hi"]].to_numpy()],
+            long["selectivity_p"])],
         "Relative / absolute": [f"{num(r)} / {num(a)}" for r, a in long[["follow_relative", "follow_absolute"]].to_numpy()],
         "Note": long["note"].map(lambda note: "; ".join(SHORT_NOTES.get(n, n) for n in note.split("; ") if n)),
     })

@@ -110,7 +110,9 @@ def probe_depth_figure(metrics: pd.DataFrame, out: Path | str, title: str) -> No
                 g = g.sort_values("x")
                 if g[col].notna().sum() == 0:
                     continue
-                ax.plot(g["x"], g[col], styles.get(orientation, ":"), marker="o", ms=3, color=colours[model],
+                first = model == models[0]                 # the trained model on top; twins with open markers
+                ax.plot(g["x"], g[col], styles.get(orientation, ":"), marker="o", ms=3 if first else 5,
+                        color=colours[model], mfc=colours[model] if first else "none", zorder=3 if first else 2,
                         label=f"{model}, {orientation}")
                 ax.fill_between(g["x"], g[lo], g[hi], color=colours[model], alpha=0.15, lw=0)
                 if pos and g[pos].notna().any():
