@@ -24,15 +24,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are fastest single-threaded, and 2 threads crawl when another job holds a core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict:
     """Each tiny checkpoint, built once per session."""

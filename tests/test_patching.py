@@ -23,14 +23,6 @@ from dualmech.tiny import make_tiny
 FAMILIES = ["llava", "pixtral", "qwen2vl", "gemma3"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("patching-ckpt")
