@@ -359,14 +359,19 @@ def train_and_accept(config: dict, out_dir: Path, log=print) -> dict:
         cells = acc[acc["direction"] != "all"]
         log(cells[["setting", "direction", "n", "accuracy"]].to_string(index=False))
         failing = cells[cells["accuracy"] < train_cfg["target_accuracy"]]
+        info["acceptance"] = cells[["setting", "direction", "n", "correct", "accuracy"]].to_dict("records")
+        info["accepted"] = not len(failing)
+        (tmp / "checkpoint" / "organism.json").write_text(
+            json.dumps({"spec": asdict(spec)} | info, indent=1, sort_keys=True) + "\n")
         if len(failing):
+            kept = out_dir.with_name(out_dir.name + ".rejected")
+            shutil.rmtree(kept, ignore_errors=True)
+            (tmp / "checkpoint").rename(kept)
             raise RuntimeError(
                 f"organism rejected after {minutes:.1f} min / {info['steps']} steps: held-out canonical accuracy "
                 f"below {train_cfg['target_accuracy']} in\n{failing[['setting', 'direction', 'accuracy']].to_string(index=False)}"
-                f"\nIncrease organism.train.max_minutes / max_steps in config.yaml.")
-        info["acceptance"] = cells[["setting", "direction", "n", "correct", "accuracy"]].to_dict("records")
-        (tmp / "checkpoint" / "organism.json").write_text(
-            json.dumps({"spec": asdict(spec)} | info, indent=1, sort_keys=True) + "\n")
+                f"\nIncrease organism.train.max_minutes / max_steps in config.yaml. The rejected checkpoint is in "
+                f"{kept} for inspection.")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         (tmp / "checkpoint").rename(out_dir)
