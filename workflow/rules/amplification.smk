@@ -3,45 +3,6 @@
 #   synthetic  harder synthetic scenes (cluttered, photo-like backgrounds) - the default, every model
 #   whatsup    What'sUp composites (paper v1's testbed) - only when data.whatsup_dir is set
 #   coco       COCO-spatial two-object questions (paper v2's Table 2) - only when data.coco_dir is set
-from dualmech import naturalistic
-
-AMP = config["amplification"]
-DATA = config["data"]
-
-for _key, _check in (("whatsup_dir", naturalistic.check_whatsup_dir), ("coco_dir", naturalistic.check_coco_dir)):
-    if DATA[_key]:
-        try:
-            _check(DATA[_key])
-        except naturalistic.DataError as e:
-            raise WorkflowError(f"config.yaml data/{_key}: {e}") from None
-
-
-def _amp_testbeds():
-    """model -> the amplification testbeds it runs on (validated against the configured models)."""
-    syn = MODELS if AMP["synthetic"]["models"] is None else AMP["synthetic"]["models"]
-    wu = AMP["whatsup"]["models"] if DATA["whatsup_dir"] else []
-    coco = [m["name"] for m in AMP["coco"]["models"]] if DATA["coco_dir"] else []
-    unknown = sorted(set(syn + wu + coco) - set(MODELS))
-    if unknown:
-        raise WorkflowError(f"config.yaml amplification: unknown model name(s) {unknown}; models are {MODELS}")
-    return {m: [t for t, ms in (("synthetic", syn), ("whatsup", wu), ("coco", coco)) if m in ms] for m in MODELS}
-
-
-AMP_TESTBEDS = _amp_testbeds()
-AMP_PAIRS = [(m, t) for m, ts in AMP_TESTBEDS.items() for t in ts]
-
-
-def amplification_targets():
-    if not AMP_PAIRS:
-        return []
-    return [expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
-            [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts]]
-
-
-def _amp_files(kind, model=None):
-    return [f"results/amplification/{m}/{t}/{kind}" for m, t in AMP_PAIRS if model is None or m == model]
-
-
 rule amp_testbed:
     message:
         "Amplification testbed '{wildcards.testbed}' for {wildcards.model}"
@@ -146,6 +107,8 @@ rule download_coco:
     log:
         "results/logs/download_coco.log",
     localrule: True
+    conda:
+        ENV
     shell:
         "mkdir -p data/coco && (cd data/coco"
         " && curl -fL -o val2017.zip http://images.cocodataset.org/zips/val2017.zip && unzip -q val2017.zip"
@@ -163,6 +126,8 @@ rule download_whatsup:
     log:
         "results/logs/download_whatsup.log",
     localrule: True
+    conda:
+        ENV
     shell:
         "mkdir -p data/whatsup && (cd data/whatsup"
         " && gdown --no-cookies 19KGYVQjrV3syb00GgcavB2nZTW5NXX0H --output controlled_images.tar.gz"

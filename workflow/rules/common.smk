@@ -51,3 +51,54 @@ def all_targets():
         amplification_targets(),
         paper_targets(),
     ]
+
+
+# ---------------------------------------------------------------- input functions of the stage files
+def _fig_patching_input(wildcards):
+    """Fig 3: last-token; Figs 6/7: criss-cross; Fig 9: criss-cross under the ordering ablation."""
+    design = "last_token" if wildcards.fig == "3" else "criss_cross"
+    root = "results/ablation/{model}/{setting}" if wildcards.fig == "9" else "results/patching/{model}/{setting}"
+    inputs = dict(pairs=f"{root}/pairs_{design}.parquet", curves=f"{root}/{design}_curves.parquet")
+    if design == "criss_cross":
+        inputs["stats"] = f"{root}/criss_cross_stats.parquet"
+    return {k: v.format(**wildcards) for k, v in inputs.items()}
+
+
+# Table 2 testbeds (workflow/rules/amplification.smk)
+from dualmech import naturalistic
+
+AMP = config["amplification"]
+DATA = config["data"]
+
+for _key, _check in (("whatsup_dir", naturalistic.check_whatsup_dir), ("coco_dir", naturalistic.check_coco_dir)):
+    if DATA[_key]:
+        try:
+            _check(DATA[_key])
+        except naturalistic.DataError as e:
+            raise WorkflowError(f"config.yaml data/{_key}: {e}") from None
+
+
+def _amp_testbeds():
+    """model -> the amplification testbeds it runs on (validated against the configured models)."""
+    syn = MODELS if AMP["synthetic"]["models"] is None else AMP["synthetic"]["models"]
+    wu = AMP["whatsup"]["models"] if DATA["whatsup_dir"] else []
+    coco = [m["name"] for m in AMP["coco"]["models"]] if DATA["coco_dir"] else []
+    unknown = sorted(set(syn + wu + coco) - set(MODELS))
+    if unknown:
+        raise WorkflowError(f"config.yaml amplification: unknown model name(s) {unknown}; models are {MODELS}")
+    return {m: [t for t, ms in (("synthetic", syn), ("whatsup", wu), ("coco", coco)) if m in ms] for m in MODELS}
+
+
+AMP_TESTBEDS = _amp_testbeds()
+AMP_PAIRS = [(m, t) for m, ts in AMP_TESTBEDS.items() for t in ts]
+
+
+def amplification_targets():
+    if not AMP_PAIRS:
+        return []
+    return [expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
+            [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts]]
+
+
+def _amp_files(kind, model=None):
+    return [f"results/amplification/{m}/{t}/{kind}" for m, t in AMP_PAIRS if model is None or m == model]

@@ -75,16 +75,6 @@ rule criss_cross:
         "../scripts/criss_cross.py"
 
 
-def _fig_patching_input(wildcards):
-    """Fig 3: last-token; Figs 6/7: criss-cross; Fig 9: criss-cross under the ordering ablation."""
-    design = "last_token" if wildcards.fig == "3" else "criss_cross"
-    root = "results/ablation/{model}/{setting}" if wildcards.fig == "9" else PATCHING
-    inputs = dict(pairs=f"{root}/pairs_{design}.parquet", curves=f"{root}/{design}_curves.parquet")
-    if design == "criss_cross":
-        inputs["stats"] = f"{root}/criss_cross_stats.parquet"
-    return {k: v.format(**wildcards) for k, v in inputs.items()}
-
-
 rule fig_patching:
     message:
         "Fig {wildcards.fig} for {wildcards.model} on {wildcards.setting}"
