@@ -279,12 +279,12 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print):
             train_acc[c] = 0.95 * train_acc[c] + 0.05 * hits[cells == c].mean()
         if step % train_cfg["eval_every"] == 0 or step == total:
             model.eval()
-            acc, cells = evaluate(model)
+            acc, per_cell = evaluate(model)
             model.train()
             rec = dict(step=step, minutes=round((time.perf_counter() - start) / 60, 2), loss=round(loss.item(), 4),
                        min_cell_accuracy=round(acc, 4))
-            history.append(rec | {"cells": cells})
-            worst = dict(sorted(cells.items(), key=lambda kv: kv[1])[:3])
+            history.append(rec | {"cells": per_cell})
+            worst = dict(sorted(per_cell.items(), key=lambda kv: kv[1])[:3])
             log(json.dumps(rec | {"worst_cells": worst}))
             if acc >= train_cfg["stop_accuracy"]:
                 break
