@@ -55,6 +55,17 @@ def _note(ax, text: str) -> None:
             bbox=dict(boxstyle="round", fc="lightyellow", ec="gray", lw=0.5))
 
 
+def _panel(ax, direction: str, n: int, labels: list[str], df: pd.DataFrame, min_pairs: int) -> bool:
+    """Title and site axis of one direction panel; False (with a note) when it has no curves to draw."""
+    ax.set_title(f"{direction} (n={n})", fontsize=8)
+    if labels:
+        _site_axis(ax, labels)
+    if df.empty:
+        _note(ax, f"no golden pairs\n(not testable;\nneeds >= {min_pairs})")
+        return False
+    return True
+
+
 def _labels(curves: pd.DataFrame, site_labels: list[str] | None) -> list[str]:
     if site_labels:
         return list(site_labels)
@@ -72,11 +83,7 @@ def fig3_last_token(curves: pd.DataFrame, n_pairs: dict[str, int], ranges: dict[
     for ax, direction in zip(axes[0], panels):
         n = n_pairs.get(direction, sum(n_pairs.values()) if direction == "all" else 0)
         df = curves[(curves["kind"] == "last_token") & (curves["direction"] == direction)]
-        ax.set_title(f"{direction} (n={n})", fontsize=8)
-        if labels:
-            _site_axis(ax, labels)
-        if df.empty:
-            _note(ax, f"no golden pairs\n(not testable;\nneeds >= {min_pairs})")
+        if not _panel(ax, direction, n, labels, df, min_pairs):
             continue
         r = ranges.get(direction, {})
         for key, colour in (("ordinal_sites", "tab:blue"), ("attribute_sites", "gray")):
@@ -105,11 +112,7 @@ def fig_criss_cross(curves: pd.DataFrame, stats: pd.DataFrame, kind: str, n_pair
     for ax, direction in zip(axes[0], panels):
         n = n_pairs.get(direction, 0)
         df = curves[(curves["kind"] == kind) & (curves["direction"] == direction)]
-        ax.set_title(f"{direction} (n={n})", fontsize=8)
-        if labels:
-            _site_axis(ax, labels)
-        if df.empty:
-            _note(ax, f"no golden pairs\n(not testable;\nneeds >= {min_pairs})")
+        if not _panel(ax, direction, n, labels, df, min_pairs):
             continue
         for role in ("c0", "c1", "c2"):
             _line(ax, df, role)
