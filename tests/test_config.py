@@ -48,3 +48,10 @@ def test_not_a_mapping(tmp_path):
     p.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load(p)
+
+
+def test_loaded_file_is_named_in_the_error(tmp_path):
+    p = tmp_path / "overlay.yaml"
+    p.write_text(yaml.safe_dump({"models": [{"name": "m", "path": "not-here"}]}))
+    with pytest.raises(ConfigError, match=r"overlay\.yaml is invalid:\n  - models/m/path: 'not-here'"):
+        load(p)

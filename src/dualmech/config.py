@@ -34,7 +34,7 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def validate(config: dict, root: Path | str = ".") -> dict:
+def validate(config: dict, root: Path | str = ".", source: str = "config.yaml") -> dict:
     """Return a validated copy of `config` with defaults filled and untrained twins added."""
     config = copy.deepcopy(config)
     schema = yaml.safe_load(SCHEMA.read_text())
@@ -42,7 +42,7 @@ def validate(config: dict, root: Path | str = ".") -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
         lines = [f"  - {'/'.join(map(str, e.path)) or '(top level)'}: {e.message}" for e in errors]
-        raise ConfigError("config.yaml is invalid:\n" + "\n".join(lines))
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
     # nested defaults inside array items and nested objects are filled by a second pass
     validator.validate(config)
     problems = []
@@ -57,7 +57,7 @@ def validate(config: dict, root: Path | str = ".") -> dict:
             problems.append(f"  - models/{m['name']}/path: '{p}' is neither an existing directory nor a "
                             f"Hugging Face id in the local cache (nothing is downloaded at run time)")
     if problems:
-        raise ConfigError("config.yaml is invalid:\n" + "\n".join(problems))
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
     twins = [dict(m, name=f"{m['name']}-untrained", path=f"{BUILT_MODELS}/{m['name']}-untrained",
                   untrained_twin=False, twin_of=m["name"]) for m in config["models"] if m["untrained_twin"]]
     config["models"] = config["models"] + twins
@@ -80,7 +80,7 @@ def load(path: Path | str) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of keys to values")
-    return validate(raw, path.parent)
+    return validate(raw, path.parent, str(path))
 
 
 def model_entry(config: dict, name: str) -> dict:
