@@ -112,3 +112,19 @@ def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
         assert torch.equal(a, b), name
     other = organism.build_model(SPEC, seed=4)
     assert not torch.equal(next(iter(other.state_dict().values())), next(iter(start.state_dict().values())))
+
+
+def test_committed_organism_was_made_by_this_config_and_passed_its_bar():
+    import json
+    from pathlib import Path
+
+    from dualmech.config import digest, load
+    root = Path(__file__).resolve().parents[1]
+    config = load(root / "config.yaml")
+    info = json.loads((root / "models" / "organism" / "organism.json").read_text())
+    assert info["config_digest"] == digest({"organism": config["organism"], "seed": config["seed"]}), \
+        "config.yaml's organism section differs from the one that trained models/organism: run `make organism`"
+    bar = config["organism"]["train"]["target_accuracy"]
+    cells = {(c["setting"], c["direction"]): c["accuracy"] for c in info["acceptance"]}
+    assert set(cells) == {(s, d) for s in SETTINGS for d in DIRECTIONS}
+    assert info["accepted"] and min(cells.values()) >= bar
