@@ -21,6 +21,19 @@ def test_wilson_matches_closed_form():
     assert wilson(50, 50)[1] == pytest.approx(1.0) and wilson(50, 50)[0] < 1
 
 
+@pytest.mark.parametrize("n", [50, 120, 336, 1000])
+def test_wilson_holds_a_perfect_or_null_score_exactly(n):
+    assert wilson(n, n)[1] == 1.0 and wilson(0, n)[0] == 0.0   # plain statsmodels gives 0.9999999999999999 at 336
+
+
+def test_table1_figure_draws_a_perfect_model(tmp_path):
+    from dualmech.plots import table1_figure
+    preds = pd.DataFrame(dict(model=["perfect"] * 336 + ["chance"] * 336, setting="objects", direction="left",
+                              correct=[True] * 336 + [True, False, False] * 112))
+    table1_figure(accuracy_table(preds), tmp_path / "t1.pdf")
+    assert (tmp_path / "t1.pdf").stat().st_size > 0
+
+
 def test_accuracy_table():
     preds = pd.DataFrame(dict(model="m", setting="squares", direction=["left"] * 4 + ["right"] * 2,
                               correct=[True, True, True, False, False, True]))

@@ -6,11 +6,13 @@ from statsmodels.stats.proportion import proportion_confint
 
 
 def wilson(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
+    """Wilson score interval for a binomial proportion (clamped so that it holds the point estimate exactly:
+    statsmodels returns 0.9999999999999999 for 336/336)."""
     if n == 0:
         return float("nan"), float("nan")
     lo, hi = proportion_confint(int(correct), int(n), alpha=alpha, method="wilson")
-    return float(lo), float(hi)
+    p = correct / n
+    return float(min(lo, p)), float(max(hi, p))
 
 
 def accuracy_summary(correct: np.ndarray) -> dict:

@@ -51,7 +51,8 @@ def table1_figure(acc: pd.DataFrame, out: Path | str, chance: float = 1 / 3) -> 
     for ax, (setting, sub) in zip(grid.axes.flat, df.groupby("setting", sort=False)):
         for bars, (_, m) in zip(ax.containers, sub.groupby("model", sort=False)):
             xs = [b.get_x() + b.get_width() / 2 for b in bars]
-            ax.errorbar(xs, m["accuracy"], yerr=[m["accuracy"] - m["ci_low"], m["ci_high"] - m["accuracy"]],
+            y, lo, hi = (m[c].to_numpy() for c in ("accuracy", "ci_low", "ci_high"))
+            ax.errorbar(xs, y, yerr=[y - lo, hi - y],
                         fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
         ax.axhline(chance, ls="--", color="gray", lw=0.8)
         ax.set_ylim(0, 1.02)
