@@ -15,7 +15,7 @@ rule train_organism:
         seed=config["seed"],
     threads: lambda wildcards: workflow.cores
     resources:
-        runtime=60,
+        runtime=config["organism"]["train"]["max_minutes"] + 30,  # training cap + the acceptance check
     conda:
         ENV
     script:
