@@ -1,9 +1,13 @@
 """The organism: tokenizer coverage, training-path == processor-path inputs, held-out layouts, twin init."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from dualmech import interventions, models, organism
+from dualmech.config import digest, load
 from dualmech.stimuli import DIRECTIONS, OBJECTS, OPPOSITE, SETTINGS, entities, prompt, render_scene
 
 SPEC = organism.OrganismSpec(image_grid=10, patch_px=8, object_tokens=2, gap_tokens=1, vision_hidden=32,
@@ -115,10 +119,6 @@ def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
 
 
 def test_committed_organism_was_made_by_this_config_and_passed_its_bar():
-    import json
-    from pathlib import Path
-
-    from dualmech.config import digest, load
     root = Path(__file__).resolve().parents[1]
     config = load(root / "config.yaml")
     info = json.loads((root / "models" / "organism" / "organism.json").read_text())
