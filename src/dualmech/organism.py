@@ -353,7 +353,7 @@ def train_and_accept(config: dict, out_dir: Path, log=print) -> dict:
         info = dict(config_digest=digest({"organism": o, "seed": seed}), organism=o, seed=seed,
                     train_minutes=round(minutes, 2), steps=history[-1]["step"] if history else 0,
                     geometry=spec.geometry.as_dict(), history=history,
-                    torch=torch.__version__, transformers=T.__version__)
+                    torch=torch.__version__, transformers=T.__version__, threads=torch.get_num_threads())
         save(model, spec, tmp / "checkpoint", info)
         acc = canonical_accuracy(tmp / "checkpoint", tmp / "stimuli")
         cells = acc[acc["direction"] != "all"]
