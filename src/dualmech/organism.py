@@ -337,12 +337,17 @@ def canonical_accuracy(checkpoint: Path, work_dir: Path) -> "pd.DataFrame":
     return behaviour.accuracy_table(preds)
 
 
+def config_digest(config: dict) -> str:
+    """The digest a checkpoint carries of the configuration that trained it (organism section and root seed)."""
+    from .config import digest
+    return digest({"organism": config["organism"], "seed": config["seed"]})
+
+
 def train_and_accept(config: dict, out_dir: Path, log=print) -> dict:
     """Train, save, reload through the adapter, and accept only if every canonical cell reaches the bar."""
     import shutil
     import tempfile
 
-    from .config import digest
     o, train_cfg, seed = config["organism"], config["organism"]["train"], config["seed"]
     spec = OrganismSpec.from_config(config, o)
     t0 = time.perf_counter()
@@ -350,7 +355,7 @@ def train_and_accept(config: dict, out_dir: Path, log=print) -> dict:
     minutes = (time.perf_counter() - t0) / 60
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
-        info = dict(config_digest=digest({"organism": o, "seed": seed}), organism=o, seed=seed,
+        info = dict(config_digest=config_digest(config), organism=o, seed=seed,
                     train_minutes=round(minutes, 2), steps=history[-1]["step"] if history else 0,
                     geometry=spec.geometry.as_dict(), history=history,
                     torch=torch.__version__, transformers=T.__version__, threads=torch.get_num_threads())
