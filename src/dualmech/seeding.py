@@ -4,7 +4,6 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-import torch
 
 
 def _key(*names) -> list[int]:
@@ -21,5 +20,7 @@ def torch_seed(seed: int, *names) -> int:
     return int(np.random.SeedSequence([int(seed), *_key(*names)]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def torch_generator(seed: int, *names) -> torch.Generator:
+def torch_generator(seed: int, *names) -> "torch.Generator":
+    import torch  # here, not at module level: parsing the workflow (which imports the stimuli) needs no torch
+
     return torch.Generator().manual_seed(torch_seed(seed, *names))
