@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORES  ?= all
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test install organism lint dry-run report benchmark clean
+.PHONY: reproduce test install organism lint dry-run report benchmark slurm-test clean
 
 reproduce: $(STAMP)          ## run the whole paper on the default model
 	$(PY) -m snakemake --cores $(CORES)
@@ -27,8 +27,13 @@ organism: $(STAMP)           ## retrain the model organism from scratch and inst
 	$(PY) -m snakemake --cores $(CORES) results/models/organism --forcerun train_organism --configfile config/organism.yaml
 	rm -rf models/organism && cp -r results/models/organism models/organism
 
-lint: $(STAMP)
+lint: $(STAMP)               ## rule formatting (snakefmt) and Snakemake's own linter
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(PY) -m snakemake --lint
+
+slurm-test: $(STAMP)         ## the tiny DAG through a single-node SLURM cluster on this machine (root), both GPU profiles
+	$(PY) -m pip install -q -e ".[slurm]"
+	$(PY) -m pytest -m slurm -s tests/test_slurm.py
 
 dry-run: $(STAMP)
 	$(PY) -m snakemake -n

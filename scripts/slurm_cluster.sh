@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on this machine, for `make slurm-test`: munged + slurmctld + slurmd from
 # Debian's packages (slurm-wlm, munge), root as SlurmUser, no accounting daemon, loopback only, and one fake
-# GPU (a gres.conf entry without a device file) so --gpus/--gres requests are accepted and scheduled.
+# GPU per CPU (gres.conf entries with no GPU behind them) so --gpus/--gres requests are accepted and scheduled.
 #
 #   scripts/slurm_cluster.sh up      install the packages if missing, write the configs, start the daemons
 #   scripts/slurm_cluster.sh down    stop exactly the daemons `up` started (by the PIDs it recorded)
@@ -28,12 +28,13 @@ install_packages() {
 }
 
 write_configs() {
-    local hw mem
+    local hw mem ngpu i
     hw=$(slurmd -C | head -n 1)   # NodeName=... CPUs=.. Boards=.. SocketsPerBoard=.. CoresPerSocket=.. ThreadsPerCore=.. RealMemory=..
     mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
     mem=$((mem * 9 / 10))       # leave the operating system its share; jobs asking for more are refused
     mkdir -p /etc/slurm "$DIR/dev"
-    [ -c "$DIR/dev/nvidia0" ] || mknod "$DIR/dev/nvidia0" c 1 3
+    ngpu=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
+    for i in $(seq 0 $((ngpu - 1))); do [ -c "$DIR/dev/nvidia$i" ] || mknod "$DIR/dev/nvidia$i" c 1 3; done
     for f in "$CONF" "$GRES"; do
         if [ -e "$f" ] && [ ! -e "$DIR/saved/$(basename "$f")" ]; then mkdir -p "$DIR/saved"; mv "$f" "$DIR/saved/"; fi
     done
@@ -63,13 +64,13 @@ JobCompType=jobcomp/none
 ReturnToService=2
 MinJobAge=600
 SchedulerParameters=sched_interval=2,bf_interval=2
-NodeName=$NODE NodeAddr=127.0.0.1 $(grep -o 'CPUs=.*ThreadsPerCore=[0-9]*' <<<"$hw") RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 $(grep -o 'CPUs=.*ThreadsPerCore=[0-9]*' <<<"$hw") RealMemory=$mem Gres=gpu:$ngpu State=UNKNOWN
 PartitionName=main Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
     cat >"$GRES" <<EOF
-# one fake GPU: Slurm drops a file-less GPU, so File= names a character device with /dev/null's numbers
+# fake GPUs, one per CPU: Slurm drops a file-less GPU, so File= names character devices with /dev/null's numbers
 AutoDetect=off
-NodeName=$NODE Name=gpu File=$DIR/dev/nvidia0
+NodeName=$NODE Name=gpu File=$DIR/dev/nvidia[0-$((ngpu - 1))]
 EOF
 }
 

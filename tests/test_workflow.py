@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dualmech import organism
+from tinydag import make_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,17 +22,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("dag")
-    spec = organism.OrganismSpec(8, 8, 2, 0, 32, 1, 2, 32, 2, 2, 0.16)
-    organism.save(organism.build_model(spec, 0), spec, wd / "tiny", {"note": "random weights"})
-    cfg = dict(seed=0, models=[dict(name="tiny", path="tiny", untrained_twin=True)], settings=["squares"],
-               directions=["left", "above"], grids=[2], grid_images=4,
-               probing=dict(seeds=1, bootstrap=50, permutations=20),
-               patching=dict(pairs_per_direction=4, max_attempts=24, min_pairs=2),
-               amplification=dict(alphas=[0, 2, 4], n_random=2, synthetic_probe_images=4,
-                                  synthetic=dict(items=24), probe=dict(epochs=20)))
-    (wd / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return wd
+    return make_workdir(tmp_path_factory.mktemp("dag"))
 
 
 def test_dry_run_lists_every_job(workdir):

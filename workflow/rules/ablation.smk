@@ -11,6 +11,8 @@ rule ablation_references:
         "results/ablation/{model}/{setting}/references.safetensors",
     log:
         "results/logs/ablation_references/{model}/{setting}.log",
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:
@@ -29,6 +31,8 @@ rule ablation:
         "results/ablation/{model}/{setting}/predictions.parquet",
     log:
         "results/logs/ablation/{model}/{setting}.log",
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:
@@ -74,6 +78,8 @@ rule ablation_pairs:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:
@@ -100,6 +106,8 @@ rule ablation_criss_cross:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

@@ -49,6 +49,8 @@ rule amplify:
         seed=config["seed"],
         settings=SETTINGS,
     threads: 1
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

@@ -13,6 +13,8 @@ rule behaviour:
         "results/behaviour/{model}/{setting}.parquet",
     log:
         "results/logs/behaviour/{model}/{setting}.log",
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dualmech.config import BUILT_MODELS, ConfigError, validate
+from dualmech.resources import model_mem_mb as _model_mem_mb
 
 try:
     _validated = validate(config, Path.cwd())
@@ -24,8 +25,34 @@ wildcard_constraints:
     setting="|".join(SETTINGS + GRIDS),
 
 
+# Cluster runs: rules that only read tables and write figures/tables (seconds each) run where snakemake runs.
+localrules:
+    fig1_stimuli,
+    fig1_default,
+    table1,
+    fig4,
+    probe_depth,
+    probe_table,
+    fig_patching,
+    patching_summary,
+    table5,
+    backup_layers,
+    table2,
+    fig_amplification,
+    claims,
+    published_vs_regenerated,
+    paper,
+    download_coco,
+    download_whatsup,
+
+
 def model_entry(name):
     return next(m for m in config["models"] if m["name"] == name)
+
+
+def model_mem_mb(wildcards, attempt):
+    """Memory of a job that loads the model: 4 GB + 1.25x its weights in the configured dtype, x attempt."""
+    return _model_mem_mb(model_entry(wildcards.model), attempt)
 
 
 def model_input(wildcards):

@@ -10,6 +10,8 @@ rule check_model:
         "results/checks/{model}.json",
     log:
         "results/logs/check_model/{model}.log",
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

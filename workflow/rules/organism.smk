@@ -13,8 +13,9 @@ rule train_organism:
         organism=config["organism"],
         train=config["organism"]["train"],
         seed=config["seed"],
-    threads: lambda wildcards: workflow.cores
+    threads: 8  # capped at --cores locally; the CPUs a cluster job asks for
     resources:
+        mem_mb=8000,
         runtime=config["organism"]["train"]["max_minutes"] + 30,  # training cap + the acceptance check
     conda:
         ENV
@@ -33,6 +34,8 @@ rule untrained_twin:
         "results/logs/untrained_twin/{model}.log",
     params:
         seed=config["seed"],
+    resources:
+        mem_mb=model_mem_mb,  # the twin has the weights of {model}
     conda:
         ENV
     script:

@@ -25,6 +25,8 @@ rule patching_pairs:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:
@@ -45,6 +47,8 @@ rule last_token:
         "results/logs/last_token/{model}/{setting}.log",
     params:
         seed=config["seed"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:
@@ -69,6 +73,8 @@ rule criss_cross:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

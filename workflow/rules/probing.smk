@@ -48,6 +48,8 @@ rule extract_activations:
         imageset="|".join(SETTINGS + GRIDS + [f"{s}_shifted" for s in SETTINGS]),
     params:
         sites=PROBING["sites"],
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
     script:

@@ -1,0 +1,97 @@
+"""The tiny DAG through a real SLURM cluster, exactly as the README's "Running on a cluster" says.
+
+Runs only when asked (`make slurm-test`, i.e. `pytest -m slurm`): it needs root, brings up munged + slurmctld +
+slurmd on this machine (scripts/slurm_cluster.sh, Debian's slurm-wlm and munge), runs the DAG locally and
+through each GPU profile, and stops the daemons it started. Prints wall time, job counts and polling lag.
+"""
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tinydag import REPO, make_workdir
+
+pytestmark = pytest.mark.slurm
+
+CLUSTER = REPO / "scripts/slurm_cluster.sh"
+MODEL_RULES = {"check_model", "behaviour", "patching_pairs", "last_token", "criss_cross", "ablation_references",
+               "ablation", "ablation_pairs", "ablation_criss_cross", "extract_activations", "amplify"}
+SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile")]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield
+    finally:
+        subprocess.run([str(CLUSTER), "down"], check=True)
+
+
+def run(wd: Path, *args: str) -> tuple[float, str]:
+    t0 = time.monotonic()
+    out = subprocess.run([*SNAKEMAKE, *args], cwd=wd, capture_output=True, text=True, timeout=3600)
+    wall = time.monotonic() - t0
+    (wd / "snakemake.log").write_text(out.stdout + out.stderr)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return wall, out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    wd = make_workdir(tmp_path_factory.mktemp("local"))
+    wall, log = run(wd, "--cores", "2")
+    return wd, wall, log
+
+
+def tables(wd: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((wd / "results/tables").iterdir())}
+
+
+def slurm_jobs(log: str) -> dict[str, str]:
+    """SLURM job id -> Snakemake job id, from the submission lines of the log."""
+    return {s: j for j, s in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)}
+
+
+def polling_lag(log: str, ended: dict[str, datetime]) -> list[float]:
+    """Seconds between each SLURM job's end and Snakemake's "Finished jobid" line for it."""
+    finished = {j: datetime.strptime(" ".join(ts.split()), "%a %b %d %H:%M:%S %Y")
+                for ts, j in re.findall(r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]\s*\nFinished jobid: (\d+)", log)}
+    return [(finished[j] - ended[s]).total_seconds() for s, j in slurm_jobs(log).items() if j in finished]
+
+
+@pytest.mark.parametrize("profile", ["slurm-gpus", "slurm-gres"])
+def test_profile_runs_the_dag_like_a_local_run(cluster, local, profile, tmp_path):
+    local_wd, local_wall, local_log = local
+    wd = make_workdir(tmp_path / profile)
+    wall, log = run(wd, "--workflow-profile", str(REPO / "profiles" / profile))
+    assert f"workflow specific profile {REPO / 'profiles' / profile}" in log
+
+    assert tables(wd) == tables(local_wd)               # every table byte-identical to the local run
+    assert len(tables(wd)) >= 20
+
+    # what each job asked SLURM for: a GPU exactly for the rules that run a model
+    rows = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%k|%b|%e|%T"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    ours = slurm_jobs(log)
+    jobs = [r.split("|") for r in rows if r.split("|")[0] in ours]
+    assert jobs and len(jobs) == len(ours)
+    assert all(state == "COMPLETED" for *_, state in jobs)
+    for _, comment, tres, _, _ in jobs:
+        rule = re.match(r"rule_(\w+?)(_wildcards_.*)?$", comment).group(1)
+        assert ("gpu" in tres) == (rule in MODEL_RULES), (rule, tres)
+    assert {re.match(r"rule_(\w+?)(_wildcards_|$)", c).group(1) for _, c, *_ in jobs} & MODEL_RULES == MODEL_RULES
+
+    lag = polling_lag(log, {i: datetime.fromisoformat(end) for i, _, _, end, _ in jobs})
+    n_local = len(re.findall(r"Finished jobid", local_log))
+    print(f"\n{profile}: {wall:.0f} s wall ({wall / local_wall:.2f}x the local run's {local_wall:.0f} s); "
+          f"{len(ours)} SLURM jobs + {len(re.findall('Finished jobid', log)) - len(ours)} local "
+          f"(local run: {n_local} jobs); polling lag mean {sum(lag) / len(lag):.1f} s, max {max(lag):.0f} s, "
+          f"sum {sum(lag):.0f} s")
+    shutil.rmtree(wd / "results")
