@@ -74,6 +74,10 @@ NodeName=$NODE Name=gpu File=$DIR/dev/nvidia[0-$((ngpu - 1))]
 EOF
 }
 
+alive() {  # a running process (a zombie, which nobody may reap here, counts as ended)
+    [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" | grep -q '^Z'
+}
+
 start() {   # start NAME CMD...: run CMD in the foreground of a new session, record its PID
     setsid "${@:2}" >>"$DIR/$1.out" 2>&1 </dev/null &
     echo $! >"$DIR/$1.started-pid"
@@ -105,8 +109,8 @@ down() {
         [ -e "$DIR/$name.started-pid" ] || continue
         pid=$(cat "$DIR/$name.started-pid")
         if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+            for _ in $(seq 50); do alive "$pid" || break; sleep 0.2; done
+            if alive "$pid"; then kill -KILL "$pid"; fi
         fi
         rm -f "$DIR/$name.started-pid"
     done

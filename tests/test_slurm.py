@@ -77,18 +77,24 @@ def test_profile_runs_the_dag_like_a_local_run(cluster, local, profile, tmp_path
     assert len(tables(wd)) >= 20
 
     # what each job asked SLURM for: a GPU exactly for the rules that run a model
-    rows = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%k|%b|%e|%T"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    shown = subprocess.run(["scontrol", "--oneliner", "show", "job"], capture_output=True, text=True, check=True)
     ours = slurm_jobs(log)
-    jobs = [r.split("|") for r in rows if r.split("|")[0] in ours]
+    jobs = {}
+    for line in shown.stdout.splitlines():
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if fields["JobId"] in ours:
+            jobs[fields["JobId"]] = fields
     assert jobs and len(jobs) == len(ours)
-    assert all(state == "COMPLETED" for *_, state in jobs)
-    for _, comment, tres, _, _ in jobs:
-        rule = re.match(r"rule_(\w+?)(_wildcards_.*)?$", comment).group(1)
-        assert ("gpu" in tres) == (rule in MODEL_RULES), (rule, tres)
-    assert {re.match(r"rule_(\w+?)(_wildcards_|$)", c).group(1) for _, c, *_ in jobs} & MODEL_RULES == MODEL_RULES
+    assert all(j["JobState"] == "COMPLETED" for j in jobs.values())
+    submitted = set()
+    for j in jobs.values():
+        rule = re.match(r"rule_(\w+?)(_wildcards_.*)?$", j["Comment"]).group(1)
+        asks_gpu = "gpu:1" in j.get("TresPerJob", "") + j.get("TresPerNode", "")
+        assert asks_gpu == (rule in MODEL_RULES), (rule, j)
+        submitted.add(rule)
+    assert MODEL_RULES <= submitted
 
-    lag = polling_lag(log, {i: datetime.fromisoformat(end) for i, _, _, end, _ in jobs})
+    lag = polling_lag(log, {i: datetime.fromisoformat(j["EndTime"]) for i, j in jobs.items()})
     n_local = len(re.findall(r"Finished jobid", local_log))
     print(f"\n{profile}: {wall:.0f} s wall ({wall / local_wall:.2f}x the local run's {local_wall:.0f} s); "
           f"{len(ours)} SLURM jobs + {len(re.findall('Finished jobid', log)) - len(ours)} local "
