@@ -62,7 +62,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=86400
 SchedulerParameters=sched_interval=2,bf_interval=2
 NodeName=$NODE NodeAddr=127.0.0.1 $(grep -o 'CPUs=.*ThreadsPerCore=[0-9]*' <<<"$hw") RealMemory=$mem Gres=gpu:$ngpu State=UNKNOWN
 PartitionName=main Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
