@@ -12,7 +12,7 @@ from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
 from dualmech.models.registry import load_config
 from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt
-from dualmech.tiny import build, main, make_tiny
+from dualmech.tiny import FAMILIES, build, main, make_tiny
 
 # checkpoint -> expected family and geometry (grid, px per token, canvas px), palette
 EXPECTED = {
@@ -20,6 +20,12 @@ EXPECTED = {
     "pixtral": ("pixtral", 15, 4, 60, "orange"),
     "qwen2vl": ("qwen2vl", 12, 8, 96, "standard"),
     "gemma3": ("gemma3", 8, 8, 64, "standard"),
+    "qwen2_5vl": ("qwen2_5vl", 12, 8, 96, "standard"),
+    "mistral3": ("mistral3", 12, 8, 96, "standard"),
+    "internvl": ("internvl", 8, 8, 64, "standard"),
+    "idefics3": ("idefics3", 8, 8, 64, "standard"),
+    "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
+    "paligemma": ("paligemma", 16, 4, 64, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -28,7 +34,7 @@ EXPECTED = {
 def checkpoints(tmp_path_factory) -> dict:
     """Each tiny checkpoint, built once per session."""
     root = tmp_path_factory.mktemp("ckpt")
-    paths = {f: make_tiny(f, root / f) for f in ("llava", "pixtral", "qwen2vl", "gemma3")}
+    paths = {f: make_tiny(f, root / f) for f in FAMILIES}
     spec = organism.OrganismSpec(image_grid=8, patch_px=8, object_tokens=1, gap_tokens=1, vision_hidden=32,
                                  vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=1, lm_heads=2, lm_init_std=0.16)
     organism.save(organism.build_model(spec, seed=0), spec, root / "organism", {"trained": False})
@@ -88,7 +94,7 @@ def test_token_layout(case):
         assert mask[b, f] == 1 and not mask[b, f + 1:].any()          # last non-pad token
         assert (ids[b, f + 1:] == adapter.tokenizer.pad_token_id).all()
         assert adapter.tokenizer.unk_token_id not in ids[b, :f + 1].tolist()
-    if name == "pixtral":       # rows of [IMG] separated by [IMG_BREAK], closed by [IMG_END]
+    if name in ("pixtral", "mistral3"):       # rows of [IMG] separated by [IMG_BREAK], closed by [IMG_END]
         start = p.grid_positions[:, :1]
         r, c = torch.arange(n).repeat_interleave(n), torch.arange(n).repeat(n)
         assert torch.equal(p.grid_positions, start + r * (n + 1) + c)
@@ -120,7 +126,7 @@ def test_canvas_is_not_resampled(case):
     ip = adapter.processor.image_processor
     x = torch.from_numpy(np.array(imgs[0])).permute(2, 0, 1).float() / 255
     x = (x - torch.tensor(ip.image_mean)[:, None, None]) / torch.tensor(ip.image_std)[:, None, None]
-    if name == "qwen2vl":       # flattened patches in 2x2 merge-block order, repeated over 2 frames
+    if name in ("qwen2vl", "qwen2_5vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
         p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
         g = x.shape[1] // p
         x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
@@ -185,7 +191,7 @@ def test_geometry_grid_override(case):
     """Dynamic-resolution families take `geometry.grid`; fixed ones refuse a grid they cannot see."""
     name, adapter = case
     spec = ModelSpec(name=name, path=adapter.spec.path, geometry={"grid": 6})
-    if name in ("qwen2vl", "pixtral"):
+    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3"):
         other = type(adapter)(adapter.model, adapter.processor, spec)
         assert other.geometry.grid == 6 and other.geometry.canvas_px == 6 * adapter.geometry.px_per_token
         p = other.prepare(*_batch(other, n=1))
