@@ -25,7 +25,7 @@ EXPECTED = {
     "internvl": ("internvl", 8, 8, 64, "standard"),
     "idefics3": ("idefics3", 8, 8, 64, "standard"),
     "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
-    "paligemma": ("paligemma", 16, 4, 64, "standard"),
+    "paligemma": ("paligemma", 8, 8, 64, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -202,13 +202,25 @@ def test_geometry_grid_override(case):
 
 
 def test_errors_name_the_problem(tmp_path, checkpoints):
-    cfg = T.PaliGemmaConfig()
-    cfg.architectures = ["PaliGemmaForConditionalGeneration"]
-    cfg.save_pretrained(tmp_path / "paligemma")
-    with pytest.raises(UnsupportedModel, match="PaliGemmaForConditionalGeneration.*Supported families"):
-        load(ModelSpec(name="pg", path=str(tmp_path / "paligemma")))
-    with pytest.raises(UnsupportedModel, match="family 'idefics3' is not supported"):
+    cfg = T.Qwen3VLConfig()
+    cfg.architectures = ["Qwen3VLForConditionalGeneration"]
+    cfg.save_pretrained(tmp_path / "qwen3vl")
+    with pytest.raises(UnsupportedModel, match=r"Qwen3VLForConditionalGeneration.*Supported families.*README") as e:
+        load(ModelSpec(name="q3", path=str(tmp_path / "qwen3vl")))
+    assert "ARCHITECTURE" not in str(e.value)
+    text = T.LlamaConfig(num_hidden_layers=1)
+    text.architectures = ["LlamaForCausalLM"]
+    text.save_pretrained(tmp_path / "llama")
+    with pytest.raises(UnsupportedModel, match=r"\['LlamaForCausalLM'\] .* is not a vision-language model"):
+        load(ModelSpec(name="l", path=str(tmp_path / "llama")))
+    with pytest.raises(UnsupportedModel, match="family 'florence2' is not supported"):
+        load(ModelSpec(name="x", path=str(checkpoints["llava"]), family="florence2"))
+    with pytest.raises(UnsupportedModel, match=r"family 'idefics3' is set in the config, but the checkpoint is "
+                                               r"\['LlavaForConditionalGeneration'\].*the 'llava' family"):
         load(ModelSpec(name="x", path=str(checkpoints["llava"]), family="idefics3"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnsupportedModel, match="is a directory but not a Hugging Face checkpoint"):
+        load(ModelSpec(name="x", path=str(tmp_path / "empty")))
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         load(ModelSpec(name="x", path=str(tmp_path / "does-not-exist")))
     with pytest.raises(FileNotFoundError, match="nobody/no-such-model"):
