@@ -237,3 +237,46 @@ def test_tiny_is_deterministic_and_cli(tmp_path, capsys):
     main(["--family", "gemma3", "--out", str(tmp_path / "g")])
     assert capsys.readouterr().out.strip() == str(tmp_path / "g")
     assert (tmp_path / "g" / "model.safetensors").exists()
+
+
+def test_table1_on_every_family(case, tmp_path):
+    """The Table 1 path (behaviour.predict -> accuracy_table) on four canonical items of each family."""
+    from dualmech import behaviour, interventions
+    from dualmech.stimuli import relation_items
+    name, adapter = case
+    items = relation_items("squares", adapter.geometry, adapter.palette, tmp_path).iloc[:4].assign(model=name)
+    preds = behaviour.predict(adapter, items, tmp_path, batch_size=4)
+    prepared = adapter.prepare(behaviour.load_images(items, tmp_path), items["prompt"].tolist())
+    top = interventions.final_logits(adapter, prepared).argmax(-1).tolist()
+    assert preds["prediction"].tolist() == adapter.decode(top)
+    assert preds["correct"].tolist() == [behaviour.normalise(p) == behaviour.normalise(a)
+                                         for p, a in zip(preds["prediction"], preds["answer"])]
+    assert preds["p_answer"].between(0, 1).all()
+    table = behaviour.accuracy_table(preds)
+    overall = table[table["direction"] == "all"].iloc[0]
+    assert overall["n"] == 4 and overall["accuracy"] == preds["correct"].mean()
+
+
+NO_VISION_SITES = ("pixtral", "qwen2vl", "qwen2_5vl", "gemma3")
+
+
+def test_vision_sites_map_to_the_grid(case):
+    """Changing the pixels of one grid cell changes `vision_input` (patch + position embeddings) at that
+    cell only, once the adapter has merged/pixel-shuffled the encoder's patches to the LM's grid."""
+    from dualmech import extraction
+    name, adapter = case
+    if name in NO_VISION_SITES:
+        with pytest.raises(UnsupportedModel, match="vision-encoder sites are not supported"):
+            adapter.vision_layers
+        return
+    g = adapter.geometry
+    n, px, (r, c) = g.grid, g.px_per_token, (2, 5)
+    plain = np.full((g.canvas_px, g.canvas_px, 3), 255, dtype=np.uint8)
+    marked = plain.copy()
+    marked[r * px:(r + 1) * px, c * px:(c + 1) * px] = (200, 30, 30)
+    sites = [extraction.VISION_INPUT, f"vision.{len(adapter.vision_layers) - 1}"]
+    out = extraction.capture(adapter, [Image.fromarray(plain), Image.fromarray(marked)], sites)
+    for s in sites:
+        assert out[s].shape[:2] == (2, n * n)
+    changed = (out[extraction.VISION_INPUT][0] - out[extraction.VISION_INPUT][1]).abs().amax(-1) > 0
+    assert changed.nonzero().flatten().tolist() == [r * n + c]

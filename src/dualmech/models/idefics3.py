@@ -65,7 +65,7 @@ class Idefics3Adapter(VLMAdapter):
         if hidden.shape[1] != (n * k) ** 2:
             raise UnsupportedModel(f"{self.spec.name}: vision encoder gives {hidden.shape[1]} tokens, expected "
                                    f"{n * k}x{n * k} patches")
-        return self.model.model.connector.pixel_shuffle(hidden, k)
+        return self.model.model.connector.pixel_shuffle(hidden.contiguous(), k)
 
 
 class SmolVLMAdapter(Idefics3Adapter):

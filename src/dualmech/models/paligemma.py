@@ -34,7 +34,7 @@ class PaliGemmaAdapter(VLMAdapter):
 
     @property
     def vision_layers(self):
-        return self.model.model.vision_tower.vision_model.encoder.layers
+        return self.model.model.vision_tower.encoder.layers
 
     def vision_grid(self, hidden):
         n = self.geometry.grid ** 2
