@@ -21,7 +21,7 @@ EXPECTED = {
     "qwen2vl": ("qwen2vl", 12, 8, 96, "standard"),
     "gemma3": ("gemma3", 8, 8, 64, "standard"),
     "qwen2_5vl": ("qwen2_5vl", 12, 8, 96, "standard"),
-    "mistral3": ("mistral3", 12, 8, 96, "standard"),
+    "mistral3": ("mistral3", 8, 8, 64, "standard"),
     "internvl": ("internvl", 8, 8, 64, "standard"),
     "idefics3": ("idefics3", 8, 8, 64, "standard"),
     "smolvlm": ("smolvlm", 8, 8, 64, "standard"),

@@ -222,11 +222,13 @@ def _qwen2_5vl(seed: int):
 
 
 def _mistral3(seed: int):
-    """Mistral-Small-3.1 style: Pixtral tower (patch 4 px) + 2x2 patch merger + Mistral LM; 8 px per token."""
+    """Mistral-Small-3.1 style: Pixtral tower (patch 4 px) + 2x2 patch merger + Mistral LM; 8 px per token,
+    an 8x8-token canvas (dualmech.json: the Pixtral tower attends over all patches of a batch at once, so
+    the default 12x12 canvas makes the batched patching sweeps of the tests slow)."""
     tok = word_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
                           "[IMG]", "[IMG_BREAK]", "[IMG_END]"], [], MISTRAL3_TEMPLATE, unk_token="<unk>",
                          bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    image, patch, merge = 128, 4, 2
+    image, patch, merge = 64, 4, 2
     vc = T.PixtralVisionConfig(**_vision_kw(), head_dim=D_VISION // HEADS, image_size=image, patch_size=patch)
     tc = T.MistralConfig(**_text_kw(tok), head_dim=D_LM // HEADS, sliding_window=None)
     cfg = T.Mistral3Config(vision_config=vc.to_dict() | {"model_type": "pixtral"},
@@ -241,6 +243,7 @@ def _mistral3(seed: int):
         tok.save_pretrained(out)
         _write_processor_config(out, "PixtralProcessor", patch_size=patch, spatial_merge_size=merge,
                                 image_token="[IMG]", image_break_token="[IMG_BREAK]", image_end_token="[IMG_END]")
+        (out / "dualmech.json").write_text(json.dumps({"geometry": {"grid": image // (patch * merge)}}) + "\n")
     return _init(T.Mistral3ForConditionalGeneration, cfg, seed, "mistral3"), save
 
 
