@@ -133,3 +133,23 @@ def test_cli_checks_an_overlay(tmp_path, capsys):
     good.write_text(yaml.safe_dump({"models": [{"name": "m", "path": str(tmp_path)}]}))
     with pytest.raises(SystemExit, match="is a directory but not a Hugging Face checkpoint"):
         main([str(good)])
+
+
+def test_snakemake_stops_before_any_job_naming_the_overlay(ckpts, tmp_path):
+    """The workflow itself: bad models in an overlay stop the dry run at parse time, on the terminal."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"models": [{"name": "ok", "path": str(ckpts / "qwen")}]}))
+    overlay = tmp_path / "over.yaml"
+    overlay.write_text(yaml.safe_dump({"models": [{"name": "txt", "path": str(ckpts / "llama")},
+                                                  {"name": "q", "path": str(ckpts / "qwen"), "family": "gemma3"}]}))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+                          str(tmp_path), "--cores", "1", "-n", "--configfile", str(overlay)],
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "over.yaml (--configfile) is invalid:\n  - models/txt: ['LlamaForCausalLM']" in text
+    assert "  - models/q: family 'gemma3' is set in the config" in text
+    assert "Building DAG of jobs" not in text and "rule " not in text
