@@ -257,7 +257,7 @@ def test_table1_on_every_family(case, tmp_path):
     assert overall["n"] == 4 and overall["accuracy"] == preds["correct"].mean()
 
 
-NO_VISION_SITES = ("pixtral", "qwen2vl", "qwen2_5vl", "gemma3")
+NO_VISION_SITES = ("pixtral", "qwen2vl", "gemma3")
 
 
 def test_vision_sites_map_to_the_grid(case):
