@@ -280,3 +280,37 @@ def test_vision_sites_map_to_the_grid(case):
         assert out[s].shape[:2] == (2, n * n)
     changed = (out[extraction.VISION_INPUT][0] - out[extraction.VISION_INPUT][1]).abs().amax(-1) > 0
     assert changed.nonzero().flatten().tolist() == [r * n + c]
+
+
+def test_hooks_agree_with_nnsight(case):
+    """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
+    captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
+    lm_input in at the grid positions and a counterfactual resid_post.0 at the final position."""
+    nnsight = pytest.importorskip("nnsight")
+    from dualmech import interventions as iv
+    name, adapter = case
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    last = adapter.n_layers - 1
+    sites = [iv.LM_INPUT, iv.resid_post(0), iv.resid_post(last)]
+    ours, theirs = iv.run(adapter, clean, capture=sites), iv.run(adapter, cf, capture=sites).captured
+    n, rows = adapter.geometry.grid ** 2, torch.arange(2)
+    r, pos = rows.repeat_interleave(n), clean.grid_positions.reshape(-1)
+    fin = clean.final_position
+    patched = iv.run(adapter, clean, edits={iv.LM_INPUT: iv.replace_at(r, pos, theirs[iv.LM_INPUT][r, pos]),
+                                            iv.resid_post(0): iv.replace_at(rows, fin, theirs[iv.resid_post(0)][rows, fin])})
+    model = nnsight.NNsight(adapter.model)
+    layers = model
+    for part in next(k for k, m in adapter.model.named_modules() if m is adapter.layers).split("."):
+        layers = getattr(layers, part)
+    with torch.no_grad(), model.trace(**clean.inputs):
+        x0, xl = layers[0].input.save(), layers[last].output.save()
+        logits = model.output.logits.save()
+    with torch.no_grad(), model.trace(**clean.inputs):
+        layers[0].input[r, pos] = theirs[iv.LM_INPUT][r, pos]
+        layers[0].output[rows, fin] = theirs[iv.resid_post(0)][rows, fin]
+        nn_patched = model.output.logits.save()
+    assert torch.equal(x0, ours.captured[iv.LM_INPUT]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
+    assert torch.equal(logits[rows, fin], ours.logits)
+    assert torch.equal(nn_patched[rows, fin], patched.logits)
+    assert (patched.logits - ours.logits).abs().max() > 1e-4          # the patch changed something
