@@ -278,8 +278,7 @@ def _idefics3(seed: int, smolvlm: bool = False):
     tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|begin_of_text|>", "<end_of_utterance>",
                           "<fake_token_around_image>", "<global-img>", "<image>"], ["System:", "User:", "Assistant:"],
                          IDEFICS3_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", bos_token="<|begin_of_text|>",
-                         eos_token="<end_of_utterance>", image_token="<image>",
-                         fake_image_token="<fake_token_around_image>", global_image_token="<global-img>")
+                         eos_token="<end_of_utterance>", image_token="<image>")
     image, patch, scale = 64, 4, 2
     n = (image // patch // scale) ** 2
     vc = (T.SmolVLMVisionConfig if smolvlm else T.Idefics3VisionConfig)(**_vision_kw(), image_size=image,
@@ -288,8 +287,8 @@ def _idefics3(seed: int, smolvlm: bool = False):
     cfg = cls(vision_config=vc.to_dict(), text_config=T.LlamaConfig(**_text_kw(tok)).to_dict() | {"model_type": "llama"},
               image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=scale, pad_token_id=tok.pad_token_id)
     ip_cls = T.SmolVLMImageProcessor if smolvlm else T.Idefics3ImageProcessor
-    ip = ip_cls(do_image_splitting=False, size={"longest_edge": image}, max_image_size={"longest_edge": image},
-                image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    ip = ip_cls(do_image_splitting=True, size={"longest_edge": 4 * image}, max_image_size={"longest_edge": image},
+                image_mean=[0.5] * 3, image_std=[0.5] * 3)       # the real processors' defaults, scaled
 
     def save(out: Path):      # write what Idefics3Processor / SmolVLMProcessor would write
         ip.save_pretrained(out)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .base import ImageTextProcessor, UnsupportedModel, VLMAdapter
 
+FAKE_IMAGE, GLOBAL_IMAGE = "<fake_token_around_image>", "<global-img>"     # fixed in Idefics3Processor
+
 
 class Idefics3Adapter(VLMAdapter):
     family = "idefics3"
@@ -42,11 +44,12 @@ class Idefics3Adapter(VLMAdapter):
     def processor_inputs(self, images, texts) -> dict:
         tok = self.tokenizer
         img = tok.convert_ids_to_tokens(self.image_token_id)
+        edge = {"longest_edge": self.geometry.canvas_px}     # no upscaling to `size` and back
         vision = dict(self.processor.image_processor(images=[[im] for im in images], do_image_splitting=False,
-                                                     return_tensors="pt"))
+                                                     size=edge, max_image_size=edge, return_tensors="pt"))
         if vision["pixel_values"].shape[1] != 1:
             raise UnsupportedModel(f"{self.spec.name}: the image processor split the canvas")
-        block = tok.fake_image_token + tok.global_image_token + img * self.geometry.grid ** 2 + tok.fake_image_token
+        block = FAKE_IMAGE + GLOBAL_IMAGE + img * self.geometry.grid ** 2 + FAKE_IMAGE
         expanded = []
         for text in texts:
             if text.count(img) != 1:
