@@ -65,7 +65,8 @@ def ckpts(tmp_path_factory):
     from dualmech.tiny import make_tiny
     root = tmp_path_factory.mktemp("cfg-ckpt")
     make_tiny("qwen2vl", root / "qwen")
-    llama = T.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    llama = T.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                          num_attention_heads=2)
     llama.architectures = ["LlamaForCausalLM"]
     llama.save_pretrained(root / "llama")
     qwen3 = T.Qwen3VLConfig()

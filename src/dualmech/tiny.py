@@ -262,7 +262,7 @@ def _internvl(seed: int):
     cfg = T.InternVLConfig(vision_config=vc.to_dict(), text_config=tc.to_dict() | {"model_type": "qwen2"},
                            image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=n,
                            downsample_ratio=0.5, vision_feature_layer=-1, vision_feature_select_strategy="default")
-    ip = T.GotOcr2ImageProcessor(size={"height": image, "width": image}, crop_to_patches=False,
+    ip = T.GotOcr2ImageProcessor(size={"height": image, "width": image}, crop_to_patches=True,   # adapter: off
                                  image_mean=CLIP_MEAN, image_std=CLIP_STD)
 
     def save(out: Path):      # InternVLProcessor needs torchvision (video processor); write its files
@@ -284,8 +284,9 @@ def _idefics3(seed: int, smolvlm: bool = False):
     vc = (T.SmolVLMVisionConfig if smolvlm else T.Idefics3VisionConfig)(**_vision_kw(), image_size=image,
                                                                           patch_size=patch)
     cls = T.SmolVLMConfig if smolvlm else T.Idefics3Config
-    cfg = cls(vision_config=vc.to_dict(), text_config=T.LlamaConfig(**_text_kw(tok)).to_dict() | {"model_type": "llama"},
-              image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=scale, pad_token_id=tok.pad_token_id)
+    tc = T.LlamaConfig(**_text_kw(tok)).to_dict() | {"model_type": "llama"}
+    cfg = cls(vision_config=vc.to_dict(), text_config=tc, image_token_id=tok.convert_tokens_to_ids("<image>"),
+              scale_factor=scale, pad_token_id=tok.pad_token_id)
     ip_cls = T.SmolVLMImageProcessor if smolvlm else T.Idefics3ImageProcessor
     ip = ip_cls(do_image_splitting=True, size={"longest_edge": 4 * image}, max_image_size={"longest_edge": image},
                 image_mean=[0.5] * 3, image_std=[0.5] * 3)       # the real processors' defaults, scaled
