@@ -4,6 +4,16 @@ from snakemake.utils import min_version
 
 min_version("9.19")
 
+import sys
+
+sys.path.insert(0, f"{workflow.basedir}/src")
+from dualmech.config import ConfigError, read_yaml
+
+try:  # Snakemake's own message for a YAML error names neither file nor line
+    read_yaml("config.yaml")
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
 
 configfile: "config.yaml"
 

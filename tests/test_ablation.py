@@ -8,7 +8,7 @@ from dualmech import ablation, interventions, models
 from dualmech.stimuli import entities, prompt, relation_items
 from dualmech.tiny import make_tiny
 
-FAMILIES = ["llava", "pixtral", "qwen2vl", "gemma3"]
+from dualmech.tiny import FAMILIES
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

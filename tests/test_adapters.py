@@ -12,7 +12,7 @@ from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
 from dualmech.models.registry import load_config
 from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt
-from dualmech.tiny import build, main, make_tiny
+from dualmech.tiny import FAMILIES, build, main, make_tiny
 
 # checkpoint -> expected family and geometry (grid, px per token, canvas px), palette
 EXPECTED = {
@@ -20,6 +20,12 @@ EXPECTED = {
     "pixtral": ("pixtral", 15, 4, 60, "orange"),
     "qwen2vl": ("qwen2vl", 12, 8, 96, "standard"),
     "gemma3": ("gemma3", 8, 8, 64, "standard"),
+    "qwen2_5vl": ("qwen2_5vl", 12, 8, 96, "standard"),
+    "mistral3": ("mistral3", 8, 8, 64, "standard"),
+    "internvl": ("internvl", 8, 8, 64, "standard"),
+    "idefics3": ("idefics3", 8, 8, 64, "standard"),
+    "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
+    "paligemma": ("paligemma", 8, 8, 64, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -28,7 +34,7 @@ EXPECTED = {
 def checkpoints(tmp_path_factory) -> dict:
     """Each tiny checkpoint, built once per session."""
     root = tmp_path_factory.mktemp("ckpt")
-    paths = {f: make_tiny(f, root / f) for f in ("llava", "pixtral", "qwen2vl", "gemma3")}
+    paths = {f: make_tiny(f, root / f) for f in FAMILIES}
     spec = organism.OrganismSpec(image_grid=8, patch_px=8, object_tokens=1, gap_tokens=1, vision_hidden=32,
                                  vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=1, lm_heads=2, lm_init_std=0.16)
     organism.save(organism.build_model(spec, seed=0), spec, root / "organism", {"trained": False})
@@ -88,7 +94,7 @@ def test_token_layout(case):
         assert mask[b, f] == 1 and not mask[b, f + 1:].any()          # last non-pad token
         assert (ids[b, f + 1:] == adapter.tokenizer.pad_token_id).all()
         assert adapter.tokenizer.unk_token_id not in ids[b, :f + 1].tolist()
-    if name == "pixtral":       # rows of [IMG] separated by [IMG_BREAK], closed by [IMG_END]
+    if name in ("pixtral", "mistral3"):       # rows of [IMG] separated by [IMG_BREAK], closed by [IMG_END]
         start = p.grid_positions[:, :1]
         r, c = torch.arange(n).repeat_interleave(n), torch.arange(n).repeat(n)
         assert torch.equal(p.grid_positions, start + r * (n + 1) + c)
@@ -120,7 +126,7 @@ def test_canvas_is_not_resampled(case):
     ip = adapter.processor.image_processor
     x = torch.from_numpy(np.array(imgs[0])).permute(2, 0, 1).float() / 255
     x = (x - torch.tensor(ip.image_mean)[:, None, None]) / torch.tensor(ip.image_std)[:, None, None]
-    if name == "qwen2vl":       # flattened patches in 2x2 merge-block order, repeated over 2 frames
+    if name in ("qwen2vl", "qwen2_5vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
         p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
         g = x.shape[1] // p
         x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
@@ -185,7 +191,7 @@ def test_geometry_grid_override(case):
     """Dynamic-resolution families take `geometry.grid`; fixed ones refuse a grid they cannot see."""
     name, adapter = case
     spec = ModelSpec(name=name, path=adapter.spec.path, geometry={"grid": 6})
-    if name in ("qwen2vl", "pixtral"):
+    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3"):
         other = type(adapter)(adapter.model, adapter.processor, spec)
         assert other.geometry.grid == 6 and other.geometry.canvas_px == 6 * adapter.geometry.px_per_token
         p = other.prepare(*_batch(other, n=1))
@@ -196,13 +202,25 @@ def test_geometry_grid_override(case):
 
 
 def test_errors_name_the_problem(tmp_path, checkpoints):
-    cfg = T.PaliGemmaConfig()
-    cfg.architectures = ["PaliGemmaForConditionalGeneration"]
-    cfg.save_pretrained(tmp_path / "paligemma")
-    with pytest.raises(UnsupportedModel, match="PaliGemmaForConditionalGeneration.*Supported families"):
-        load(ModelSpec(name="pg", path=str(tmp_path / "paligemma")))
-    with pytest.raises(UnsupportedModel, match="family 'idefics3' is not supported"):
+    cfg = T.Qwen3VLConfig()
+    cfg.architectures = ["Qwen3VLForConditionalGeneration"]
+    cfg.save_pretrained(tmp_path / "qwen3vl")
+    with pytest.raises(UnsupportedModel, match=r"Qwen3VLForConditionalGeneration.*Supported families.*README") as e:
+        load(ModelSpec(name="q3", path=str(tmp_path / "qwen3vl")))
+    assert "ARCHITECTURE" not in str(e.value)
+    text = T.LlamaConfig(num_hidden_layers=1)
+    text.architectures = ["LlamaForCausalLM"]
+    text.save_pretrained(tmp_path / "llama")
+    with pytest.raises(UnsupportedModel, match=r"\['LlamaForCausalLM'\] .* is not a vision-language model"):
+        load(ModelSpec(name="l", path=str(tmp_path / "llama")))
+    with pytest.raises(UnsupportedModel, match="family 'florence2' is not supported"):
+        load(ModelSpec(name="x", path=str(checkpoints["llava"]), family="florence2"))
+    with pytest.raises(UnsupportedModel, match=r"family 'idefics3' is set in the config, but the checkpoint is "
+                                               r"\['LlavaForConditionalGeneration'\].*the 'llava' family"):
         load(ModelSpec(name="x", path=str(checkpoints["llava"]), family="idefics3"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnsupportedModel, match="is a directory but not a Hugging Face checkpoint"):
+        load(ModelSpec(name="x", path=str(tmp_path / "empty")))
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         load(ModelSpec(name="x", path=str(tmp_path / "does-not-exist")))
     with pytest.raises(FileNotFoundError, match="nobody/no-such-model"):
@@ -219,3 +237,82 @@ def test_tiny_is_deterministic_and_cli(tmp_path, capsys):
     main(["--family", "gemma3", "--out", str(tmp_path / "g")])
     assert capsys.readouterr().out.strip() == str(tmp_path / "g")
     assert (tmp_path / "g" / "model.safetensors").exists()
+
+
+def test_table1_on_every_family(case, tmp_path):
+    """The Table 1 path (behaviour.predict -> accuracy_table) on four canonical items of each family."""
+    from dualmech import behaviour, interventions
+    from dualmech.stimuli import relation_items
+    name, adapter = case
+    items = relation_items("squares", adapter.geometry, adapter.palette, tmp_path).iloc[:4].assign(model=name)
+    preds = behaviour.predict(adapter, items, tmp_path, batch_size=4)
+    prepared = adapter.prepare(behaviour.load_images(items, tmp_path), items["prompt"].tolist())
+    top = interventions.final_logits(adapter, prepared).argmax(-1).tolist()
+    assert preds["prediction"].tolist() == adapter.decode(top)
+    assert preds["correct"].tolist() == [behaviour.normalise(p) == behaviour.normalise(a)
+                                         for p, a in zip(preds["prediction"], preds["answer"])]
+    assert preds["p_answer"].between(0, 1).all()
+    table = behaviour.accuracy_table(preds)
+    overall = table[table["direction"] == "all"].iloc[0]
+    assert overall["n"] == 4 and overall["accuracy"] == preds["correct"].mean()
+
+
+NO_VISION_SITES = ("pixtral", "qwen2vl", "gemma3")
+
+
+def test_vision_sites_map_to_the_grid(case):
+    """Changing the pixels of one grid cell changes `vision_input` (patch + position embeddings) at that
+    cell only, once the adapter has merged/pixel-shuffled the encoder's patches to the LM's grid."""
+    from dualmech import extraction
+    name, adapter = case
+    if name in NO_VISION_SITES:
+        with pytest.raises(UnsupportedModel, match="vision-encoder sites are not supported"):
+            adapter.vision_layers
+        return
+    g = adapter.geometry
+    n, px, (r, c) = g.grid, g.px_per_token, (2, 5)
+    plain = np.full((g.canvas_px, g.canvas_px, 3), 255, dtype=np.uint8)
+    marked = plain.copy()
+    marked[r * px:(r + 1) * px, c * px:(c + 1) * px] = (200, 30, 30)
+    sites = [extraction.VISION_INPUT, f"vision.{len(adapter.vision_layers) - 1}"]
+    out = extraction.capture(adapter, [Image.fromarray(plain), Image.fromarray(marked)], sites)
+    for s in sites:
+        assert out[s].shape[:2] == (2, n * n)
+    changed = (out[extraction.VISION_INPUT][0] - out[extraction.VISION_INPUT][1]).abs().amax(-1) > 0
+    assert changed.nonzero().flatten().tolist() == [r * n + c]
+
+
+def test_hooks_agree_with_nnsight(case):
+    """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
+    captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
+    lm_input in at the top half of the grid and a counterfactual resid_post.0 at the final position."""
+    nnsight = pytest.importorskip("nnsight")
+    from dualmech import interventions as iv
+    name, adapter = case
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    last = adapter.n_layers - 1
+    sites = [iv.LM_INPUT, iv.resid_post(0), iv.resid_post(last)]
+    ours, theirs = iv.run(adapter, clean, capture=sites), iv.run(adapter, cf, capture=sites).captured
+    half, rows = adapter.geometry.grid ** 2 // 2, torch.arange(2)   # half the grid: the run is not the cf run
+    r, pos = rows.repeat_interleave(half), clean.grid_positions[:, :half].reshape(-1)
+    fin = clean.final_position
+    embed = {iv.LM_INPUT: iv.replace_at(r, pos, theirs[iv.LM_INPUT][r, pos])}
+    patched = iv.run(adapter, clean, edits=embed | {
+        iv.resid_post(0): iv.replace_at(rows, fin, theirs[iv.resid_post(0)][rows, fin])})
+    model = nnsight.NNsight(adapter.model)
+    layers = model
+    for part in next(k for k, m in adapter.model.named_modules() if m is adapter.layers).split("."):
+        layers = getattr(layers, part)
+    with torch.no_grad(), model.trace(**clean.inputs):
+        x0, xl = layers[0].input.save(), layers[last].output.save()
+        logits = model.output.logits.save()
+    with torch.no_grad(), model.trace(**clean.inputs):
+        layers[0].input[r, pos] = theirs[iv.LM_INPUT][r, pos]
+        layers[0].output[rows, fin] = theirs[iv.resid_post(0)][rows, fin]
+        nn_patched = model.output.logits.save()
+    assert torch.equal(x0, ours.captured[iv.LM_INPUT]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
+    assert torch.equal(logits[rows, fin], ours.logits)
+    assert torch.equal(nn_patched[rows, fin], patched.logits)
+    assert (iv.run(adapter, clean, edits=embed).logits - patched.logits).abs().max() > 0   # both edits matter
+    assert (iv.run(adapter, clean, edits=embed).logits - ours.logits).abs().max() > 0

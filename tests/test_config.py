@@ -10,7 +10,7 @@ BASE = {"models": [{"name": "m", "path": "."}]}
 
 
 def test_defaults_filled_and_twin_added(tmp_path):
-    cfg = validate({"models": [{"name": "m", "path": str(tmp_path), "untrained_twin": True}]})
+    cfg = validate({"models": [{"name": "m", "path": str(tmp_path), "untrained_twin": True}]}, check_models=False)
     assert cfg["seed"] == 0 and cfg["settings"] == ["squares", "shapes", "objects"]
     assert cfg["organism"]["train"]["target_accuracy"] == 0.95
     assert cfg["models"][0]["dtype"] == "float32" and cfg["models"][0]["geometry"] == {}
@@ -55,3 +55,102 @@ def test_loaded_file_is_named_in_the_error(tmp_path):
     p.write_text(yaml.safe_dump({"models": [{"name": "m", "path": "not-here"}]}))
     with pytest.raises(ConfigError, match=r"overlay\.yaml is invalid:\n  - models/m/path: 'not-here'"):
         load(p)
+
+
+# ================================================================== checkpoints, YAML and overlays, at config time
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """A tiny Qwen2-VL, a text-only Llama, an unsupported VLM (Qwen3-VL config), and a folder that is no checkpoint."""
+    import transformers as T
+    from dualmech.tiny import make_tiny
+    root = tmp_path_factory.mktemp("cfg-ckpt")
+    make_tiny("qwen2vl", root / "qwen")
+    llama = T.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                          num_attention_heads=2)
+    llama.architectures = ["LlamaForCausalLM"]
+    llama.save_pretrained(root / "llama")
+    qwen3 = T.Qwen3VLConfig()
+    qwen3.architectures = ["Qwen3VLForConditionalGeneration"]
+    qwen3.save_pretrained(root / "qwen3vl")
+    (root / "empty").mkdir()
+    (root / "empty" / "weights.txt").write_text("not a checkpoint\n")
+    return root
+
+
+@pytest.mark.parametrize("entry,message", [
+    (dict(path="llama"), "models/m: ['LlamaForCausalLM'] (model_type 'llama') is not a vision-language model"),
+    (dict(path="empty"), "models/m: 'empty' is a directory but not a Hugging Face checkpoint (no config.json)"),
+    (dict(path="qwen3vl"), "models/m: no adapter handles ['Qwen3VLForConditionalGeneration'] (model_type 'qwen3_vl')"),
+    (dict(path="qwen", family="llava"), "models/m: family 'llava' is set in the config, but the checkpoint is "
+                                        "['Qwen2VLForConditionalGeneration'] (model_type 'qwen2_vl'), which is the "
+                                        "'qwen2vl' family"),
+])
+def test_checkpoint_problems_are_caught_at_config_time(ckpts, entry, message):
+    with pytest.raises(ConfigError) as err:
+        validate({"models": [dict(name="m") | entry]}, ckpts)
+    text = str(err.value)
+    assert text.startswith("config.yaml is invalid:\n  - ") and message in text
+    assert "ARCHITECTURE" not in text and text.count("\n  - ") == 1            # one message, nothing outside the repo
+
+
+def test_a_good_checkpoint_and_a_correct_forced_family_pass(ckpts):
+    cfg = validate({"models": [dict(name="a", path="qwen"), dict(name="b", path="qwen", family="qwen2vl")]}, ckpts)
+    assert [m["name"] for m in cfg["models"]] == ["a", "b"]
+
+
+def test_a_model_named_like_a_twin_is_rejected(ckpts):
+    models = [dict(name="tiny", path="qwen", untrained_twin=True), dict(name="tiny-untrained", path="qwen")]
+    with pytest.raises(ConfigError, match=r"models/tiny-untrained/name: 'tiny-untrained' is the name of the "
+                                          r"untrained twin of 'tiny' \(untrained_twin: true\)"):
+        validate({"models": models}, ckpts)
+
+
+def test_malformed_yaml_names_file_line_and_column(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: 0\nmodels:\n  - name: a\n    path: [x\n")
+    with pytest.raises(ConfigError, match=rf"^{p}:5:1: not valid YAML: while parsing a flow sequence"):
+        load(p)
+
+
+def test_overlay_is_named_as_such(tmp_path):
+    over = tmp_path / "paper.yaml"
+    over.write_text(yaml.safe_dump({"models": [{"name": "m", "path": "not-here"}]}))
+    base = {"models": [{"name": "m", "path": "not-here"}], "probing": {"seeds": 0}}   # seeds: minimum 1
+    with pytest.raises(ConfigError) as err:
+        validate(base | {"probing": {"seeds": 0}}, tmp_path, "config.yaml", [over])
+    assert str(err.value) == "config.yaml is invalid:\n  - probing/seeds: 0 is less than the minimum of 1"
+    with pytest.raises(ConfigError) as err:
+        validate(base | {"probing": {"seeds": 2}}, tmp_path, "config.yaml", [over])
+    assert str(err.value).startswith(f"{over} (--configfile) is invalid:\n  - models/m/path: 'not-here'")
+
+
+def test_cli_checks_an_overlay(tmp_path, capsys):
+    from dualmech.config import main
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [\n")
+    with pytest.raises(SystemExit, match=rf"{bad}:2:1: not valid YAML"):
+        main([str(bad)])
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"models": [{"name": "m", "path": str(tmp_path)}]}))
+    with pytest.raises(SystemExit, match="is a directory but not a Hugging Face checkpoint"):
+        main([str(good)])
+
+
+def test_snakemake_stops_before_any_job_naming_the_overlay(ckpts, tmp_path):
+    """The workflow itself: bad models in an overlay stop the dry run at parse time, on the terminal."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"models": [{"name": "ok", "path": str(ckpts / "qwen")}]}))
+    overlay = tmp_path / "over.yaml"
+    overlay.write_text(yaml.safe_dump({"models": [{"name": "txt", "path": str(ckpts / "llama")},
+                                                  {"name": "q", "path": str(ckpts / "qwen"), "family": "gemma3"}]}))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+                          str(tmp_path), "--cores", "1", "-n", "--configfile", str(overlay)],
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "over.yaml (--configfile) is invalid:\n  - models/txt: ['LlamaForCausalLM']" in text
+    assert "  - models/q: family 'gemma3' is set in the config" in text
+    assert "Building DAG of jobs" not in text and "rule " not in text

@@ -20,7 +20,7 @@ from dualmech.stimuli import (ANSWER_SLOT, DIRECTIONS, OPPOSITE, ORIENTATION_OF,
                               render_scene)
 from dualmech.tiny import make_tiny
 
-FAMILIES = ["llava", "pixtral", "qwen2vl", "gemma3"]
+from dualmech.tiny import FAMILIES
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from . import organism
 from .seeding import torch_seed
 
-FAMILIES = ("llava", "pixtral", "qwen2vl", "gemma3")
+FAMILIES = ("llava", "pixtral", "qwen2vl", "gemma3", "qwen2_5vl", "mistral3", "internvl", "idefics3", "smolvlm",
+            "paligemma")
 D_VISION, D_LM, LAYERS, HEADS = 32, 64, 2, 2     # tiny widths: a forward takes a few ms on CPU
 CLIP_MEAN, CLIP_STD = list(organism.CLIP_MEAN), list(organism.CLIP_STD)
 
@@ -47,6 +48,19 @@ PIXTRAL_TEMPLATE = (  # Mistral [INST] format; the system prompt is prepended to
     "{% elif m['role'] == 'user' %}[INST]{{ ns.sys }}{% set ns.sys = '' %}{% for c in content %}"
     "{% if c['type'] == 'image' %}[IMG]{% else %}{{ c['text'] }}{% endif %}{% endfor %}[/INST]"
     "{% else %}{{ content[0]['text'] }}{{ eos_token }}{% endif %}{% endfor %}")
+MISTRAL3_TEMPLATE = (  # Mistral-Small-3.1: the system prompt in its own [SYSTEM_PROMPT] block
+    "{{ bos_token }}{% for m in messages %}"
+    "{% set content = [{'type': 'text', 'text': m['content']}] if m['content'] is string else m['content'] %}"
+    "{% if m['role'] == 'system' %}[SYSTEM_PROMPT]{{ content[0]['text'] }}[/SYSTEM_PROMPT]"
+    "{% elif m['role'] == 'user' %}[INST]{% for c in content %}"
+    "{% if c['type'] == 'image' %}[IMG]{% else %}{{ c['text'] }}{% endif %}{% endfor %}[/INST]"
+    "{% else %}{{ content[0]['text'] }}{{ eos_token }}{% endif %}{% endfor %}")
+INTERNVL_TEMPLATE = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<IMG_CONTEXT>")
+IDEFICS3_TEMPLATE = (  # "User:<image>...<end_of_utterance>\nAssistant:" with the system turn first
+    "{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}:"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% else %} {{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
 
 
 def word_tokenizer(specials: list[str], words: list[str], template: str, **named) -> T.PreTrainedTokenizerFast:
@@ -179,7 +193,135 @@ def _gemma3(seed: int):
     return model, processor.save_pretrained
 
 
-BUILDERS = {"llava": _llava, "pixtral": _pixtral, "qwen2vl": _qwen2vl, "gemma3": _gemma3}
+def _qwen2_5vl(seed: int):
+    """Qwen2.5-VL: windowed ViT (a full-attention block last) with 2x2 patch merger + Qwen2 LM with M-RoPE;
+    patch 4 px, 8 px per merged token, windows of 2x2 merged tokens."""
+    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                          "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"], ["system", "user", "assistant"],
+                         QWEN_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                         image_token="<|image_pad|>", video_token="<|video_pad|>")
+    patch, merge = 4, 2
+    vc = T.Qwen2_5_VLVisionConfig(depth=LAYERS, hidden_size=D_VISION, intermediate_size=2 * D_VISION, num_heads=HEADS,
+                                  out_hidden_size=D_LM, patch_size=patch, spatial_merge_size=merge,
+                                  temporal_patch_size=2, window_size=4 * patch, fullatt_block_indexes=[LAYERS - 1])
+    head_dim = D_LM // HEADS
+    tc = T.Qwen2_5_VLTextConfig(**_text_kw(tok), rope_parameters={
+        "rope_type": "default", "rope_theta": 10000.0,
+        "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]})
+    img, vid, vs, ve = _ids(tok, "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    cfg = T.Qwen2_5_VLConfig(text_config=tc.to_dict(), vision_config=vc.to_dict(), image_token_id=img,
+                             video_token_id=vid, vision_start_token_id=vs, vision_end_token_id=ve)
+    ip = T.Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2,
+                                 image_mean=CLIP_MEAN, image_std=CLIP_STD)
+
+    def save(out: Path):      # Qwen2_5_VLProcessor needs torchvision (video processor); write its files
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, "Qwen2_5_VLProcessor")
+    return _init(T.Qwen2_5_VLForConditionalGeneration, cfg, seed, "qwen2_5vl"), save
+
+
+def _mistral3(seed: int):
+    """Mistral-Small-3.1 style: Pixtral tower (patch 4 px) + 2x2 patch merger + Mistral LM; 8 px per token,
+    an 8x8-token canvas (dualmech.json: the Pixtral tower attends over all patches of a batch at once, so
+    the default 12x12 canvas makes the batched patching sweeps of the tests slow)."""
+    tok = word_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+                          "[IMG]", "[IMG_BREAK]", "[IMG_END]"], [], MISTRAL3_TEMPLATE, unk_token="<unk>",
+                         bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    image, patch, merge = 64, 4, 2
+    vc = T.PixtralVisionConfig(**_vision_kw(), head_dim=D_VISION // HEADS, image_size=image, patch_size=patch)
+    tc = T.MistralConfig(**_text_kw(tok), head_dim=D_LM // HEADS, sliding_window=None)
+    cfg = T.Mistral3Config(vision_config=vc.to_dict() | {"model_type": "pixtral"},
+                           text_config=tc.to_dict() | {"model_type": "mistral"},
+                           image_token_index=tok.convert_tokens_to_ids("[IMG]"), spatial_merge_size=merge,
+                           vision_feature_layer=-1)
+    ip = T.PixtralImageProcessor(size={"longest_edge": image}, patch_size={"height": patch, "width": patch},
+                                 image_mean=CLIP_MEAN, image_std=CLIP_STD)
+
+    def save(out: Path):      # PixtralProcessor needs torchvision; write the files it would write
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, "PixtralProcessor", patch_size=patch, spatial_merge_size=merge,
+                                image_token="[IMG]", image_break_token="[IMG_BREAK]", image_end_token="[IMG_END]")
+        (out / "dualmech.json").write_text(json.dumps({"geometry": {"grid": image // (patch * merge)}}) + "\n")
+    return _init(T.Mistral3ForConditionalGeneration, cfg, seed, "mistral3"), save
+
+
+def _internvl(seed: int):
+    """InternVL3-hf style: InternViT (CLS dropped) over 4 px patches of a 64 px tile, 2x2 pixel shuffle,
+    MLP projector, Qwen2 LM; 8x8 tokens of 8 px between <img> and </img>."""
+    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>",
+                          "<video>"], ["system", "user", "assistant"], INTERNVL_TEMPLATE, unk_token="<unk>",
+                         pad_token="<|endoftext|>", eos_token="<|im_end|>", start_image_token="<img>",
+                         end_image_token="</img>", context_image_token="<IMG_CONTEXT>", video_token="<video>")
+    image, patch = 64, 4
+    vc = T.InternVLVisionConfig(**_vision_kw(), image_size=[image, image], patch_size=[patch, patch],
+                                layer_scale_init_value=1.0)   # at 0.1 the Fig-9 ablation moved the answers < 1e-6
+    tc = T.Qwen2Config(**_text_kw(tok))
+    n = (image // patch // 2) ** 2
+    cfg = T.InternVLConfig(vision_config=vc.to_dict(), text_config=tc.to_dict() | {"model_type": "qwen2"},
+                           image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=n,
+                           downsample_ratio=0.5, vision_feature_layer=-1, vision_feature_select_strategy="default")
+    ip = T.GotOcr2ImageProcessor(size={"height": image, "width": image}, crop_to_patches=True,   # adapter: off
+                                 image_mean=CLIP_MEAN, image_std=CLIP_STD)
+
+    def save(out: Path):      # InternVLProcessor needs torchvision (video processor); write its files
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, "InternVLProcessor", image_seq_length=n)
+    return _init(T.InternVLForConditionalGeneration, cfg, seed, "internvl"), save
+
+
+def _idefics3(seed: int, smolvlm: bool = False):
+    """Idefics3 / SmolVLM: SigLIP-style tower over 4 px patches of a 64 px image, pixel shuffle (scale 2)
+    + linear connector, Llama LM; one global image (no splitting): 8x8 tokens of 8 px."""
+    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|begin_of_text|>", "<end_of_utterance>",
+                          "<fake_token_around_image>", "<global-img>", "<image>"], ["System:", "User:", "Assistant:"],
+                         IDEFICS3_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", bos_token="<|begin_of_text|>",
+                         eos_token="<end_of_utterance>", image_token="<image>")
+    image, patch, scale = 64, 4, 2
+    n = (image // patch // scale) ** 2
+    vc = (T.SmolVLMVisionConfig if smolvlm else T.Idefics3VisionConfig)(**_vision_kw(), image_size=image,
+                                                                          patch_size=patch)
+    cls = T.SmolVLMConfig if smolvlm else T.Idefics3Config
+    tc = T.LlamaConfig(**_text_kw(tok)).to_dict() | {"model_type": "llama"}
+    cfg = cls(vision_config=vc.to_dict(), text_config=tc, image_token_id=tok.convert_tokens_to_ids("<image>"),
+              scale_factor=scale, pad_token_id=tok.pad_token_id)
+    ip_cls = T.SmolVLMImageProcessor if smolvlm else T.Idefics3ImageProcessor
+    ip = ip_cls(do_image_splitting=True, size={"longest_edge": 4 * image}, max_image_size={"longest_edge": image},
+                image_mean=[0.5] * 3, image_std=[0.5] * 3)       # the real processors' defaults, scaled
+
+    def save(out: Path):      # write what Idefics3Processor / SmolVLMProcessor would write
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, "SmolVLMProcessor" if smolvlm else "Idefics3Processor", image_seq_len=n)
+    family = "smolvlm" if smolvlm else "idefics3"
+    model_cls = T.SmolVLMForConditionalGeneration if smolvlm else T.Idefics3ForConditionalGeneration
+    return _init(model_cls, cfg, seed, family), save
+
+
+def _paligemma(seed: int):
+    """PaliGemma: SigLIP over 8 px patches of a 64 px image (one token per patch: 8x8 of 8 px), linear
+    projector, Gemma LM; the image tokens come first, then BOS and the prompt (no chat template)."""
+    tok = word_tokenizer(["<pad>", "<eos>", "<bos>", "<unk>", "<image>"], [], "", unk_token="<unk>",
+                         pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", image_token="<image>")
+    tok.chat_template = None
+    image, patch = 64, 8
+    n = (image // patch) ** 2
+    vc = T.SiglipVisionConfig(**_vision_kw(), image_size=image, patch_size=patch, projection_dim=D_LM)
+    tc = T.GemmaConfig(**_text_kw(tok) | {"num_key_value_heads": 1}, head_dim=D_LM // HEADS)
+    cfg = T.PaliGemmaConfig(vision_config=vc.to_dict(), text_config=tc.to_dict(),
+                            image_token_index=tok.convert_tokens_to_ids("<image>"), projection_dim=D_LM,
+                            hidden_size=D_LM, vocab_size=len(tok))
+    ip = T.SiglipImageProcessor(size={"height": image, "width": image}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    ip.image_seq_length = n
+    processor = T.PaliGemmaProcessor(image_processor=ip, tokenizer=tok)
+    return _init(T.PaliGemmaForConditionalGeneration, cfg, seed, "paligemma"), processor.save_pretrained
+
+
+BUILDERS = {"llava": _llava, "pixtral": _pixtral, "qwen2vl": _qwen2vl, "gemma3": _gemma3, "qwen2_5vl": _qwen2_5vl,
+            "mistral3": _mistral3, "internvl": _internvl, "idefics3": _idefics3,
+            "smolvlm": lambda seed: _idefics3(seed, smolvlm=True), "paligemma": _paligemma}
 
 
 def _init(cls, cfg, seed: int, family: str):

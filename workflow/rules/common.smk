@@ -7,8 +7,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from dualmech.config import BUILT_MODELS, ConfigError, validate
 from dualmech.resources import model_mem_mb as _model_mem_mb
 
+# Checkpoints are checked (family, vision-language, forced family) once, by the main process, before any job;
+# YAML syntax errors in config.yaml are located in the Snakefile, those of --configfile overlays by Snakemake.
+CONFIG_FILES = ["config.yaml"] + [str(Path(f).relative_to(Path.cwd()) if Path(f).is_relative_to(Path.cwd()) else f)
+                                  for f in workflow.overwrite_configfiles]
 try:
-    _validated = validate(config, Path.cwd())
+    _validated = validate(config, Path.cwd(), "config.yaml", CONFIG_FILES[1:], check_models=workflow.is_main_process)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 config.clear()
@@ -102,7 +106,7 @@ for _key, _check in (("whatsup_dir", naturalistic.check_whatsup_dir), ("coco_dir
         try:
             _check(DATA[_key])
         except naturalistic.DataError as e:
-            raise WorkflowError(f"config.yaml data/{_key}: {e}") from None
+            raise WorkflowError(f"{' + '.join(CONFIG_FILES)}: data/{_key}: {e}") from None
 
 
 def _amp_testbeds():
@@ -112,7 +116,7 @@ def _amp_testbeds():
     coco = [m["name"] for m in AMP["coco"]["models"]] if DATA["coco_dir"] else []
     unknown = sorted(set(syn + wu + coco) - set(MODELS))
     if unknown:
-        raise WorkflowError(f"config.yaml amplification: unknown model name(s) {unknown}; models are {MODELS}")
+        raise WorkflowError(f"{' + '.join(CONFIG_FILES)}: amplification: unknown model name(s) {unknown}; models are {MODELS}")
     return {m: [t for t, ms in (("synthetic", syn), ("whatsup", wu), ("coco", coco)) if m in ms] for m in MODELS}
 
 

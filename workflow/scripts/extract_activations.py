@@ -11,7 +11,7 @@ adapter = models.load(snake.model_spec(snakemake))
 groups = list(snakemake.params.sites)
 try:
     sites = extraction.resolve_sites(adapter, groups)
-except UnsupportedModel as e:          # vision-encoder sites exist only for LLaVA-family adapters
+except UnsupportedModel as e:          # families without vision-encoder sites (README)
     log.warning("%s; probing the LM-side sites only", e)
     groups = [g for g in groups if g != "vision" and not g.startswith("vision")]
     if not groups:

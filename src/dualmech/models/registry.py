@@ -10,12 +10,18 @@ import torch
 from ..stimuli import Geometry
 from .base import ModelSpec, UnsupportedModel, VLMAdapter
 from .gemma3 import Gemma3Adapter
+from .idefics3 import Idefics3Adapter, SmolVLMAdapter
+from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
+from .mistral3 import Mistral3Adapter
+from .paligemma import PaliGemmaAdapter
 from .pixtral import PixtralAdapter
+from .qwen2_5vl import Qwen25VLAdapter
 from .qwen2vl import Qwen2VLAdapter
 
-ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (LlavaAdapter, PixtralAdapter, Qwen2VLAdapter,
-                                                                Gemma3Adapter)}
+ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (
+    LlavaAdapter, PixtralAdapter, Qwen2VLAdapter, Gemma3Adapter, Qwen25VLAdapter, Mistral3Adapter, InternVLAdapter,
+    Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter)}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -30,31 +36,53 @@ def _source(spec: ModelSpec) -> str:
 
 def load_config(spec: ModelSpec):
     import transformers as T
+    src = _source(spec)
+    if Path(src).is_dir() and not (Path(src) / "config.json").exists():
+        raise UnsupportedModel(f"model '{spec.name}': '{spec.path}' is a directory but not a Hugging Face checkpoint "
+                               f"(no config.json); point `path` at the folder that holds config.json")
     try:
-        return T.AutoConfig.from_pretrained(_source(spec), revision=spec.revision, local_files_only=True,
+        return T.AutoConfig.from_pretrained(src, revision=spec.revision, local_files_only=True,
                                             trust_remote_code=spec.trust_remote_code)
     except OSError as e:
         raise FileNotFoundError(
             f"model '{spec.name}': '{spec.path}' is neither a local checkpoint nor in the Hugging Face cache "
             f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch it "
             f"first (e.g. `hf download {spec.path}`) or point `path` at a local directory.") from e
+    except ValueError as e:      # config.json without a model_type transformers knows
+        raise UnsupportedModel(f"model '{spec.name}': '{spec.path}' is not a checkpoint transformers can read: "
+                               f"{str(e).splitlines()[0]}") from e
+
+
+def is_vision_language(config) -> bool:
+    """A checkpoint with a vision tower (every image-text model in transformers has a vision_config)."""
+    return getattr(config, "vision_config", None) is not None
 
 
 def detect_family(spec: ModelSpec, config=None) -> str:
+    """The adapter family of a checkpoint, from its config.json; a forced `family` must agree with it."""
     config = config if config is not None else load_config(spec)
+    arch = getattr(config, "architectures", None) or [config.model_type]
+    claims = [f for f, adapter in ADAPTERS.items() if adapter.handles(config)]
+    if not claims and not is_vision_language(config):
+        raise UnsupportedModel(f"model '{spec.name}': {arch} (model_type '{config.model_type}') is not a "
+                               f"vision-language model: its config has no vision tower. The analyses need an "
+                               f"image-text checkpoint; supported families: {sorted(ADAPTERS)}")
     if spec.family:
         if spec.family not in ADAPTERS:
             raise UnsupportedModel(f"model '{spec.name}': family '{spec.family}' is not supported; "
                                    f"supported families: {sorted(ADAPTERS)}")
+        if spec.family not in claims:
+            found = f"the '{claims[0]}' family" if claims else "no supported family"
+            raise UnsupportedModel(f"model '{spec.name}': family '{spec.family}' is set in the config, but the "
+                                   f"checkpoint is {arch} (model_type '{config.model_type}'), which is {found}; "
+                                   f"drop `family` (it is detected) or fix `path`")
         return spec.family
-    for family, adapter in ADAPTERS.items():
-        if adapter.handles(config):
-            return family
-    arch = getattr(config, "architectures", None) or [config.model_type]
+    if claims:
+        return claims[0]
     raise UnsupportedModel(
         f"model '{spec.name}': no adapter handles {arch} (model_type '{config.model_type}'). Supported families: "
         f"{sorted(ADAPTERS)}. A new family needs a module in src/dualmech/models/ that maps its visual tokens "
-        f"to a grid (see ARCHITECTURE.md, 'The model adapter').")
+        f"to a grid (README, 'Model families').")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

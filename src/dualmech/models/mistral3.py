@@ -1,0 +1,51 @@
+"""Mistral 3 family (Mistral-Small-3.1/3.2): Pixtral vision tower, 2x2 patch merger, projector, Mistral LM.
+
+One visual token per merged 2x2 block of patches: patch_size * spatial_merge_size px (28 for 14 px
+patches). The canvas is grid * 28 px with grid = 12 by default, or the checkpoint's `dualmech.json` geometry.grid,
+or config.yaml's `geometry.grid` (dynamic resolution).
+The sequence layout is Pixtral's: each row of N [IMG] tokens ends with [IMG_BREAK], the last with
+[IMG_END]; inputs are built as for Pixtral with the processor's merged patch size.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import UnsupportedModel, sidecar
+from .pixtral import PixtralAdapter
+
+DEFAULT_GRID = 12
+
+
+class Mistral3Adapter(PixtralAdapter):
+    family = "mistral3"
+    default_palette = "standard"
+
+    @classmethod
+    def handles(cls, config) -> bool:
+        return config.model_type == "mistral3"
+
+    def grid_and_pixels(self) -> tuple[int, int]:
+        cfg = self.model.config
+        vc, merge = cfg.vision_config, cfg.spatial_merge_size
+        grid = int({**sidecar(self.spec.path).get("geometry", {}), **self.spec.geometry}.get("grid", DEFAULT_GRID))
+        px = self._patch_px()
+        if px != vc.patch_size * merge:
+            raise UnsupportedModel(f"{self.spec.name}: processor token size {px} px != vision patch_size "
+                                   f"{vc.patch_size} x spatial_merge_size {merge}")
+        if grid * px > vc.image_size:
+            raise UnsupportedModel(f"{self.spec.name}: a {grid}x{grid} canvas of {px} px tokens exceeds the "
+                                   f"tower's maximum image size {vc.image_size}")
+        return grid, px
+
+    @property
+    def vision_layers(self):
+        return self.model.model.vision_tower.transformer.layers
+
+    def vision_grid(self, hidden):
+        """The tower runs every image's patches as one sequence (1, B*P, D), row-major per image; each grid
+        cell is the merger's input: its k x k patches concatenated (the merger's unfold order)."""
+        n, k = self.geometry.grid, self.model.config.spatial_merge_size
+        d = hidden.shape[-1]
+        x = hidden.reshape(-1, n * k, n * k, d).permute(0, 3, 1, 2)                       # (B, D, H, W)
+        x = torch.nn.functional.unfold(x, kernel_size=k, stride=k)                      # (B, D*k*k, N*N)
+        return x.transpose(1, 2)
