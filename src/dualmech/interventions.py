@@ -195,10 +195,9 @@ def resumable(adapter: VLMAdapter) -> bool:
     """Whether the engine may resume this adapter's family mid-model; otherwise callers run plain full
     forwards (and say so in the log)."""
     ok = bool(getattr(adapter, "resumable", False))
-    if not ok and not getattr(type(adapter), "_said_not_resumable", False):
-        log.warning("%s (family %r) does not declare `resumable`: patching runs one full forward per row",
+    if not ok:
+        log.warning("%s (family %r) is not `resumable`: patching runs plain full forwards (one row per site)",
                     adapter.spec.name, adapter.family)
-        type(adapter)._said_not_resumable = True
     return ok
 
 
