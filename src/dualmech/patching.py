@@ -206,15 +206,18 @@ def load_images(paths: Sequence[str], root: Path, cache: dict | None = None) -> 
 
 def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, variants_of, n_variants: int,
                sites: Sequence[str] | None = None, rows_per_forward: int | None = None, desc: str = "sweep",
-               lm_input_override=None):
-    """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows).
+               lm_input_override=None, engine: bool | None = None):
+    """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows: a (pair, variant)
+    row per resumed forward with the engine, a (pair, variant, site) row per full forward without).
 
     variants_of(pair row) -> list of n_variants (dest, src). lm_input_override(scenes, orientations) ->
     (B, N*N, D) replaces the visual tokens of both runs first (see `sweep_group`). Returns (probs (N, V, K, C),
     top (N, V, K)) in the order of `pairs`, or (None, None) when there are no pairs."""
     sites = list(sites or iv.all_sites(adapter.n_layers))
     rows = rows_per_forward or runtime.batch_size()
-    per = max(1, rows // (n_variants * len(sites)))
+    if engine is None:
+        engine = iv.resumable(adapter)
+    per = max(1, rows // (n_variants * (1 if engine else len(sites))))
     cache: dict = {}
     probs, tops = [], []
     for sl in runtime.batches(len(pairs), per, desc):
@@ -228,7 +231,7 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
                            for col in ("clean_scene", "cf_scene"))
         p, t = sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
                            load_images(chunk["cf_image"], image_root, cache), list(chunk["cf_prompt"]), variants,
-                           sites, [json.loads(c) for c in chunk["candidates"]], values)
+                           sites, [json.loads(c) for c in chunk["candidates"]], values, engine)
         probs.append(p)
         tops.append(t)
     if not probs:
