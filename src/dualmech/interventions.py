@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -147,8 +147,7 @@ class _Prefix:
     def update(self, keys, values, layer_idx, *args, **kwargs):
         if not self.start:
             return keys, values
-        pk = self.trace.record.keys[layer_idx][:, :, :self.start].index_select(0, self.rows)
-        pv = self.trace.record.values[layer_idx][:, :, :self.start].index_select(0, self.rows)
+        pk, pv = self.trace.prefix(layer_idx, self.rows, self.start)
         return torch.cat([pk, keys], 2), torch.cat([pv, values], 2)
 
 
@@ -169,6 +168,36 @@ class Trace:
     kwargs: list[dict]             # kwargs[j]: what the LM passed to layer j besides the hidden states
     record: _Record                # keys/values of every layer
     captured: dict[str, torch.Tensor]
+    _prefixes: dict = field(default_factory=dict)
+
+    def prefix(self, layer: int, rows: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values of layer `layer` before position `start`, for `rows` (kept: every site of a sweep
+        resumes the same rows, mostly from the same position)."""
+        key = (layer, start, rows.data_ptr(), len(rows))
+        if key not in self._prefixes:
+            self._prefixes[key] = tuple(t[:, :, :start].index_select(0, rows) for t in
+                                        (self.record.keys[layer], self.record.values[layer]))
+        return self._prefixes[key]
+
+    def layer_kwargs(self, layer: int, rows: torch.Tensor, start: int) -> dict:
+        """What the LM passed to decoder `layer`, for `rows` and the query positions from `start` on (kept, as
+        `prefix`): the mask's query rows (no mask = plain causal), rotary cos/sin and position ids sliced."""
+        key = ("kwargs", layer, start, rows.data_ptr(), len(rows))
+        if key not in self._prefixes:
+            T = self.inputs[layer].shape[1]
+            kw = {}
+            for k, v in self.kwargs[layer].items():
+                if k == "attention_mask":
+                    v = _suffix_mask(v, rows, start, T, self.inputs[layer].device)
+                elif k == "position_embeddings":
+                    v = tuple(_rows(t, rows)[:, start:] for t in v)
+                elif k == "position_ids" and torch.is_tensor(v):
+                    v = _rows(v, rows)[..., start:]
+                else:
+                    v = _rows(v, rows)
+                kw[k] = v
+            self._prefixes[key] = kw
+        return self._prefixes[key]
 
     def suffix_start(self, first: int, layer: int) -> int:
         """First position whose states can change, from layer `layer` on, when positions >= `first` change.
@@ -263,21 +292,8 @@ def resume(adapter: VLMAdapter, tr: Trace, layer: int, rows: torch.Tensor, edit:
         hidden = edit(hidden)
     start = tr.suffix_start(first_changed, layer)
     h = hidden[:, start:]
-    T = hidden.shape[1]
     for j in range(layer, L):
-        kw = {}
-        for k, v in tr.kwargs[j].items():
-            if k == "attention_mask":
-                v = _suffix_mask(v, rows, start, T, h.device)
-            elif k == "position_embeddings":
-                v = tuple(_rows(t, rows)[:, start:] for t in v)
-            elif k == "position_ids" and torch.is_tensor(v):
-                v = _rows(v, rows)[..., start:]
-            else:
-                v = _rows(v, rows)
-            kw[k] = v
-        kw["cache"] = _Prefix(tr, rows, start)
-        out = adapter.layers[j](h, **kw)
+        out = adapter.layers[j](h, **tr.layer_kwargs(j, rows, start), cache=_Prefix(tr, rows, start))
         h = out[0] if isinstance(out, tuple) else out
     final = tr.prepared.final_position.index_select(0, rows) - start
     return adapter.head_logits(h[torch.arange(len(rows), device=h.device), final]).float()
