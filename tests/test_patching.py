@@ -533,6 +533,33 @@ def test_run_sweeps_groups_pairs_like_one_group(llava, tmp_path):
     assert patching.run_sweeps(llava, df.iloc[:0], tmp_path, variants_of, len(kinds), sites) == (None, None)
 
 
+def test_run_sweeps_halves_the_batch_on_out_of_memory(llava, tmp_path, monkeypatch, caplog):
+    """A group that runs out of memory is retried at half the size; the results do not change."""
+    tables = pairs.build_all(llava, "squares", ["left", "above"], seed=1, target=99, max_attempts=3,
+                             image_dir=tmp_path, batch_size=16, designs=("criss_cross",))
+    df = tables["criss_cross"]
+    variants_of, kinds = patching.criss_cross_variants(llava.geometry, None, 1, seed=0)
+    args = (llava, df, tmp_path, variants_of, len(kinds), iv.all_sites(llava.n_layers))
+    whole, whole_top = patching.run_sweeps(*args, rows_per_forward=10 ** 6)
+    real, sizes = patching.sweep_group, []
+
+    def small_memory(adapter, clean_images, *a, **k):
+        sizes.append(len(clean_images))
+        if len(clean_images) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(adapter, clean_images, *a, **k)
+    monkeypatch.setattr(patching, "sweep_group", small_memory)
+    with caplog.at_level("WARNING", logger="dualmech.runtime"):
+        halved, halved_top = patching.run_sweeps(*args, rows_per_forward=10 ** 6)
+    assert len(df) == 6 and sizes == [6, 3] + [1] * 6             # 6 fails, 3 fails, then 1 at a time
+    assert "out of memory at batch size" in caplog.text
+    np.testing.assert_allclose(halved, whole, rtol=1e-5, atol=1e-8)
+    assert np.array_equal(halved_top, whole_top)
+    monkeypatch.setattr(patching, "sweep_group", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape")))
+    with pytest.raises(RuntimeError, match="shape"):             # other errors are not retried
+        patching.run_sweeps(*args)
+
+
 # ================================================================== the engine (trace once, resume per site)
 def _engine_variants(adapter, b):
     g = adapter.geometry

@@ -219,8 +219,8 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
         engine = iv.resumable(adapter)
     per = max(1, rows // (n_variants * (1 if engine else len(sites))))
     cache: dict = {}
-    probs, tops = [], []
-    for sl in runtime.batches(len(pairs), per, desc):
+
+    def group(sl: slice):
         chunk = pairs.iloc[sl]
         per_pair = [variants_of(row) for _, row in chunk.iterrows()]
         variants = [[vs[v] for vs in per_pair] for v in range(n_variants)]
@@ -229,11 +229,11 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
             orientations = list(chunk["orientation"])
             values = tuple(lm_input_override([json.loads(s) for s in chunk[col]], orientations)
                            for col in ("clean_scene", "cf_scene"))
-        p, t = sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
+        return sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
                            load_images(chunk["cf_image"], image_root, cache), list(chunk["cf_prompt"]), variants,
                            sites, [json.loads(c) for c in chunk["candidates"]], values, engine)
-        probs.append(p)
-        tops.append(t)
+    done = runtime.batched(len(pairs), per, desc, group)
+    probs, tops = [p for p, _ in done], [t for _, t in done]
     if not probs:
         return None, None
     return np.concatenate(probs), np.concatenate(tops)
