@@ -533,6 +533,103 @@ def test_run_sweeps_groups_pairs_like_one_group(llava, tmp_path):
     assert patching.run_sweeps(llava, df.iloc[:0], tmp_path, variants_of, len(kinds), sites) == (None, None)
 
 
+def test_run_sweeps_halves_the_batch_on_out_of_memory(llava, tmp_path, monkeypatch, caplog):
+    """A group that runs out of memory is retried at half the size; the results do not change."""
+    tables = pairs.build_all(llava, "squares", ["left", "above"], seed=1, target=99, max_attempts=3,
+                             image_dir=tmp_path, batch_size=16, designs=("criss_cross",))
+    df = tables["criss_cross"]
+    variants_of, kinds = patching.criss_cross_variants(llava.geometry, None, 1, seed=0)
+    args = (llava, df, tmp_path, variants_of, len(kinds), iv.all_sites(llava.n_layers))
+    whole, whole_top = patching.run_sweeps(*args, rows_per_forward=10 ** 6)
+    real, sizes = patching.sweep_group, []
+
+    def small_memory(adapter, clean_images, *a, **k):
+        sizes.append(len(clean_images))
+        if len(clean_images) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(adapter, clean_images, *a, **k)
+    monkeypatch.setattr(patching, "sweep_group", small_memory)
+    with caplog.at_level("WARNING", logger="dualmech.runtime"):
+        halved, halved_top = patching.run_sweeps(*args, rows_per_forward=10 ** 6)
+    assert len(df) == 6 and sizes == [6, 3] + [1] * 6             # 6 fails, 3 fails, then 1 at a time
+    assert "out of memory at batch size" in caplog.text
+    np.testing.assert_allclose(halved, whole, rtol=1e-5, atol=1e-8)
+    assert np.array_equal(halved_top, whole_top)
+    monkeypatch.setattr(patching, "sweep_group", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape")))
+    with pytest.raises(RuntimeError, match="shape"):             # other errors are not retried
+        patching.run_sweeps(*args)
+
+
+# ================================================================== the engine (trace once, resume per site)
+def _engine_variants(adapter, b):
+    g = adapter.geometry
+    out = [[(a + bb, bb + a) for a, bb in (patching.swap_regions(g, o, kind) for o in b["orientations"])]
+           for kind in patching.KINDS]
+    return out + [[(patching.FINAL, patching.FINAL)] * 2, [([g.grid ** 2 - 1], [0])] * 2]
+
+
+def test_engine_equals_the_plain_path_at_first_middle_and_last_site(adapter, monkeypatch):
+    """Resuming from the patched layer over the suffix the patch reaches == the full batched forward."""
+    b = _pair_batch(adapter, "criss_cross")
+    sites = iv.all_sites(adapter.n_layers)
+    sites = [sites[0], sites[len(sites) // 2], sites[-1]]
+    variants = _engine_variants(adapter, b)
+    args = (adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"], variants, sites,
+            b["words"])
+    starts = []
+    suffix_start = iv.Trace.suffix_start
+    monkeypatch.setattr(iv.Trace, "suffix_start", lambda self, first, layer: starts.append(
+        (first, layer, suffix_start(self, first, layer))) or starts[-1][2])
+    fast, fast_top = patching.sweep_group(*args, engine=True)
+    assert [layer for _, layer, _ in starts] == [iv.start_layer(s, adapter.n_layers) for s in sites]
+    plain, plain_top = patching.sweep_group(*args, engine=False)
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-7)
+    assert np.array_equal(fast_top, plain_top)
+    # a patch that starts mid-image only (the last grid cell): the resumed suffix starts inside the image
+    n = adapter.geometry.grid ** 2
+    last_cell = (adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
+                 [[([n - 1], [n // 2])] * 2], sites, b["words"])
+    np.testing.assert_allclose(patching.sweep_group(*last_cell, engine=True)[0],
+                               patching.sweep_group(*last_cell, engine=False)[0], rtol=1e-5, atol=1e-7)
+    # the last-token variant alone resumes at the final position: one position per layer
+    starts.clear()
+    patching.sweep_group(adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
+                         [[(patching.FINAL, patching.FINAL)] * 2], sites, b["words"], engine=True)
+    final = int(adapter.prepare(b["clean_images"], b["clean_prompts"]).final_position.min())
+    assert [s for _, _, s in starts] == [final] * len(sites)
+
+
+def test_suffix_start_follows_the_attention_mask(adapter):
+    """Causal families resume at the first patched position; Gemma 3's bidirectional image attention moves
+    the start back to the first image token (earlier image tokens see later ones)."""
+    b = _pair_batch(adapter, "criss_cross")
+    clean = adapter.prepare(b["clean_images"], b["clean_prompts"])
+    tr = iv.trace(adapter, clean)
+    mid = int(clean.grid_positions[:, adapter.geometry.grid ** 2 // 2].min())
+    first_image = int(clean.grid_positions[:, 0].min())
+    final = int(clean.final_position.min())
+    assert tr.suffix_start(final, 0) == final
+    assert tr.suffix_start(mid, 0) == (first_image if adapter.family == "gemma3" else mid)
+    assert len(tr.inputs) == adapter.n_layers + 1 and len(tr.record.keys) == adapter.n_layers
+    # the traced layer inputs are the plain run's activations
+    plain = iv.run(adapter, clean, capture=iv.all_sites(adapter.n_layers), logits=False).captured
+    torch.testing.assert_close(tr.inputs[0], plain[iv.LM_INPUT])
+    torch.testing.assert_close(tr.inputs[-1], plain[iv.resid_post(adapter.n_layers - 1)])
+
+
+def test_non_resumable_family_falls_back_to_full_forwards(llava, monkeypatch, caplog):
+    b = _pair_batch(llava, "criss_cross")
+    args = (llava, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
+            _engine_variants(llava, b), iv.all_sites(llava.n_layers), b["words"])
+    fast, _ = patching.sweep_group(*args)
+    monkeypatch.setattr(llava, "resumable", False)
+    monkeypatch.setattr(iv, "resume", lambda *a, **k: pytest.fail("resumed a non-resumable family"))
+    with caplog.at_level("WARNING", logger="dualmech.interventions"):
+        slow, _ = patching.sweep_group(*args)
+    assert "is not `resumable`: patching runs plain full forwards" in caplog.text
+    np.testing.assert_allclose(slow, fast, rtol=1e-5, atol=1e-7)
+
+
 # ================================================================== sweep tables and summaries
 def test_sweep_table_flips():
     prs = pd.DataFrame(dict(pair=["p0", "p1"], setting="squares", design="last_token", direction=["left", "right"],

@@ -3,6 +3,10 @@
 A store is a pair of files next to each other:
   `<stem>.safetensors`    one tensor per site, (n_images, N*N, D), rows in index order, grid cells row-major;
   `<stem>.index.parquet`  image -> row (plus the image's sha256, to detect stale stores).
+The tensor file is written as it is computed (`StoreWriter`: header first, then each batch's rows at their
+offsets, into a temporary file renamed when complete), so host memory holds one batch whatever the number of
+sites and images; tensors are laid out in depth order and the metadata keys sorted, so the same extraction
+gives the same bytes. Readers open it lazily (`safetensors.safe_open`: one site at a time).
 
 Sites, in depth order (`site_order`):
   `vision_input`          input of the vision encoder's first block (patch + position embeddings);
@@ -20,6 +24,9 @@ depend on the prompt text after the image (causal LM), so one fixed prompt serve
 from __future__ import annotations
 
 import json
+import os
+import struct
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,12 +131,63 @@ class ActivationStore:
         return len(idx) == len(images) and all((idx[c].to_numpy() == images[c].to_numpy()).all() for c in cols)
 
     def write(self, images: pd.DataFrame, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
-        from safetensors.torch import save
-        data = save({s: tensors[s].contiguous() for s in sorted(tensors, key=_depth_key)},
-                    metadata={k: str(v) for k, v in metadata.items()})
+        """Write whole tensors at once (small stores, tests); `extract` streams through `StoreWriter`."""
+        writer = StoreWriter(self.tensors, {s: (tuple(t.shape), t.dtype) for s, t in tensors.items()}, metadata)
+        with writer:
+            for site, t in tensors.items():
+                writer.write(site, 0, t)
+        self.write_index(images)
+
+    def write_index(self, images: pd.DataFrame) -> None:
         index = images.reset_index(drop=True).assign(row=np.arange(len(images)))
-        atomic_write(self.tensors, data)
         atomic_write(self.index_path, index.to_parquet(index=False))
+
+
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
+_FROM_NAME = {v: k for k, v in _DTYPES.items()}
+
+
+class StoreWriter:
+    """A safetensors file written in pieces: `write(site, first_row, rows)` puts rows at their final offsets.
+
+    The header (sites in depth order, each with dtype, shape and byte range; metadata keys sorted) is fixed
+    up front from `shapes` (site -> (shape, dtype)); the data goes to a temporary file in the target directory
+    that replaces `path` on a clean exit from the `with` block, and is deleted otherwise."""
+
+    def __init__(self, path: Path, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], metadata: dict):
+        self.path = Path(path)
+        header: dict = {"__metadata__": {k: str(metadata[k]) for k in sorted(metadata)}}
+        self.offsets, offset = {}, 0
+        for site in sorted(shapes, key=_depth_key):
+            shape, dtype = shapes[site]
+            size = int(np.prod(shape)) * torch.tensor([], dtype=dtype).element_size()
+            header[site] = {"dtype": _DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            self.offsets[site] = (offset, size // max(1, shape[0]), dtype)
+            offset += size
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)
+        self.start = 8 + len(blob)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        self.f = os.fdopen(fd, "wb")
+        self.f.write(struct.pack("<Q", len(blob)) + blob)
+        self.f.truncate(self.start + offset)
+
+    def write(self, site: str, first_row: int, rows: torch.Tensor) -> None:
+        offset, row_bytes, dtype = self.offsets[site]
+        data = rows.detach().to("cpu", dtype).contiguous().reshape(-1).view(torch.uint8).numpy()
+        self.f.seek(self.start + offset + first_row * row_bytes)
+        self.f.write(memoryview(data))
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        self.f.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
 
 
 def _depth_key(site: str) -> tuple:
@@ -151,24 +209,48 @@ def extract(adapter, images: pd.DataFrame, image_root: Path | str, store: Activa
     todo = [s for s in sites if s not in have]
     if not todo:
         return []
-    kept = store.load_tensors(have) if have else {}
+    if not len(images):
+        raise ValueError(f"{store.tensors}: no images to extract")
     root = Path(image_root)
-    chunks: dict[str, list[torch.Tensor]] = {s: [] for s in todo}
-    size = batch_size or runtime.batch_size()
     paths = images["image"].tolist()
-    for sl in runtime.batches(len(paths), size, desc):
-        batch = [Image.open(root / p).convert("RGB") for p in paths[sl]]
-        for site, t in capture(adapter, batch, todo).items():
-            chunks[site].append(t.cpu())
-    new = {s: torch.cat(v) for s, v in chunks.items()}
+    keys = images[[c for c in ("image", "image_sha256") if c in images]]
     meta = dict(model=adapter.spec.name, family=adapter.family, grid=adapter.geometry.grid,
                 dtype=str(adapter.model.dtype).removeprefix("torch."), prompt=PROMPT,
-                sites=json.dumps(sorted(set(kept) | set(new), key=_depth_key)))
-    store.write(images[[c for c in ("image", "image_sha256") if c in images]], kept | new, meta)
+                sites=json.dumps(sorted(set(have) | set(todo), key=_depth_key)))
+    writer: StoreWriter | None = None
+
+    def batch(sl: slice):
+        nonlocal writer
+        out = capture(adapter, [Image.open(root / p).convert("RGB") for p in paths[sl]], todo)
+        if writer is None:                 # the first batch fixes every site's width and dtype
+            shapes = {s: ((len(paths),) + tuple(t.shape[1:]), t.dtype) for s, t in out.items()}
+            if have:
+                from safetensors import safe_open
+                with safe_open(store.tensors, "pt") as f:
+                    shapes |= {s: (tuple(f.get_slice(s).get_shape()), _FROM_NAME[f.get_slice(s).get_dtype()])
+                               for s in have}
+            writer = StoreWriter(store.tensors, shapes, meta)
+        for site, t in out.items():
+            writer.write(site, sl.start, t)
+    try:
+        runtime.batched(len(paths), batch_size or runtime.batch_size(), desc, batch)
+        if have:                           # sites already stored: copied over a batch of rows at a time
+            from safetensors import safe_open
+            with safe_open(store.tensors, "pt") as f:
+                for s in have:
+                    rows = f.get_slice(s)
+                    for start in range(0, len(paths), 256):
+                        writer.write(s, start, rows[start:start + 256])
+    except BaseException:
+        if writer is not None:
+            writer.__exit__(RuntimeError)
+        raise
+    writer.__exit__(None)
+    store.write_index(keys)
     return todo
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def capture(adapter, images: list, sites: Sequence[str]) -> dict[str, torch.Tensor]:
     """One batched forward capturing `sites` at the grid cells: site -> (B, N*N, D) in the model's dtype.
 

@@ -5,11 +5,18 @@ paper's "Embed") and `resid_post.{l}` (output of decoder layer l). An edit is a 
 (B, T, D) -> (B, T, D) applied at its site; the helpers below build the paper's operations
 (replace, swap, add) from per-row position lists so that one batched forward can carry a different
 intervention in every row (a whole layer sweep in one pass).
+
+`trace` + `resume` are the patching engine: `trace` runs the model once and keeps, per decoder layer, its
+input, the keyword arguments the LM gave it (attention mask, rotary cos/sin: M-RoPE, sliding windows and
+bidirectional image attention included, exactly as the model built them) and its keys/values; `resume`
+restarts rows of that run at any layer with an edit applied, recomputing only the positions from the first
+one that the edit can reach (the unchanged prefix attends through the recorded keys/values).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,6 +24,7 @@ from .models.base import Prepared, VLMAdapter
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 LM_INPUT = "lm_input"
+log = logging.getLogger(__name__)
 
 
 def resid_post(layer: int) -> str:
@@ -110,6 +118,193 @@ def final_logits(adapter: VLMAdapter, prepared: Prepared) -> torch.Tensor:
     keep, inverse = torch.unique(prepared.final_position, return_inverse=True)
     out = adapter.model(**prepared.inputs, use_cache=False, logits_to_keep=keep)
     return out.logits[torch.arange(len(inverse), device=inverse.device), inverse].float()
+
+
+# ---------------------------------------------------------------- the patching engine: trace once, resume rows
+def start_layer(site: str, n_layers: int) -> int:
+    """Index of the decoder layer whose input `site` is (n_layers: the last layer's output)."""
+    return _parse(site, n_layers) + 1
+
+
+class _Record:
+    """Stand-in for a KV cache during `trace`: keeps each layer's keys/values and returns them unchanged."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+
+    def update(self, keys, values, layer_idx, *args, **kwargs):
+        self.keys[layer_idx], self.values[layer_idx] = keys, values
+        return keys, values
+
+
+class _Prefix:
+    """Stand-in for a KV cache during `resume`: prepends the traced run's keys/values before `start`."""
+
+    def __init__(self, trace: "Trace", rows: torch.Tensor, start: int):
+        self.trace, self.rows, self.start = trace, rows, start
+
+    def update(self, keys, values, layer_idx, *args, **kwargs):
+        if not self.start:
+            return keys, values
+        pk, pv = self.trace.prefix(layer_idx, self.rows, self.start)
+        return torch.cat([pk, keys], 2), torch.cat([pv, values], 2)
+
+
+def _rows(x, rows: torch.Tensor):
+    """x with its batch dimension (0) indexed by `rows`; tensors with a batch dimension of 1 broadcast."""
+    if torch.is_tensor(x):
+        return x if x.dim() == 0 or x.shape[0] == 1 else x.index_select(0, rows)
+    if isinstance(x, tuple):
+        return tuple(_rows(v, rows) for v in x)
+    return x
+
+
+@dataclass
+class Trace:
+    """One forward of a batch, kept so that its rows can be resumed at any layer (see `resume`)."""
+    prepared: Prepared
+    inputs: list[torch.Tensor]     # inputs[j]: (B, T, D) input of decoder layer j; inputs[L]: the last layer's output
+    kwargs: list[dict]             # kwargs[j]: what the LM passed to layer j besides the hidden states
+    record: _Record                # keys/values of every layer
+    captured: dict[str, torch.Tensor]
+    _prefixes: dict = field(default_factory=dict)
+
+    def prefix(self, layer: int, rows: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values of layer `layer` before position `start`, for `rows` (kept: every site of a sweep
+        resumes the same rows, mostly from the same position)."""
+        key = (layer, start, rows.data_ptr(), len(rows))
+        if key not in self._prefixes:
+            self._prefixes[key] = tuple(t[:, :, :start].index_select(0, rows) for t in
+                                        (self.record.keys[layer], self.record.values[layer]))
+        return self._prefixes[key]
+
+    def layer_kwargs(self, layer: int, rows: torch.Tensor, start: int) -> dict:
+        """What the LM passed to decoder `layer`, for `rows` and the query positions from `start` on (kept, as
+        `prefix`): the mask's query rows (no mask = plain causal), rotary cos/sin and position ids sliced."""
+        key = ("kwargs", layer, start, rows.data_ptr(), len(rows))
+        if key not in self._prefixes:
+            T = self.inputs[layer].shape[1]
+            kw = {}
+            for k, v in self.kwargs[layer].items():
+                if k == "attention_mask":
+                    v = _suffix_mask(v, rows, start, T, self.inputs[layer].device)
+                elif k == "position_embeddings":
+                    v = tuple(_rows(t, rows)[:, start:] for t in v)
+                elif k == "position_ids" and torch.is_tensor(v):
+                    v = _rows(v, rows)[..., start:]
+                else:
+                    v = _rows(v, rows)
+                kw[k] = v
+            self._prefixes[key] = kw
+        return self._prefixes[key]
+
+    def suffix_start(self, first: int, layer: int) -> int:
+        """First position whose states can change, from layer `layer` on, when positions >= `first` change.
+
+        Causal attention keeps every earlier position as traced; a mask that lets an earlier query see a later
+        key (Gemma 3's bidirectional attention over the image) moves the start back to that query."""
+        start = first
+        while start > 0:
+            earliest = start
+            for kw in self.kwargs[layer:]:
+                mask = kw.get("attention_mask")
+                if torch.is_tensor(mask):
+                    allowed = mask if mask.dtype == torch.bool else mask == 0
+                    sees = allowed[..., :start, start:].flatten(0, -3).any(0).any(-1)   # (start,) queries
+                    if bool(sees.any()):
+                        earliest = min(earliest, int(sees.nonzero()[0]))
+            if earliest == start:
+                break
+            start = earliest
+        return start
+
+
+def resumable(adapter: VLMAdapter) -> bool:
+    """Whether the engine may resume this adapter's family mid-model; otherwise callers run plain full
+    forwards (and say so in the log)."""
+    ok = bool(getattr(adapter, "resumable", False))
+    if not ok:
+        log.warning("%s (family %r) is not `resumable`: patching runs plain full forwards (one row per site)",
+                    adapter.spec.name, adapter.family)
+    return ok
+
+
+@torch.inference_mode()
+def trace(adapter: VLMAdapter, prepared: Prepared, edits: dict[str, Edit] | None = None,
+          capture: Iterable[str] = ()) -> Trace:
+    """One forward with `edits` applied, keeping every layer's input, arguments and keys/values (no logits)."""
+    edits, capture = dict(edits or {}), list(capture)
+    layers = adapter.layers
+    L = len(layers)
+    for site in list(edits) + capture:
+        _parse(site, L)
+    by_layer = {start_layer(s, L): s for s in set(edits) | set(capture)}
+    inputs: list = [None] * (L + 1)
+    kwargs: list = [None] * L
+    record, captured = _Record(), {}
+
+    def at(j: int, hidden: torch.Tensor) -> torch.Tensor:
+        site = by_layer.get(j)
+        if site in edits:
+            hidden = edits[site](hidden)
+        if site in capture:
+            captured[site] = hidden
+        inputs[j] = hidden
+        return hidden
+
+    def pre_hook(j: int):
+        def hook(module, args, kw):
+            kwargs[j] = {k: v for k, v in kw.items() if k not in ("hidden_states", "cache", "past_key_values")}
+            kw = dict(kw, cache=record)
+            if args:
+                return (at(j, args[0]),) + tuple(args[1:]), kw
+            kw["hidden_states"] = at(j, kw["hidden_states"])
+            return args, kw
+        return hook
+
+    def last_hook(module, args, output):
+        at(L, output[0] if isinstance(output, tuple) else output)
+        raise _Stop
+
+    handles = [layers[j].register_forward_pre_hook(pre_hook(j), with_kwargs=True) for j in range(L)]
+    handles.append(layers[L - 1].register_forward_hook(last_hook))
+    try:
+        final_logits(adapter, prepared)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return Trace(prepared, inputs, kwargs, record, captured)
+
+
+@torch.inference_mode()
+def resume(adapter: VLMAdapter, tr: Trace, layer: int, rows: torch.Tensor, edit: Edit | None,
+           first_changed: int) -> torch.Tensor:
+    """Final-position logits (R, V) of traced rows `rows` (a row may repeat) with `edit` applied to the input of
+    decoder `layer` (layer = L: the last layer's output), running only layers >= `layer` and only the
+    positions from the first that the edit can reach; `first_changed` = the smallest position the edit writes
+    (every row). Equal to the full forward with the same edit at that site, up to float reordering."""
+    L = adapter.n_layers
+    hidden = tr.inputs[layer].index_select(0, rows)
+    if edit is not None:
+        hidden = edit(hidden)
+    start = tr.suffix_start(first_changed, layer)
+    h = hidden[:, start:]
+    for j in range(layer, L):
+        out = adapter.layers[j](h, **tr.layer_kwargs(j, rows, start), cache=_Prefix(tr, rows, start))
+        h = out[0] if isinstance(out, tuple) else out
+    final = tr.prepared.final_position.index_select(0, rows) - start
+    return adapter.head_logits(h[torch.arange(len(rows), device=h.device), final]).float()
+
+
+def _suffix_mask(mask, rows: torch.Tensor, start: int, T: int, device) -> torch.Tensor:
+    """The traced mask's query rows from `start` on (all keys); no mask = plain causal attention."""
+    if mask is None:
+        q = torch.arange(start, T, device=device)
+        return (torch.arange(T, device=device)[None, :] <= q[:, None])[None, None]
+    return _rows(mask, rows)[:, :, start:, :]
 
 
 # ---------------------------------------------------------------- edit builders

@@ -115,44 +115,74 @@ def candidate_index(adapter: VLMAdapter, words: Sequence[Sequence[str]]) -> tupl
     return ids, mask
 
 
-@torch.no_grad()
+def _replacements(clean, cf, captured: torch.Tensor, variants, row) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, positions, values) writing cf[src] into clean[dest] for every (pair p, variant v), at row row(p, v)."""
+    rows, pos, vals = [], [], []
+    for p in range(len(variants[0])):
+        for v, variant in enumerate(variants):
+            dest, src = variant[p]
+            d, s = _positions(dest, clean, p), _positions(src, cf, p)
+            if len(d) != len(s):
+                raise ValueError(f"variant {v} of pair {p}: {len(d)} destination but {len(s)} source positions")
+            rows.append(torch.full_like(d, row(p, v)))
+            pos.append(d)
+            vals.append(captured[p, s])
+    return torch.cat(rows), torch.cat(pos), torch.cat(vals)
+
+
+@torch.inference_mode()
 def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_prompts,
                 variants: Sequence[Sequence[tuple]], sites: Sequence[str], words: Sequence[Sequence[str]],
-                lm_input_values: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """One batched forward for a group of P pairs: every variant x every site.
+                lm_input_values: tuple[torch.Tensor, torch.Tensor] | None = None, engine: bool | None = None):
+    """Every variant x every site for a group of P pairs.
 
     variants[v][p] = (dest, src) for pair p. lm_input_values = (clean, cf), each (P, N*N, D): visual tokens
     that replace the LM input on both runs before any swap (patching under the ablation, Fig 9). Returns
-    (probs (P, V, K, C), top (P, V, K) index of the candidate that is the top-1 answer, -1 for none)."""
+    (probs (P, V, K, C), top (P, V, K) index of the candidate that is the top-1 answer, -1 for none).
+
+    engine (default: whenever the family is `resumable`): one traced forward of the cf runs and one of the
+    clean runs (vision tower once per image), then per site one `interventions.resume` of the (pair, variant)
+    rows from the patched layer, over the positions from the first patched one. engine=False: the plain path,
+    one batched full forward holding a row per (pair, variant, site)."""
     P, V, K = len(clean_images), len(variants), len(sites)
+    L = adapter.n_layers
     cf = adapter.prepare(list(cf_images), list(cf_prompts))
-    base_cf = {} if lm_input_values is None else {
-        iv.LM_INPUT: iv.replace_grid(cf, lm_input_values[1].to(adapter.device))}
-    captured = iv.run(adapter, cf, edits=base_cf, capture=sites, logits=False).captured
-    reps = V * K
-    clean = iv.repeat_rows(adapter.prepare(list(clean_images), list(clean_prompts)), reps) or \
-        adapter.prepare([im for im in clean_images for _ in range(reps)], [p for p in clean_prompts for _ in range(reps)])
-    if not torch.equal(clean.final_position.view(P, reps)[:, 0], cf.final_position):
+    clean = adapter.prepare(list(clean_images), list(clean_prompts))
+    if not torch.equal(clean.final_position, cf.final_position):
         raise AssertionError("clean and counterfactual runs differ in token length: the patched positions would "
                              "not correspond")
-    edits = {}
-    for k, site in enumerate(sites):
-        rows, pos, vals = [], [], []
-        for p in range(P):
-            for v in range(V):
-                dest, src = variants[v][p]
-                r = (p * V + v) * K + k
-                d, s = _positions(dest, clean, r), _positions(src, cf, p)
-                if len(d) != len(s):
-                    raise ValueError(f"variant {v} of pair {p}: {len(d)} destination but {len(s)} source positions")
-                rows.append(torch.full_like(d, r))
-                pos.append(d)
-                vals.append(captured[site][p, s])
-        edits[site] = iv.replace_at(torch.cat(rows), torch.cat(pos), torch.cat(vals))
-    if lm_input_values is not None:
-        base = iv.replace_grid(clean, lm_input_values[0].to(adapter.device).repeat_interleave(reps, 0))
-        edits[iv.LM_INPUT] = iv.then(base, edits[iv.LM_INPUT]) if iv.LM_INPUT in edits else base
-    logits = iv.run(adapter, clean, edits=edits).logits               # (P*V*K, vocab), float32
+    dev = adapter.device
+    base_cf = {} if lm_input_values is None else {iv.LM_INPUT: iv.replace_grid(cf, lm_input_values[1].to(dev))}
+    base_clean = {} if lm_input_values is None else {iv.LM_INPUT: iv.replace_grid(clean, lm_input_values[0].to(dev))}
+    captured = iv.run(adapter, cf, edits=base_cf, capture=sites, logits=False).captured
+    if engine is None:
+        engine = iv.resumable(adapter)
+    if engine:
+        tr = iv.trace(adapter, clean, edits=base_clean)
+        rows = torch.arange(P, device=dev).repeat_interleave(V)                   # row p*V + v = pair p
+        per_site = []
+        for site in sites:
+            r, pos, vals = _replacements(clean, cf, captured[site], variants, lambda p, v: p * V + v)
+            first = int(pos.min()) if len(pos) else clean.inputs["input_ids"].shape[1] - 1
+            per_site.append(iv.resume(adapter, tr, iv.start_layer(site, L), rows, iv.replace_at(r, pos, vals), first))
+        logits = torch.stack(per_site, 1).reshape(P * V * K, -1)                  # row (p*V + v)*K + k
+    else:
+        reps = V * K
+        rep = iv.repeat_rows(clean, reps) or adapter.prepare([im for im in clean_images for _ in range(reps)],
+                                                             [p for p in clean_prompts for _ in range(reps)])
+        edits = {}
+        for k, site in enumerate(sites):
+            edits[site] = iv.replace_at(*_replacements(clean, cf, captured[site], variants,
+                                                       lambda p, v, k=k: (p * V + v) * K + k))
+        if lm_input_values is not None:
+            base = iv.replace_grid(rep, lm_input_values[0].to(dev).repeat_interleave(reps, 0))
+            edits[iv.LM_INPUT] = iv.then(base, edits[iv.LM_INPUT]) if iv.LM_INPUT in edits else base
+        logits = iv.run(adapter, rep, edits=edits).logits                         # (P*V*K, vocab), float32
+    return _score(adapter, logits, words, V * K, (P, V, K))
+
+
+def _score(adapter: VLMAdapter, logits: torch.Tensor, words, reps: int, shape: tuple[int, int, int]):
+    """(probs (P, V, K, C), top (P, V, K)) from the rows' logits; row r belongs to pair r // reps."""
     probs = torch.softmax(logits, -1)
     ids, mask = candidate_index(adapter, words)
     ids, mask = ids.repeat_interleave(reps, 0).to(probs.device), mask.repeat_interleave(reps, 0).to(probs.device)
@@ -166,7 +196,7 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
         if norm in ws:
             top[r] = ws.index(norm)
     C = cand.shape[1]
-    return cand.cpu().numpy().reshape(P, V, K, C), top.reshape(P, V, K)
+    return cand.cpu().numpy().reshape(*shape, C), top.reshape(shape)
 
 
 def load_images(paths: Sequence[str], root: Path, cache: dict | None = None) -> list[Image.Image]:
@@ -176,18 +206,21 @@ def load_images(paths: Sequence[str], root: Path, cache: dict | None = None) -> 
 
 def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, variants_of, n_variants: int,
                sites: Sequence[str] | None = None, rows_per_forward: int | None = None, desc: str = "sweep",
-               lm_input_override=None):
-    """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows).
+               lm_input_override=None, engine: bool | None = None):
+    """Sweep every pair (grouped so that one forward holds about `rows_per_forward` rows: a (pair, variant)
+    row per resumed forward with the engine, a (pair, variant, site) row per full forward without).
 
     variants_of(pair row) -> list of n_variants (dest, src). lm_input_override(scenes, orientations) ->
     (B, N*N, D) replaces the visual tokens of both runs first (see `sweep_group`). Returns (probs (N, V, K, C),
     top (N, V, K)) in the order of `pairs`, or (None, None) when there are no pairs."""
     sites = list(sites or iv.all_sites(adapter.n_layers))
     rows = rows_per_forward or runtime.batch_size()
-    per = max(1, rows // (n_variants * len(sites)))
+    if engine is None:
+        engine = iv.resumable(adapter)
+    per = max(1, rows // (n_variants * (1 if engine else len(sites))))
     cache: dict = {}
-    probs, tops = [], []
-    for sl in runtime.batches(len(pairs), per, desc):
+
+    def group(sl: slice):
         chunk = pairs.iloc[sl]
         per_pair = [variants_of(row) for _, row in chunk.iterrows()]
         variants = [[vs[v] for vs in per_pair] for v in range(n_variants)]
@@ -196,11 +229,11 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
             orientations = list(chunk["orientation"])
             values = tuple(lm_input_override([json.loads(s) for s in chunk[col]], orientations)
                            for col in ("clean_scene", "cf_scene"))
-        p, t = sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
+        return sweep_group(adapter, load_images(chunk["clean_image"], image_root, cache), list(chunk["clean_prompt"]),
                            load_images(chunk["cf_image"], image_root, cache), list(chunk["cf_prompt"]), variants,
-                           sites, [json.loads(c) for c in chunk["candidates"]], values)
-        probs.append(p)
-        tops.append(t)
+                           sites, [json.loads(c) for c in chunk["candidates"]], values, engine)
+    done = runtime.batched(len(pairs), per, desc, group)
+    probs, tops = [p for p, _ in done], [t for _, t in done]
     if not probs:
         return None, None
     return np.concatenate(probs), np.concatenate(tops)

@@ -87,6 +87,9 @@ class VLMAdapter:
 
     family: ClassVar[str] = ""
     default_palette: ClassVar[str] = "standard"
+    # The patching engine (interventions.trace/resume) may restart this family's LM at any decoder layer from
+    # the recorded layer inputs, arguments and keys/values; False = plain full forwards (said in the log).
+    resumable: ClassVar[bool] = False
 
     def __init__(self, model, processor, spec: ModelSpec):
         self.model = model
@@ -204,6 +207,11 @@ class VLMAdapter:
         prepared = self.prepare(images, [TEMPLATES["squares"].format(prep="to the left of", mention="red")] * len(images))
         hidden = run(self, prepared, capture=[LM_INPUT], logits=False).captured[LM_INPUT]
         return hidden[torch.arange(len(images), device=hidden.device)[:, None], prepared.grid_positions]
+
+    def head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits from the last decoder layer's output (R, D): the LM's final norm, then the output
+        head, as the model's own forward applies them (`interventions.resume` ends with it)."""
+        return self.model.lm_head(self.model.model.language_model.norm(hidden))
 
     def token_ids(self, word: str) -> list[int]:
         ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]

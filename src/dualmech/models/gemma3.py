@@ -14,6 +14,7 @@ from .base import UnsupportedModel, VLMAdapter
 
 class Gemma3Adapter(VLMAdapter):
     family = "gemma3"
+    resumable = True
 
     @classmethod
     def handles(cls, config) -> bool:

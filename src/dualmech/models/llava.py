@@ -10,6 +10,7 @@ from .base import UnsupportedModel, VLMAdapter
 
 class LlavaAdapter(VLMAdapter):
     family = "llava"
+    resumable = True
 
     @classmethod
     def handles(cls, config) -> bool:

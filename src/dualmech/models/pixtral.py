@@ -16,6 +16,7 @@ DEFAULT_GRID = 15
 
 class PixtralAdapter(VLMAdapter):
     family = "pixtral"
+    resumable = True
     default_palette = "orange"     # paper §3.2: Pixtral confuses brown with the red cross
 
     @classmethod

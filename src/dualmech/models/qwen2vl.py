@@ -18,6 +18,7 @@ DEFAULT_GRID = 12
 
 class Qwen2VLAdapter(VLMAdapter):
     family = "qwen2vl"
+    resumable = True
 
     @classmethod
     def handles(cls, config) -> bool:
