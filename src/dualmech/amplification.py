@@ -145,7 +145,8 @@ class Testbed:
 
     Required columns: item, prompt, answer, orientation, image, cells (JSON list of per-class cell lists).
     Optional: query, allowed (JSON list of answer words; an answer outside it drops the item at baseline,
-    the "strict both listings" protocol), probe_ok (False: the item gives no probe training rows)."""
+    the "strict both listings" protocol), probe_ok (False: the item gives no probe training rows), native +
+    grid_rows + grid_cols (True: the image is seen at the model's dynamic resolution on that token grid)."""
     name: str
     queries: pd.DataFrame
     image_root: Path
@@ -160,14 +161,35 @@ class Testbed:
             q["allowed"] = None
         if "probe_ok" not in q:
             q["probe_ok"] = True
+        if "native" not in q:
+            q["native"] = False
         self.queries = q
         self.items = list(dict.fromkeys(q["item"]))
 
+    def grid_of(self, rows: pd.DataFrame) -> tuple[int, int] | None:
+        """The (rows, cols) grid of a batch seen at dynamic resolution (one grid per batch), None on the canvas."""
+        if not rows["native"].any():
+            return None
+        grids = set(zip(rows["grid_rows"].astype(int), rows["grid_cols"].astype(int)))
+        if len(grids) != 1 or not rows["native"].all():
+            raise ValueError(f"{self.name}: a batch mixes token grids {sorted(grids)}")
+        return grids.pop()
+
+    def groups(self, items: list[str]) -> list[list[str]]:
+        """Items in runs that share a token grid (all of them at once on the square canvas)."""
+        if not self.queries["native"].any():
+            return [items]
+        first = self.queries.drop_duplicates("item").set_index("item")
+        key = {it: (int(first.at[it, "grid_rows"]), int(first.at[it, "grid_cols"])) for it in items}
+        return [[it for it in items if key[it] == k] for k in dict.fromkeys(key[it] for it in items)]
+
     def prepare(self, adapter: VLMAdapter, rows: pd.DataFrame, images: dict[str, Image.Image]) -> Prepared:
         imgs = [images[p] for p in rows["image"]]
-        if self.system is True:
-            return adapter.prepare(imgs, rows["prompt"].tolist())
-        return adapter.prepare(imgs, rows["prompt"].tolist(), system=self.system)
+        kw = {} if self.system is True else {"system": self.system}
+        grid = self.grid_of(rows)
+        if grid is not None:
+            kw["grid"] = grid
+        return adapter.prepare(imgs, rows["prompt"].tolist(), **kw)
 
 
 @dataclass
@@ -190,12 +212,13 @@ class Engine:
 
     def _chunks(self, items: list[str]):
         q = self.testbed.queries
-        for s in range(0, len(items), self.chunk_items):
-            chunk = items[s:s + self.chunk_items]
-            rows = q[q["item"].isin(set(chunk))].reset_index(drop=True)
-            root = self.testbed.image_root
-            images = {p: Image.open(root / p).convert("RGB") for p in dict.fromkeys(rows["image"])}
-            yield rows, images
+        for group in self.testbed.groups(items):
+            for s in range(0, len(group), self.chunk_items):
+                chunk = group[s:s + self.chunk_items]
+                rows = q[q["item"].isin(set(chunk))].reset_index(drop=True)
+                root = self.testbed.image_root
+                images = {p: Image.open(root / p).convert("RGB") for p in dict.fromkeys(rows["image"])}
+                yield rows, images
 
     def _predict(self, logits: torch.Tensor) -> list[str]:
         return [normalise(t) for t in self.adapter.decode(logits.argmax(-1).tolist())]
@@ -480,10 +503,17 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     meta = dict(testbed=testbed.name, model=adapter.spec.name, items=len(base), dropped=int(base["dropped"].sum()),
                 dev_items=len(dev_items), eval_items=len(eval_items), eval_failures=len(eval_fail),
                 selected_alpha=chosen, select_by=cfg["select_by"], alphas=alphas, n_random=cfg["n_random"],
-                probes=diag, engine=engine.parity, forwards=engine.forwards,
+                probes=diag, engine=engine.parity, forwards=engine.forwards, box_status=_box_status(q),
                 seconds=round(time.perf_counter() - t0, 1))
     base = base[["item", "split", "axis", "n_queries", "correct", "dropped", "probe_ok"]]
     return base.sort_values("item").reset_index(drop=True), out, meta
+
+
+def _box_status(queries: pd.DataFrame) -> dict[str, int]:
+    """Items per box status (COCO: why an item gives no probe rows); empty for testbeds without boxes."""
+    if "box_status" not in queries:
+        return {}
+    return {k: int(v) for k, v in queries.drop_duplicates("item")["box_status"].value_counts().sort_index().items()}
 
 
 def _rows(items, feats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -585,6 +615,10 @@ def _oracle(outcomes, base, common, kind) -> dict:
 
 def _notes(meta: dict, n_fail: int) -> str:
     notes = []
+    boxes = {k: v for k, v in meta.get("box_status", {}).items() if k != "ok"}
+    if boxes:
+        notes.append(f"{sum(boxes.values())} of {meta['items']} items give no probe rows ("
+                     + ", ".join(f"{v} {k}" for k, v in sorted(boxes.items())) + "); they are still asked")
     if n_fail == 0:
         notes.append("no failures on the evaluation split: nothing to fix")
     for axis in AXES:

@@ -142,13 +142,15 @@ def whatsup_composite(left_photo: Image.Image, right_photo: Image.Image, size: i
     return Image.fromarray(np.concatenate([a[:, :half], b[:, half:]], axis=1))
 
 
-def box_cells(box: tuple[float, float, float, float], grid: int) -> list[int]:
-    """Row-major grid cells whose centre lies inside a box (y0, y1, x0, x1) given as fractions of the image."""
+def box_cells(box: tuple[float, float, float, float], grid) -> list[int]:
+    """Row-major grid cells whose centre lies inside a box (y0, y1, x0, x1) given as fractions of the image.
+
+    `grid` is N (an N x N grid) or (rows, cols)."""
+    rows_n, cols_n = (grid, grid) if isinstance(grid, int) else grid
     y0, y1, x0, x1 = box
-    centres = (np.arange(grid) + 0.5) / grid
-    rows = [r for r in range(grid) if y0 <= centres[r] <= y1]
-    cols = [c for c in range(grid) if x0 <= centres[c] <= x1]
-    return [r * grid + c for r in rows for c in cols]
+    rows = [r for r in range(rows_n) if y0 <= (r + 0.5) / rows_n <= y1]
+    cols = [c for c in range(cols_n) if x0 <= (c + 0.5) / cols_n <= x1]
+    return [r * cols_n + c for r in rows for c in cols]
 
 
 def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
@@ -289,55 +291,73 @@ def coco_boxes(coco_dir: Path | str, image_ids) -> dict[int, dict]:
     return out
 
 
-def coco_box_cells(box_xywh, width: int, height: int, grid: int) -> list[int]:
-    """Grid cells of a COCO box after the image is resized (not aspect-preserving) to a square grid x grid canvas:
-    the cells whose centre lies inside the box."""
+def coco_box_cells(box_xywh, width: int, height: int, grid) -> list[int]:
+    """Grid cells of a COCO box on the token grid the image is seen on (N, a square canvas the image is resized to
+    without preserving its aspect, or (rows, cols) at dynamic resolution): the cells whose centre lies inside."""
     x, y, w, h = box_xywh
     return box_cells((y / height, (y + h) / height, x / width, (x + w) / width), grid)
 
 
-def centroid(cells: list[int], grid: int) -> tuple[float, float]:
-    rc = np.array([divmod(c, grid) for c in cells], dtype=float)
+def centroid(cells: list[int], grid) -> tuple[float, float]:
+    cols = grid if isinstance(grid, int) else grid[1]
+    rc = np.array([divmod(c, cols) for c in cells], dtype=float)
     return float(rc[:, 0].mean()), float(rc[:, 1].mean())
 
 
-def coco_items(coco_dir: Path | str, geometry: Geometry, out_dir: Path, style: str = "anchored") -> pd.DataFrame:
-    """One row per (question, option ordering) (paper §4.5), images resized to the model's canvas.
+BOX_STATUS = ("ok", "missing box", "box covers no token", "side check failed")
 
+
+def coco_items(coco_dir: Path | str, geometry: Geometry, out_dir: Path, style: str = "anchored",
+               native_grid: Callable[[int, int], tuple[int, int]] | None = None) -> pd.DataFrame:
+    """One row per (question, option ordering) (paper §4.5).
+
+    Images are seen either on the model's square canvas (resized, not aspect-preserving: fixed-resolution
+    families) or, with `native_grid(width, height) -> (rows, cols)`, at the model's dynamic resolution (the
+    photo is kept as it is and the model's processor resizes it, as the authors run Qwen2-VL-2B; paper §5.7).
     `cells` lists the grid cells of the object that is left/above (class 0) and of the other one (class 1)
-    from the largest-area COCO box of each label; `probe_ok` is False when a box is missing, maps to no cell,
-    or the cell centroids contradict the caption ("side check", paper §5.7): such items are still asked,
-    but give no probe training rows."""
+    from the largest-area COCO box of each label, on that grid (`grid_rows` x `grid_cols`). `box_status` says
+    why an item gives no probe rows (`probe_ok` False): a label without a box ("missing box"), a box no token
+    centre falls in, or token centroids that contradict the caption ("side check failed", paper §5.7). Such
+    items are still asked."""
     if style not in COCO_PROMPTS:
         raise ValueError(f"unknown COCO prompt style {style!r}; expected one of {sorted(COCO_PROMPTS)}")
     qs = coco_questions(coco_dir)
     meta = coco_boxes(coco_dir, qs["image_id"].unique())
-    grid, size = geometry.grid, geometry.canvas_px
-    written: dict[int, str] = {}
+    size = geometry.canvas_px
+    written: dict[int, tuple[str, tuple[int, int]]] = {}
     rows = []
     for q in qs.itertuples():
+        m = meta[q.image_id]
         if q.image_id not in written:
             rel = f"coco/{q.image_id:012d}.png"
             path = out_dir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            _load_rgb(coco_image_path(coco_dir, q.image_id)).resize((size, size), Image.Resampling.BILINEAR).save(
-                path, format="PNG")
-            written[q.image_id] = rel
-        m = meta[q.image_id]
+            img = _load_rgb(coco_image_path(coco_dir, q.image_id))
+            if native_grid is None:
+                img, grid = img.resize((size, size), Image.Resampling.BILINEAR), (geometry.grid, geometry.grid)
+            else:
+                grid = tuple(int(v) for v in native_grid(*img.size))
+            img.save(path, format="PNG")
+            written[q.image_id] = rel, grid
+        rel, grid = written[q.image_id]
         subj_box, obj_box = m["boxes"].get(q.subj), m["boxes"].get(q.obj)
         subj_cells = coco_box_cells(subj_box, m["width"], m["height"], grid) if subj_box else []
         obj_cells = coco_box_cells(obj_box, m["width"], m["height"], grid) if obj_box else []
         first_is_subj = q.relation in ("left", "above")
         cells = [subj_cells, obj_cells] if first_is_subj else [obj_cells, subj_cells]
-        ok = bool(subj_cells and obj_cells)
-        if ok:
+        if subj_box is None or obj_box is None:
+            status = "missing box"
+        elif not (subj_cells and obj_cells):
+            status = "box covers no token"
+        else:
             k = 1 if q.axis == "horizontal" else 0
-            ok = centroid(cells[0], grid)[k] < centroid(cells[1], grid)[k]
+            status = "ok" if centroid(cells[0], grid)[k] < centroid(cells[1], grid)[k] else "side check failed"
         words = AXIS_WORDS[q.axis]
         for order, (a, b) in (("ab", words), ("ba", words[::-1])):
             rows.append(dict(item=f"coco-{q.index:04d}", query=order, setting="coco", direction=q.relation,
                              orientation=q.axis, image_id=q.image_id, subj=q.subj, obj=q.obj, answer=q.relation,
                              prompt=COCO_PROMPTS[style][q.axis].format(subj=q.subj, obj=q.obj, a=a, b=b),
-                             cells=json.dumps(cells), probe_ok=ok, allowed=json.dumps(list(words)),
-                             image=written[q.image_id]))
+                             cells=json.dumps(cells), probe_ok=status == "ok", box_status=status,
+                             allowed=json.dumps(list(words)), image=rel, native=native_grid is not None,
+                             grid_rows=grid[0], grid_cols=grid[1]))
     return pd.DataFrame(rows)

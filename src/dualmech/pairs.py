@@ -11,7 +11,8 @@ Two designs (paper §5.3, §5.4); `t0..t4` are distinct entities of the setting,
   clean (t2, t1, t0), cf (t0, t1, t2); the same query on both runs. Clean answer c0 = t0, middle c1 = t1,
   cf answer c2 = t2: the side regions hold the same entities in both runs, only their order differs.
 
-Tuples are drawn without replacement in an order fixed by the root seed (one stream per design, setting
+Entities come from `pool`: for Squares the 7-colour pool with Orange (paper §3.2, §5.3; config
+`patching.colour_pool: palette` uses the model's six-colour palette instead). Tuples are drawn without replacement in an order fixed by the root seed (one stream per design, setting
 and direction, the same for every model), and kept when the model's top-1 answer is right on both the
 clean and the cf run (scored as `behaviour.normalise`), until `target` pairs or `max_attempts` tuples.
 Every attempted tuple is a row of the table (`golden` marks the pairs), so each number traces back to
@@ -32,7 +33,7 @@ from . import interventions, runtime
 from .behaviour import normalise
 from .models import VLMAdapter
 from .seeding import rng
-from .stimuli import OPPOSITE, ORIENTATION_OF, Entity, entities, prompt, render_scene
+from .stimuli import OPPOSITE, ORIENTATION_OF, Entity, pair_entities, prompt, render_scene
 from .tables import atomic_write
 
 DESIGNS = ("last_token", "criss_cross")
@@ -129,10 +130,27 @@ class Oracle:
                 self.results[scene, d] = tok, normalise(tok) == normalise(target.answer)
 
 
+def pool(adapter: VLMAdapter, setting: str, colour_pool: str = "paper") -> tuple[Entity, ...]:
+    """The entities a model's pairs draw from: `stimuli.pair_entities` (Squares: the 7-colour pool with Orange
+    under "paper"), keeping the colours whose names are single tokens lower-case and capitalised for this
+    tokenizer, as the authors filter their pool (paper §3.2). A word-level vocabulary without capitals maps the
+    capitalised name to its one unknown token; that counts as a single token (nothing is split)."""
+    ents = pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)
+    if setting != "squares" or colour_pool != "paper":
+        return ents
+    return tuple(e for e in ents if _single_token(adapter, e.answer.lower(), known=True)
+                 and _single_token(adapter, e.answer.capitalize(), known=False))
+
+
+def _single_token(adapter: VLMAdapter, word: str, known: bool) -> bool:
+    ids = adapter.token_ids(word)
+    return len(ids) == 1 and not (known and ids[0] == adapter.tokenizer.unk_token_id)
+
+
 def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int, target: int, max_attempts: int,
-          oracle: Oracle, chunk: int = 64) -> pd.DataFrame:
+          oracle: Oracle, chunk: int = 64, colour_pool: str = "paper") -> pd.DataFrame:
     """Every attempted tuple of one design (all directions), with its golden flag; see the module docstring."""
-    ents = entities(setting, adapter.palette)
+    ents = pool(adapter, setting, colour_pool)
     roles = ROLES[design]
     rows = []
     for direction in directions:
@@ -182,14 +200,15 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
               image_dir: Path, batch_size: int | None = None, designs=DESIGNS,
-              lm_input_override=None) -> dict[str, pd.DataFrame]:
+              lm_input_override=None, colour_pool: str = "paper") -> dict[str, pd.DataFrame]:
     """The designs for one (model, setting), sharing the cached predictions and images.
 
     lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
     every run (e.g. the ordering ablation), so pairs are golden under that intervention."""
     oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override)
     with torch.no_grad():
-        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle) for d in designs}
+        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle, colour_pool=colour_pool)
+                for d in designs}
 
 
 def golden(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,8 @@ rule ablation_references:
         "results/ablation/{model}/{setting}/references.safetensors",
     log:
         "results/logs/ablation_references/{model}/{setting}.log",
+    params:
+        colour_pool=config["patching"]["colour_pool"],
     conda:
         ENV
     script:

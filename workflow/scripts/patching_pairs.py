@@ -17,7 +17,7 @@ if "references" in snakemake.input.keys():
 designs = [d for d in pairs.DESIGNS if d in snakemake.output.keys()]
 tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
                          cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
-                         lm_input_override=override)
+                         lm_input_override=override, colour_pool=cfg["colour_pool"])
 for design, df in tables.items():
     df.insert(0, "model", model)
     atomic_write(snakemake.output[design], df.to_parquet(index=False))

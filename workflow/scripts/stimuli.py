@@ -6,13 +6,16 @@ from dualmech.stimuli import grid_items, relation_items
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
-geometry, palette = models.describe(snake.model_spec(snakemake))
+adapter = models.describe_adapter(snake.model_spec(snakemake))
+geometry, palette = adapter.geometry, adapter.palette
 setting = snakemake.wildcards.setting
 out = Path(snakemake.output.images)
 if setting.startswith("grid"):
     items = grid_items(int(setting[4:]), snakemake.params.grid_images, geometry, palette, out, snakemake.params.seed)
 else:
-    items = relation_items(setting, geometry, palette, out, snakemake.params.directions)
+    items = relation_items(setting, geometry, palette, out, snakemake.params.directions,
+                           exclude=adapter.exclude_objects)
 items.insert(0, "model", snakemake.wildcards.model)
 atomic_write(snakemake.output.table, items.to_parquet(index=False))
-log.info("%d items, %d images, geometry %s, palette %s", len(items), items["image"].nunique(), geometry, palette)
+log.info("%d items, %d images, geometry %s, palette %s, objects left out %s", len(items), items["image"].nunique(),
+         geometry, palette, list(adapter.exclude_objects))

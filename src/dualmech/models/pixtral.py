@@ -17,6 +17,7 @@ DEFAULT_GRID = 15
 class PixtralAdapter(VLMAdapter):
     family = "pixtral"
     default_palette = "orange"     # paper §3.2: Pixtral confuses brown with the red cross
+    default_exclude_objects = ("bomb",)   # paper §3.4: the authors drop "bomb" for Pixtral (840 Objects items)
 
     @classmethod
     def handles(cls, config) -> bool:
