@@ -609,3 +609,84 @@ def test_qwen_coco_at_dynamic_resolution(qwen, coco, tmp_path):
     canvas = nat.coco_items(coco, qwen.geometry, tmp_path / "c")
     assert not canvas["native"].any() and (canvas["grid_rows"] == qwen.geometry.grid).all()
     assert Image.open(tmp_path / "c" / canvas["image"].iloc[0]).size == (qwen.geometry.canvas_px,) * 2
+
+
+def test_coco_controls_queries(coco, tmp_path):
+    """Image shuffle: the same question on another photo, original answer; swap: subject and object exchanged,
+    opposite answer, same photo and cells; both orderings each; seeded."""
+    items = nat.coco_items(coco, G, tmp_path / "out", style="direct")
+    ctl = nat.coco_controls(items, seed=0)
+    assert set(ctl["control"]) == {"shuffle", "swap"}
+    swap = ctl[ctl["control"] == "swap"].set_index(["item", "query"])
+    s = swap.loc[("coco-0000", "ab")]
+    assert s["prompt"] == "Is the cat to the left or to the right of the dog? Answer with one word."
+    assert s["answer"] == "right" and s["image"] == "coco/000000000001.png"
+    assert swap.loc[("coco-0001", "ba"), "prompt"] == "Is the table below or above the cup? Answer with one word."
+    assert swap.loc[("coco-0001", "ba"), "answer"] == "below"
+    orig = items.set_index(["item", "query"])
+    assert (swap["cells"] == orig.loc[swap.index, "cells"]).all()          # the left object is still class 0
+    shuf = ctl[ctl["control"] == "shuffle"].set_index(["item", "query"])
+    assert len(shuf) == len(items)                                         # two images: a donor for every item
+    assert (shuf["image_id"] != orig.loc[shuf.index, "image_id"]).all()
+    assert (shuf["prompt"] == orig.loc[shuf.index, "prompt"]).all() and (shuf["answer"] == orig.loc[shuf.index, "answer"]).all()
+    assert not shuf["probe_ok"].any()
+    pd.testing.assert_frame_equal(ctl, nat.coco_controls(items, seed=0))
+
+
+def _control_inputs(base_correct, after, control):
+    items = [f"i{k}" for k in range(len(base_correct))]
+    baseline = pd.DataFrame(dict(item=items, split="eval", dropped=False, correct=base_correct,
+                                 **{f"{control}_correct": after}))
+    return baseline
+
+
+@pytest.mark.parametrize("control,base_correct,after,verdict", [
+    ("shuffle", [True] * 30 + [False] * 10, [True] * 8 + [False] * 32, "as expected"),       # 0.75 -> 0.20
+    ("shuffle", [True] * 30 + [False] * 10, [True] * 28 + [False] * 12, "not as expected"),  # stays at 0.70
+    ("shuffle", [True] * 40, [True] * 24 + [False] * 16, "not as expected"),                 # 0.60: CI above 0.25
+    ("swap", [True] * 30 + [False] * 10, [True] * 27 + [False] * 13, "as expected"),         # 27/30 flip
+    ("swap", [True] * 30 + [False] * 10, [True] * 16 + [False] * 24, "not as expected"),     # 16/30: not > 1/2
+    ("swap", [False] * 10, [True] * 10, "not testable (no item answered correctly at baseline)"),
+])
+def test_control_rows_state_and_check_the_expected_direction(control, base_correct, after, verdict):
+    base = pd.Series(base_correct, index=[f"i{k}" for k in range(len(base_correct))])
+    row = amp.control_row(control, base, pd.Series(after, index=base.index), dict(model="m", testbed="coco"))
+    assert row["verdict"] == verdict and row["expected"] == amp.CONTROLS[control]
+    assert row["accuracy"] == pytest.approx(np.mean(after))
+    if control == "swap" and any(base_correct):
+        assert row["flips"] == sum(a and b for a, b in zip(after, base_correct)) and row["correct_base"] == sum(base_correct)
+
+
+def test_summarise_adds_control_rows_only_with_controls():
+    baseline, outcomes, meta = _summary_inputs()
+    plain = amp.summarise(baseline, outcomes, meta)
+    assert not plain["row"].isin(["shuffle", "swap"]).any()
+    assert "Control check" not in amp.table2_display(plain)
+    n = len(baseline)
+    with_controls = baseline.assign(shuffle_correct=[False] * n, swap_correct=baseline["correct"])
+    t = amp.summarise(with_controls, outcomes, meta).set_index("row")
+    assert t.loc["shuffle", "accuracy"] == 0 and t.loc["swap", "accuracy"] == t.loc["none", "accuracy"]
+    shown = amp.table2_display(t.reset_index()).set_index("Intervention")
+    assert shown.loc["Control: image shuffled", "Control check"].startswith("expected: falls to chance (0.25); ")
+    assert shown.loc["Control: subject/object swapped", "Control check"].startswith("expected: answers flip; 100.0%")
+
+
+def test_run_on_coco_with_controls_at_dynamic_resolution(qwen, coco, tmp_path):
+    """The whole experiment on the tiny Qwen2-VL: photos at dynamic resolution, controls answered, Table 2
+    gains both control rows with a verdict, and the box accounting reaches the note."""
+    items = nat.coco_items(coco, qwen.geometry, tmp_path / "out", native_grid=qwen.native_grid)
+    tb = amp.Testbed("coco", items, tmp_path / "out", system=None, classes=2)
+    cfg = dict(alphas=[0, 4], n_random=2, dev_fraction=0.5, select_by="net",
+               probe=dict(epochs=5, lr=1e-3, weight_decay=1e-4))
+    base, outcomes, meta = amp.run(qwen, tb, cfg, 0, controls=nat.coco_controls(items, 0), log=lambda m: None)
+    assert {"shuffle_correct", "swap_correct"} <= set(base.columns) and base["swap_correct"].notna().all()
+    assert meta["box_status"] == {"missing box": 1, "ok": 3, "side check failed": 1}
+    table = amp.summarise(base, outcomes, meta).set_index("row")
+    assert {"shuffle", "swap"} <= set(table.index)
+    assert table.loc["swap", "verdict"] in ("as expected", "not as expected",
+                                            "not testable (no item answered correctly at baseline)")
+    assert "give no probe rows (1 missing box, 1 side check failed)" in table.loc["none", "note"]
+    # each control's correctness is the plain answer to its queries
+    ctl = nat.coco_controls(items, 0)
+    direct = amp.control_results(qwen, tb, ctl)
+    assert base.set_index("item")["swap_correct"].to_dict() == direct["swap"].to_dict()

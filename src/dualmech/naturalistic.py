@@ -359,5 +359,44 @@ def coco_items(coco_dir: Path | str, geometry: Geometry, out_dir: Path, style: s
                              prompt=COCO_PROMPTS[style][q.axis].format(subj=q.subj, obj=q.obj, a=a, b=b),
                              cells=json.dumps(cells), probe_ok=status == "ok", box_status=status,
                              allowed=json.dumps(list(words)), image=rel, native=native_grid is not None,
-                             grid_rows=grid[0], grid_cols=grid[1]))
+                             grid_rows=grid[0], grid_cols=grid[1], style=style))
     return pd.DataFrame(rows)
+
+
+OPPOSITE_RELATION = {"left": "right", "right": "left", "above": "below", "below": "above"}
+COCO_CONTROLS = ("shuffle", "swap")
+
+
+def coco_controls(items: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The authors' two sanity controls (paper-spec §5.8) as extra queries of every COCO item, both orderings:
+
+    * ``shuffle``: the same question about another photo (a seeded derangement over items, never the same
+      image), scored against the original answer: without the right image the model should fall to chance;
+    * ``swap``: subject and object exchanged on the same photo ("Is the cat ... of the dog?"), scored against
+      the opposite relation: a model that reads the layout flips its answer.
+
+    Rows keep the item id and gain `control`; a shuffled row takes the donor's image, grid and cells."""
+    from .seeding import rng
+    first = items.drop_duplicates("item").reset_index(drop=True)
+    order = rng(seed, "coco-controls-shuffle").permutation(len(first))
+    donor = {}
+    for k, i in enumerate(order):
+        for step in range(1, len(order)):
+            j = order[(k + step) % len(order)]
+            if first.at[j, "image_id"] != first.at[i, "image_id"]:
+                donor[first.at[i, "item"]] = first.iloc[j]
+                break
+    out = []
+    for r in items.itertuples(index=False):
+        row = r._asdict()
+        a, b = json.loads(r.allowed) if r.query == "ab" else json.loads(r.allowed)[::-1]
+        swap = dict(row, control="swap", answer=OPPOSITE_RELATION[r.answer], direction=OPPOSITE_RELATION[r.answer],
+                    subj=r.obj, obj=r.subj, cells=json.dumps(json.loads(r.cells)),
+                    prompt=COCO_PROMPTS[r.style][r.orientation].format(subj=r.obj, obj=r.subj, a=a, b=b))
+        out.append(swap)
+        if r.item in donor:
+            d = donor[r.item]
+            out.append(dict(row, control="shuffle", image=d["image"], image_id=int(d["image_id"]),
+                            grid_rows=int(d["grid_rows"]), grid_cols=int(d["grid_cols"]), native=bool(d["native"]),
+                            cells=d["cells"], probe_ok=False, box_status="shuffled image"))
+    return pd.DataFrame(out)
