@@ -158,13 +158,18 @@ def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
     return [box_cells((r0 / 64, r1 / 64, c0 / 64, c1 / 64), grid) for r0, r1, c0, c1 in WHATSUP_BOXES[reference]]
 
 
+WHATSUP_COLUMNS = ["item", "setting", "direction", "orientation", "reference", "e0", "e1", "e2", "answer", "prompt",
+                   "cells", "image"]
+
+
 def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,
                   known: Callable[[str], bool] = lambda w: True, max_items: int | None = None,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, strict: bool = True) -> pd.DataFrame:
     """Composite What'sUp items, one row per (reference, target, distractor, direction) (paper §3.5).
 
     `known(word)` filters side objects to words the model can answer in one token. `max_items` keeps a
-    seeded random subset of the composites (both directions of a kept composite stay together)."""
+    seeded random subset of the composites (both directions of a kept composite stay together). When no
+    composite is left, `strict` raises `DataError`; otherwise an empty table (with the columns) is returned."""
     from .seeding import rng
     index = whatsup_index(whatsup_dir)
     size = geometry.canvas_px
@@ -188,10 +193,10 @@ def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,
                              orientation="horizontal", reference=ref, e0=left, e1=ref, e2=right, answer=answer,
                              prompt=WHATSUP_TEMPLATE.format(prep=PREPOSITIONS[direction], reference=ref),
                              cells=json.dumps(cells), image=rel))
-    if not rows:
+    if not rows and strict:
         raise DataError(f"{whatsup_image_dir(whatsup_dir)}: no What'sUp composite left after keeping side objects "
                         f"the model can name in one token")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=WHATSUP_COLUMNS)
 
 
 # ------------------------------------------------------------------ COCO-spatial

@@ -133,18 +133,11 @@ class Oracle:
 def pool(adapter: VLMAdapter, setting: str, colour_pool: str = "paper") -> tuple[Entity, ...]:
     """The entities a model's pairs draw from: `stimuli.pair_entities` (Squares: the 7-colour pool with Orange
     under "paper"), keeping the colours whose names are single tokens lower-case and capitalised for this
-    tokenizer, as the authors filter their pool (paper §3.2). A word-level vocabulary without capitals maps the
-    capitalised name to its one unknown token; that counts as a single token (nothing is split)."""
+    tokenizer (`VLMAdapter.is_one_token_name`), as the authors filter their pool (paper §3.2)."""
     ents = pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)
     if setting != "squares" or colour_pool != "paper":
         return ents
-    return tuple(e for e in ents if _single_token(adapter, e.answer.lower(), known=True)
-                 and _single_token(adapter, e.answer.capitalize(), known=False))
-
-
-def _single_token(adapter: VLMAdapter, word: str, known: bool) -> bool:
-    ids = adapter.token_ids(word)
-    return len(ids) == 1 and not (known and ids[0] == adapter.tokenizer.unk_token_id)
+    return tuple(e for e in ents if adapter.is_one_token_name(e.answer))
 
 
 def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int, target: int, max_attempts: int,

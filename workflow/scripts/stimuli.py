@@ -1,7 +1,7 @@
 """Render the canonical stimuli of one setting (or k x k grid) for one model."""
 from pathlib import Path
 
-from dualmech import models, snake
+from dualmech import models, naturalistic, snake
 from dualmech.stimuli import grid_items, relation_items
 from dualmech.tables import atomic_write
 
@@ -10,7 +10,10 @@ adapter = models.describe_adapter(snake.model_spec(snakemake))
 geometry, palette = adapter.geometry, adapter.palette
 setting = snakemake.wildcards.setting
 out = Path(snakemake.output.images)
-if setting.startswith("grid"):
+if setting == "whatsup":   # Table 1's What'sUp column: every composite of side objects the model names in one token
+    items = naturalistic.whatsup_items(snakemake.params.data["whatsup_dir"], geometry, out, adapter.is_one_token_name,
+                                       strict=False)
+elif setting.startswith("grid"):
     items = grid_items(int(setting[4:]), snakemake.params.grid_images, geometry, palette, out, snakemake.params.seed)
 else:
     items = relation_items(setting, geometry, palette, out, snakemake.params.directions,

@@ -233,6 +233,13 @@ class VLMAdapter:
         ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
         return ids
 
+    def is_one_token_name(self, word: str) -> bool:
+        """The authors' filter for answer names (paper §3.2, §3.5): lower-case and capitalised forms are each a
+        single token, the lower-case one known. A word-level vocabulary without capitals maps the capitalised
+        form to its one unknown token, which counts as a single token (nothing is split)."""
+        lower, cap = self.token_ids(word.lower()), self.token_ids(word.capitalize())
+        return len(lower) == 1 and lower[0] != self.tokenizer.unk_token_id and len(cap) == 1
+
     def candidate_token_ids(self, word: str) -> list[int]:
         """Ids of the single-token variants {w, W, ' w', ' W'} of an answer word (paper §4.4)."""
         out = []
