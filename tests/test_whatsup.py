@@ -2,10 +2,12 @@
 column is skipped and the run says so."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -75,23 +77,87 @@ def test_published_rows_say_why_whatsup_is_missing():
     assert ran.loc["whatsup", "status"] == "published inside our CI" and ran.loc["whatsup", "ours"] == 0.7
 
 
-def _dry_run(workdir: Path, data: dict) -> str:
+def _dry_run(workdir: Path, data: dict, *targets: str) -> str:
     spec = organism.OrganismSpec(8, 8, 2, 0, 32, 1, 2, 32, 2, 2, 0.16)
     organism.save(organism.build_model(spec, 0), spec, workdir / "tiny", {"note": "random weights"})
     cfg = dict(models=[dict(name="tiny", path="tiny")], settings=["squares"], directions=["left", "right"],
                grids=[2], data=data)
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores",
-           "1", "-n", "results/tables/table1.md", "results/tables/published_vs_regenerated.md"]
+           "1", "-n", "results/tables/table1.md", "results/tables/published_vs_regenerated.md", *targets]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout + out.stderr
 
 
 def test_dag_adds_whatsup_to_table1_only_with_data(tmp_path):
-    with_data = _dry_run(tmp_path / "a", {"whatsup_dir": str(_photos(tmp_path / "whatsup"))})
+    with_data = _dry_run(tmp_path / "a", {"whatsup_dir": str(_photos(tmp_path / "whatsup"))}, "fig3", "fig6", "fig7")
     assert "results/behaviour/tiny/whatsup.parquet" in with_data
+    for fig in (3, 6, 7):
+        assert f"figures/fig{fig}_tiny_whatsup.pdf" in with_data
+    assert "figures/fig9_tiny_whatsup.pdf" not in with_data          # no ordering ablation on photos (paper §5.5)
     assert "results/stimuli/tiny/whatsup/items.parquet" in with_data
     without = _dry_run(tmp_path / "b", {})
     assert "results/behaviour/tiny/whatsup.parquet" not in without and "stimuli/tiny/whatsup" not in without
-    assert "data.whatsup_dir is not set: the What'sUp column of Table 1 is skipped" in without
+    assert ("data.whatsup_dir is not set: What'sUp is skipped in Table 1 and Figs 3, 6, 7 (App C.1, C.3)"
+            in without)
+
+
+# ================================================================== Figs 3/6/7 on What'sUp
+def test_whatsup_regions_come_from_the_one_data_file():
+    assert nat.WHATSUP_BOXES == {"chair": ((48, 60, 12, 24), (16, 60, 24, 40), (48, 60, 40, 52)),
+                                 "table": ((40, 60, 8, 16), (20, 60, 16, 48), (40, 60, 48, 56)),
+                                 "armchair": ((52, 60, 8, 20), (24, 60, 20, 44), (52, 60, 44, 56))}
+    g = 12
+    for ref in nat.WHATSUP_REFERENCES:
+        left, middle, right = nat.whatsup_slot_cells(ref, g)
+        a, b = nat.whatsup_swap_regions(ref, g, "object")
+        assert set(a) <= set(left) and set(b) <= set(right) and len(a) == len(b) > 0
+        shift = {q - p for p, q in zip(a, b)}
+        assert len(shift) == 1                                       # paired cell by cell by one column shift
+        sa, sb = nat.whatsup_swap_regions(ref, g, "strip")
+        ref_cols = {c % g for c in middle}
+        assert max(c % g for c in sa) < min(ref_cols) and min(c % g for c in sb) > max(ref_cols)
+        assert {c // g for c in sa} == set(range(g))                 # full-height columns
+    assert nat.whatsup_swap_regions("chair", 12, "strip")[0][:4] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="unknown region kind"):
+        nat.whatsup_swap_regions("chair", 12, "blob")
+
+
+def test_whatsup_pairs_and_swaps(llava, tmp_path, monkeypatch):
+    from dualmech import pairs, patching
+    root = _photos(tmp_path / "whatsup")
+    index = nat.whatsup_index(root)
+    assert pairs.whatsup_tuples(llava, index, "criss_cross", "left", 0, 100) == []   # no reference is one token
+    # the tiny vocabulary has no word for the references: let two of its unused words stand for them
+    real = llava.token_ids
+    monkeypatch.setattr(llava, "token_ids", lambda w: real({"chair": "circle", "table": "star"}.get(w, w)))
+    order = pairs.whatsup_tuples(llava, index, "last_token", "left", 0, 100)
+    assert order == pairs.whatsup_tuples(llava, index, "last_token", "left", 0, 100)
+    cc = pairs.whatsup_tuples(llava, index, "criss_cross", "left", 0, 100)
+    # per reference: ordered pairs of its one-token side objects (chair: apple, hat; table: apple, key)
+    assert sorted((t[0].name, t[1].name, t[2].name) for t in cc) == [
+        ("apple", "chair", "hat"), ("apple", "table", "key"), ("hat", "chair", "apple"), ("key", "table", "apple")]
+    assert order == []                                               # 5-tuples need four side objects
+    tables_ = pairs.build_whatsup(llava, root, ["left", "right", "above"], 0, 2, 4, tmp_path / "img")
+    assert tables_["last_token"].empty or set(tables_["last_token"]["direction"]) <= {"left", "right"}
+    df = tables_["criss_cross"]
+    assert set(df["direction"]) == {"left", "right"} and (df["c1"].isin(["chair", "table"])).all()
+    r = df[df["direction"] == "left"].iloc[0]
+    assert r.clean_prompt == f"The object on the floor to the left of the {r.c1} is a(n) "
+    assert json.loads(r.clean_scene) == [r.c0, r.c1, r.c2] and json.loads(r.cf_scene) == [r.c2, r.c1, r.c0]
+    expect = nat.whatsup_composite(Image.open(index[r.c1][r.c0]["left"]), Image.open(index[r.c1][r.c2]["right"]),
+                                   llava.geometry.canvas_px)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "img" / r.clean_image).convert("RGB")), np.asarray(expect))
+    # the swaps use the pair's reference regions (random weights: run on every attempted pair)
+    sweep = patching.criss_cross(llava, "llava", df, tmp_path / "img", None, 1, 0,
+                                 variants=patching.whatsup_criss_cross_variants(llava.geometry, 1, 0)[:2])
+    assert set(sweep["kind"]) == {"object", "strip", "object_null", "strip_null"}
+    assert set(sweep["pair"]) == set(df["pair"])
+    regions = patching.whatsup_region_table(llava.geometry, 1, 0, df).set_index(["pair", "kind"])
+    for p in df.itertuples():
+        a, b = nat.whatsup_swap_regions(p.c1, llava.geometry.grid, "strip")
+        assert json.loads(regions.loc[(p.pair, "strip"), "a"]) == a and json.loads(regions.loc[(p.pair, "strip"), "b"]) == b
+        boxes = {i for cells in nat.whatsup_slot_cells(p.c1, llava.geometry.grid) for i in cells}
+        null = json.loads(regions.loc[(p.pair, "object_null"), "a"]) + json.loads(regions.loc[(p.pair, "object_null"), "b"])
+        assert not set(null) & boxes

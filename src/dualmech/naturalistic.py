@@ -30,20 +30,31 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .stimuli import PREPOSITIONS, Geometry
+from .stimuli import PREPOSITIONS, TEMPLATES, Geometry
 
 WHATSUP_REFERENCES = ("chair", "table", "armchair")
 # (object, reference) -> what is wrong with the published files. "swapped": the photo named
 # <obj>_left_of_<ref> shows the object on the right and vice versa.
 WHATSUP_ERRATA: dict[tuple[str, str], str] = {("pillow", "chair"): "swapped"}
-WHATSUP_TEMPLATE = "The object on the floor {prep} the {reference} is a(n) "
+WHATSUP_TEMPLATE = TEMPLATES["whatsup"].replace("{mention}", "{reference}")
+class DataError(ValueError):
+    """Missing or malformed naturalistic data; the message names the file."""
+
+
 # Hand-made object boxes per reference (paper §3.5), (row0, row1, col0, col1) in units of 1/64 of the image,
-# for the left object, the reference (middle) and the right object.
-WHATSUP_BOXES = {
-    "chair": ((48, 60, 12, 24), (16, 60, 24, 40), (48, 60, 40, 52)),
-    "table": ((40, 60, 8, 16), (20, 60, 16, 48), (40, 60, 48, 56)),
-    "armchair": ((52, 60, 8, 20), (24, 60, 20, 44), (52, 60, 44, 56)),
-}
+# for the left object, the reference (middle) and the right object: config/whatsup_regions.yaml.
+WHATSUP_REGIONS = Path(__file__).resolve().parents[2] / "config" / "whatsup_regions.yaml"
+
+
+def _load_boxes(path: Path = WHATSUP_REGIONS) -> dict[str, tuple[tuple[int, ...], ...]]:
+    import yaml
+    data = yaml.safe_load(path.read_text())
+    if data.get("units") != 64:
+        raise DataError(f"{path}: expected units: 64")
+    return {ref: tuple(tuple(b[k]) for k in ("left", "reference", "right")) for ref, b in data["boxes"].items()}
+
+
+WHATSUP_BOXES = _load_boxes()
 _WHATSUP_FILE = re.compile(r"^([^_]+)_(left_of|right_of)_([^_.]+)\.jpe?g$", re.IGNORECASE)
 
 COCO_QUESTIONS = "coco_qa_two_obj.json"
@@ -67,10 +78,6 @@ COCO_PROMPTS = {
         "vertical": "Is the {subj} {a} or {b} the {obj}? Answer with one word.",
     },
 }
-
-
-class DataError(ValueError):
-    """Missing or malformed naturalistic data; the message names the file."""
 
 
 # ------------------------------------------------------------------ What'sUp
@@ -160,6 +167,28 @@ def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
 
 WHATSUP_COLUMNS = ["item", "setting", "direction", "orientation", "reference", "e0", "e1", "e2", "answer", "prompt",
                    "cells", "image"]
+
+
+def whatsup_swap_regions(reference: str, grid: int, kind: str) -> tuple[list[int], list[int]]:
+    """Grid cells (a, b) swapped cell by cell by the What'sUp criss-cross (config/whatsup_regions.yaml):
+    kind "object" = the left and right object boxes, "strip" = the full-height columns left of the reference
+    box and those right of it. The two regions pair by the column shift that maps the first onto the second,
+    over the cells both contain."""
+    left, ref, right = WHATSUP_BOXES[reference]
+    centres = (np.arange(grid) + 0.5) / grid
+    if kind == "object":
+        a, b = box_cells(tuple(v / 64 for v in left), grid), box_cells(tuple(v / 64 for v in right), grid)
+    elif kind == "strip":
+        a = [r * grid + c for r in range(grid) for c in range(grid) if centres[c] < ref[2] / 64]
+        b = [r * grid + c for r in range(grid) for c in range(grid) if centres[c] > ref[3] / 64]
+    else:
+        raise ValueError(f"unknown region kind {kind!r}; expected object or strip")
+    if not a or not b:
+        raise DataError(f"{WHATSUP_REGIONS}: the {kind} regions of '{reference}' cover no cell of a {grid}x{grid} grid")
+    shift = min(c % grid for c in b) - min(c % grid for c in a)
+    b_set = set(b)
+    pairs = [(c, c + shift) for c in a if c + shift in b_set and (c % grid) + shift < grid]
+    return [p for p, _ in pairs], [q for _, q in pairs]
 
 
 def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,

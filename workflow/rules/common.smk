@@ -19,14 +19,16 @@ GRIDS = [f"grid{k}" for k in config["grids"]]
 ENV = "../../envs/dualmech.yaml"
 
 
-# What'sUp composites join Table 1 only when data.whatsup_dir names the photos (paper §3.5, §5.1).
+# What'sUp composites join Table 1 and Figs 3/6/7 only when data.whatsup_dir names the photos (paper §3.5, §5.1,
+# §5.3, §5.4).
 WHATSUP = ["whatsup"] if config["data"]["whatsup_dir"] else []
 # setting -> why this run has no value for it (Table 1's caption, the published-vs-regenerated notes)
 SKIPPED = {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"}
 if not WHATSUP:
     from snakemake.logging import logger
 
-    logger.info("data.whatsup_dir is not set: the What'sUp column of Table 1 is skipped (only the synthetic settings run)")
+    logger.info("data.whatsup_dir is not set: What'sUp is skipped in Table 1 and Figs 3, 6, 7 (App C.1, C.3); "
+                "only the synthetic settings run")
 
 
 wildcard_constraints:
@@ -55,6 +57,7 @@ def all_targets():
         [f"figures/probe_depth_{m['name']}.pdf" for m in config["models"] if not m.get("twin_of")],
         expand("results/tables/patching_summary.{ext}", ext=["csv", "md", "tex"]),
         expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7, 9], model=MODELS, setting=SETTINGS),
+        expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7], model=MODELS, setting=WHATSUP),
         expand("results/tables/table5.{ext}", ext=["csv", "md", "tex"]),
         expand("results/tables/backup_layers.{ext}", ext=["csv", "md", "tex"]),
         "figures/table5_ablation.pdf",

@@ -25,6 +25,7 @@ rule patching_pairs:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+        data=config["data"],
     conda:
         ENV
     script:

@@ -32,6 +32,7 @@ TEMPLATES = {
     "squares": "The color of the square {prep} the {mention} square is ",
     "shapes": "The color of the shape {prep} the {mention} is ",
     "objects": "The object {prep} the {mention} is a(n) ",
+    "whatsup": "The object on the floor {prep} the {mention} is a(n) ",    # paper §4.2; composites, not rendered
 }
 PREPOSITIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 SYSTEM_PROMPT = "You are a helpful assistant. You respond in one token."
