@@ -64,14 +64,17 @@ def test_table1_whatsup_column(llava, tmp_path):
 
 
 def test_published_rows_say_why_whatsup_is_missing():
-    published = {"table1": {"v2": {"qwen2vl-7b": {"squares": 1.0, "whatsup": 0.73}}}}
+    published = {"table1": {"v2": {"qwen2vl-7b": {"squares": 1.0, "whatsup": 0.73}}},
+                 "probes": {"v2": {"qwen2vl-7b": {"whatsup": {"horizontal": 0.951}}}}}
     t1 = pd.DataFrame(dict(model=["qwen2vl-7b"], setting=["squares"], direction=["all"], accuracy=[1.0],
                            ci_low=[0.99], ci_high=[1.0]))
     out = paper.published_vs_regenerated(published, "v2", ["qwen2vl-7b"], table1=t1,
-                                         skipped={"whatsup": "not run: data.whatsup_dir is not set"}).set_index("item")
+                                         skipped={"Table 1": {"whatsup": "not run: data.whatsup_dir is not set"},
+                                                  "Probes": {"whatsup": "not built"}}).set_index("item")
     assert out.loc["whatsup", "status"] == "not run"
     assert out.loc["whatsup", "note"] == "not run: data.whatsup_dir is not set"
     assert out.loc["squares", "note"] == ""
+    assert out.loc["whatsup horizontal", "note"] == "not built" and out.loc["whatsup horizontal", "status"] == "not run"
     t1w = pd.concat([t1, t1.assign(setting="whatsup", accuracy=0.7, ci_low=0.6, ci_high=0.8)])
     ran = paper.published_vs_regenerated(published, "v2", ["qwen2vl-7b"], table1=t1w).set_index("item")
     assert ran.loc["whatsup", "status"] == "published inside our CI" and ran.loc["whatsup", "ours"] == 0.7

@@ -32,7 +32,7 @@ rule table1:
     log:
         "results/logs/table1.log",
     params:
-        skipped=SKIPPED,
+        skipped=SKIPPED["Table 1"],
     conda:
         ENV
     script:
