@@ -132,6 +132,9 @@ def test_whatsup_pairs_and_swaps(llava, tmp_path, monkeypatch):
     root = _photos(tmp_path / "whatsup")
     index = nat.whatsup_index(root)
     assert pairs.whatsup_tuples(llava, index, "criss_cross", "left", 0, 100) == []   # no reference is one token
+    empty = pairs.build_whatsup(llava, root, ["left", "right"], 0, 2, 4, tmp_path / "none")["criss_cross"]
+    assert empty.empty and pairs.golden(empty).columns.equals(empty.columns)     # still filterable downstream
+    assert patching.pair_counts(empty, ["left", "right"]) == {"left": 0, "right": 0}
     # the tiny vocabulary has no word for the references: let two of its unused words stand for them
     real = llava.token_ids
     monkeypatch.setattr(llava, "token_ids", lambda w: real({"chair": "circle", "table": "star"}.get(w, w)))
@@ -164,3 +167,33 @@ def test_whatsup_pairs_and_swaps(llava, tmp_path, monkeypatch):
         boxes = {i for cells in nat.whatsup_slot_cells(p.c1, llava.geometry.grid) for i in cells}
         null = json.loads(regions.loc[(p.pair, "object_null"), "a"]) + json.loads(regions.loc[(p.pair, "object_null"), "b"])
         assert not set(null) & boxes
+
+
+# ================================================================== App C.7 probes
+def test_whatsup_labels_and_probes(llava, tmp_path):
+    from dualmech import extraction, probing
+    root = _photos(tmp_path / "whatsup")
+    items = nat.whatsup_items(root, llava.geometry, tmp_path / "out", llava.is_one_token_name)
+    images = items.drop_duplicates("image").reset_index(drop=True)
+    g, n = llava.geometry, llava.geometry.grid
+    ids = {e: i for i, e in enumerate(sorted(set(images[["e0", "e1", "e2"]].to_numpy().ravel())))}
+    labels = probing.whatsup_labels(images, g, ids)
+    assert labels.obj.shape == (len(images), n * n) and labels.k == 3
+    for i, r in images.iterrows():
+        left, middle, right = nat.whatsup_slot_cells(r.reference, n)
+        shared = set(left) & set(middle) | set(right) & set(middle)
+        for k, cells in enumerate((left, middle, right)):
+            own = [c for c in cells if c not in shared]
+            assert (labels.obj[i, own] == k).all() and (labels.entity[i, own] == ids[r[f"e{k}"]]).all()
+        assert (labels.obj[i, list(shared)] == -1).all() and not labels.strip[i, list(shared)].any()
+        left_cols = {c % n for c in left}
+        bg = np.flatnonzero(labels.obj[i] < 0)
+        assert all(labels.strip[i, c, 0] == ((c % n) in left_cols and c not in shared) for c in bg)
+        assert not labels.strip[i][labels.obj[i] >= 0].any()
+    store = extraction.ActivationStore(tmp_path / "acts")
+    extraction.extract(llava, images[["image", "image_sha256"]], tmp_path / "out", store, ["lm_input"], desc="t")
+    cfg = dict(seeds=1, test_fraction=0.25, C=1.0, bootstrap=20, permutations=10, strip_width=None)
+    metrics, arrays = probing.probe_setting("whatsup", g, {"horizontal": (items, store)}, {}, cfg, 0)
+    assert list(metrics["orientation"]) == ["horizontal"] and list(metrics["site"]) == ["lm_input"]
+    assert 0 <= metrics["acc"].iloc[0] <= 1 and arrays["horizontal/lm_input"].shape == (3, n, n)
+    assert (arrays["horizontal/objects"].reshape(-1) == labels.obj[0]).all()

@@ -21,6 +21,7 @@ rest before any model is loaded. Every problem raises `DataError` naming the off
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -166,7 +167,7 @@ def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
 
 
 WHATSUP_COLUMNS = ["item", "setting", "direction", "orientation", "reference", "e0", "e1", "e2", "answer", "prompt",
-                   "cells", "image"]
+                   "cells", "image", "image_sha256"]
 
 
 def whatsup_swap_regions(reference: str, grid: int, kind: str) -> tuple[list[int], list[int]]:
@@ -216,12 +217,13 @@ def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,
         path.parent.mkdir(parents=True, exist_ok=True)
         whatsup_composite(_load_rgb(index[ref][left]["left"]), _load_rgb(index[ref][right]["right"]),
                           size).save(path, format="PNG")
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
         cells = whatsup_slot_cells(ref, geometry.grid)
         for direction, answer in (("left", left), ("right", right)):
             rows.append(dict(item=f"whatsup-{direction}-{k:05d}", setting="whatsup", direction=direction,
                              orientation="horizontal", reference=ref, e0=left, e1=ref, e2=right, answer=answer,
                              prompt=WHATSUP_TEMPLATE.format(prep=PREPOSITIONS[direction], reference=ref),
-                             cells=json.dumps(cells), image=rel))
+                             cells=json.dumps(cells), image=rel, image_sha256=sha))
     if not rows and strict:
         raise DataError(f"{whatsup_image_dir(whatsup_dir)}: no What'sUp composite left after keeping side objects "
                         f"the model can name in one token")

@@ -245,7 +245,8 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
                "candidates", "clean_scene", "cf_scene", "clean_prompt", "cf_prompt", "clean_answer", "cf_answer",
                "clean_prediction", "cf_prediction", "clean_correct", "cf_correct", "clean_image",
                "clean_image_sha256", "cf_image", "cf_image_sha256", "n_tokens"]
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    return out.astype({"golden": bool})     # an empty table (nothing to try) still filters by `golden`
 
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,

@@ -19,17 +19,17 @@ GRIDS = [f"grid{k}" for k in config["grids"]]
 ENV = "../../envs/dualmech.yaml"
 
 
-# What'sUp composites join Table 1 and Figs 3/6/7 only when data.whatsup_dir names the photos (paper §3.5, §5.1,
-# §5.3, §5.4).
+# What'sUp composites join Table 1, Figs 3/6/7 and the App C.7 probes only when data.whatsup_dir names the photos
+# (paper §3.5, §5.1-§5.4).
 WHATSUP = ["whatsup"] if config["data"]["whatsup_dir"] else []
 # table -> setting -> why this run has no value for it (Table 1's caption, the published-vs-regenerated notes)
 SKIPPED = {"Table 1": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"},
-           "Probes": {"whatsup": "not run: the App C.7 What'sUp probes are not built"}}
+           "Probes": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"}}
 if not WHATSUP:
     from snakemake.logging import logger
 
-    logger.info("data.whatsup_dir is not set: What'sUp is skipped in Table 1 and Figs 3, 6, 7 (App C.1, C.3); "
-                "only the synthetic settings run")
+    logger.info("data.whatsup_dir is not set: What'sUp is skipped in Table 1, Figs 3, 6, 7 (App C.1, C.3) and the "
+                "App C.7 probes (Fig 4, probe table); only the synthetic settings run")
 
 
 wildcard_constraints:
@@ -54,7 +54,7 @@ def all_targets():
         "figures/table1_accuracy.pdf",
         "figures/fig1_stimuli.pdf",
         expand("results/tables/probes.{ext}", ext=["csv", "md", "tex"]),
-        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS),
+        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
         [f"figures/probe_depth_{m['name']}.pdf" for m in config["models"] if not m.get("twin_of")],
         expand("results/tables/patching_summary.{ext}", ext=["csv", "md", "tex"]),
         expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7, 9], model=MODELS, setting=SETTINGS),
