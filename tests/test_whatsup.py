@@ -197,3 +197,18 @@ def test_whatsup_labels_and_probes(llava, tmp_path):
     assert list(metrics["orientation"]) == ["horizontal"] and list(metrics["site"]) == ["lm_input"]
     assert 0 <= metrics["acc"].iloc[0] <= 1 and arrays["horizontal/lm_input"].shape == (3, n, n)
     assert (arrays["horizontal/objects"].reshape(-1) == labels.obj[0]).all()
+
+
+def test_whatsup_labels_leave_cells_two_boxes_claim_to_neither():
+    """On Qwen2-VL's 12 x 12 grid the chair's left box and the chair share column 4 (centre 0.375 = 24/64)."""
+    from dualmech import probing
+    from dualmech.stimuli import Geometry
+    g = Geometry(12, 28, 2, 2)
+    cells = nat.whatsup_slot_cells("chair", 12)
+    shared = sorted(set(cells[0]) & set(cells[1]))
+    assert shared and all(c % 12 == 4 for c in shared)
+    images = pd.DataFrame(dict(cells=[json.dumps(cells)], e0=["apple"], e1=["chair"], e2=["hat"]))
+    lab = probing.whatsup_labels(images, g, {"apple": 0, "chair": 1, "hat": 2})
+    assert (lab.obj[0, shared] == -1).all() and not lab.strip[0, shared].any()
+    only_left = [c for c in cells[0] if c not in shared]
+    assert (lab.obj[0, only_left] == 0).all() and (lab.entity[0, only_left] == 0).all()
