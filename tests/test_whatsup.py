@@ -102,8 +102,8 @@ def test_dag_adds_whatsup_to_table1_only_with_data(tmp_path):
     assert "results/stimuli/tiny/whatsup/items.parquet" in with_data
     without = _dry_run(tmp_path / "b", {})
     assert "results/behaviour/tiny/whatsup.parquet" not in without and "stimuli/tiny/whatsup" not in without
-    assert ("data.whatsup_dir is not set: What'sUp is skipped in Table 1 and Figs 3, 6, 7 (App C.1, C.3)"
-            in without)
+    assert ("data.whatsup_dir is not set: What'sUp is skipped in Table 1, Figs 3, 6, 7 (App C.1, C.3) and the App "
+            "C.7 probes" in without)
 
 
 # ================================================================== Figs 3/6/7 on What'sUp
