@@ -538,3 +538,155 @@ def test_engine_alpha_zero_reproduces_the_baseline(coco, tmp_path):
     logits = iv.run(adapter, prepared, edits={iv.LM_INPUT: iv.replace_grid(prepared, new)}).logits
     preds = [nat_pred == "left" for nat_pred in (amp.normalise(t) for t in adapter.decode(logits.argmax(-1).tolist()))]
     assert bool(out.set_index(["item", "direction", "alpha"]).loc[("coco-0000", "probe", 8.0), "correct"]) == all(preds)
+
+
+# ================================================================== COCO: box accounting, dynamic resolution
+def test_coco_box_status_is_counted_and_reported(coco, tmp_path):
+    """Every item says why it gives no probe rows; the counts reach meta and Table 2's note."""
+    items = nat.coco_items(coco, G, tmp_path / "out")
+    status = items.drop_duplicates("item").set_index("item")["box_status"]
+    assert status.to_dict() == {"coco-0000": "ok", "coco-0001": "ok", "coco-0002": "ok",
+                                "coco-0004": "side check failed", "coco-0005": "missing box"}
+    assert (items["probe_ok"] == (items["box_status"] == "ok")).all()
+    counts = amp._box_status(items)
+    assert counts == {"missing box": 1, "ok": 3, "side check failed": 1}
+    note = amp._notes(dict(items=5, probes={}, box_status=counts), n_fail=2)
+    assert note == "2 of 5 items give no probe rows (1 missing box, 1 side check failed); they are still asked"
+    # on a 2 x 2 grid the cup (x 0.3-0.7 of its photo) covers no token centre (0.25, 0.75)
+    tiny = nat.coco_items(coco, G, tmp_path / "t", native_grid=lambda w, h: (2, 2))
+    assert amp._box_status(tiny) == {"box covers no token": 2, "missing box": 1, "ok": 2}
+    assert nat.box_cells((0.0, 0.1, 0.0, 0.1), (2, 2)) == []
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    from dualmech import models
+    from dualmech.tiny import make_tiny
+    path = make_tiny("qwen2vl", tmp_path_factory.mktemp("qwen") / "ckpt")
+    return models.load(models.ModelSpec(name="qwen2vl", path=str(path)), device="cpu")
+
+
+def test_qwen_coco_at_dynamic_resolution(qwen, coco, tmp_path):
+    """Qwen2-VL sees COCO photos at its own aspect-preserving resolution (paper §5.7), not the square canvas:
+    one rows x cols grid per photo, boxes mapped onto it, batches grouped by grid, alpha = 0 a no-op."""
+    try:
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+    except ImportError:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+    ip = qwen.processor.image_processor
+    f = ip.patch_size * ip.merge_size
+    wide, tall = qwen.native_grid(200, 100), qwen.native_grid(100, 200)
+    h, w = smart_resize(100, 200, factor=f, min_pixels=ip.size["shortest_edge"], max_pixels=ip.size["longest_edge"])
+    assert wide == (h // f, w // f) and tall == wide[::-1] and wide[1] > wide[0]
+    items = nat.coco_items(coco, qwen.geometry, tmp_path / "out", native_grid=qwen.native_grid)
+    first = items.drop_duplicates("item").set_index("item")
+    assert first["native"].all()
+    assert tuple(first.loc["coco-0000", ["grid_rows", "grid_cols"]]) == wide
+    assert tuple(first.loc["coco-0001", ["grid_rows", "grid_cols"]]) == tall
+    assert Image.open(tmp_path / "out" / first.loc["coco-0000", "image"]).size == (200, 100)    # kept as it is
+    boxes = nat.coco_boxes(coco, [1])[1]["boxes"]
+    assert json.loads(first.loc["coco-0000", "cells"]) == [nat.coco_box_cells(boxes["dog"], 200, 100, wide),
+                                                          nat.coco_box_cells(boxes["cat"], 200, 100, wide)]
+    tb = amp.Testbed("coco", items, tmp_path / "out", system=None, classes=2)
+    assert tb.groups(tb.items) == [["coco-0000", "coco-0002"], ["coco-0001", "coco-0004", "coco-0005"]]
+    rows = tb.queries[tb.queries["item"] == "coco-0000"].reset_index(drop=True)
+    images = {p: Image.open(tmp_path / "out" / p).convert("RGB") for p in rows["image"]}
+    prepared = tb.prepare(qwen, rows, images)
+    assert prepared.grid_positions.shape == (2, wide[0] * wide[1])
+    assert prepared.inputs["image_grid_thw"].tolist() == [[1, wide[0] * 2, wide[1] * 2]] * 2
+    with pytest.raises(ValueError, match="mixes token grids"):
+        tb.grid_of(tb.queries[tb.queries["item"].isin(["coco-0000", "coco-0001"])])
+    engine = amp.Engine(qwen, tb, batch_size=8, chunk_items=8)
+    per_query, feats = engine.baseline(tb.items)
+    assert len(per_query) == 10 and not torch.isnan(feats["coco-0000"]).any()
+    D = feats["coco-0000"].shape[1]
+    W = {a: _w(d=D, c=2, seed=k).float() for k, a in enumerate(amp.AXES)}
+    out = engine.evaluate(pd.DataFrame([(i, "probe", 0.0) for i in tb.items], columns=["item", "direction", "alpha"]),
+                          {"probe": amp.Direction("probe", "probe", W, "all")})
+    base = per_query.groupby("item")["correct"].all()
+    assert out.set_index("item")["correct"].to_dict() == base.to_dict()
+    # the square canvas stays available as a switch
+    canvas = nat.coco_items(coco, qwen.geometry, tmp_path / "c")
+    assert not canvas["native"].any() and (canvas["grid_rows"] == qwen.geometry.grid).all()
+    assert Image.open(tmp_path / "c" / canvas["image"].iloc[0]).size == (qwen.geometry.canvas_px,) * 2
+
+
+def test_coco_controls_queries(coco, tmp_path):
+    """Image shuffle: the same question on another photo, original answer; swap: subject and object exchanged,
+    opposite answer, same photo and cells; both orderings each; seeded."""
+    items = nat.coco_items(coco, G, tmp_path / "out", style="direct")
+    ctl = nat.coco_controls(items, seed=0)
+    assert set(ctl["control"]) == {"shuffle", "swap"}
+    swap = ctl[ctl["control"] == "swap"].set_index(["item", "query"])
+    s = swap.loc[("coco-0000", "ab")]
+    assert s["prompt"] == "Is the cat to the left or to the right of the dog? Answer with one word."
+    assert s["answer"] == "right" and s["image"] == "coco/000000000001.png"
+    assert swap.loc[("coco-0001", "ba"), "prompt"] == "Is the table below or above the cup? Answer with one word."
+    assert swap.loc[("coco-0001", "ba"), "answer"] == "below"
+    orig = items.set_index(["item", "query"])
+    assert (swap["cells"] == orig.loc[swap.index, "cells"]).all()          # the left object is still class 0
+    shuf = ctl[ctl["control"] == "shuffle"].set_index(["item", "query"])
+    assert len(shuf) == len(items)                                         # two images: a donor for every item
+    assert (shuf["image_id"] != orig.loc[shuf.index, "image_id"]).all()
+    assert (shuf["prompt"] == orig.loc[shuf.index, "prompt"]).all() and (shuf["answer"] == orig.loc[shuf.index, "answer"]).all()
+    assert not shuf["probe_ok"].any()
+    pd.testing.assert_frame_equal(ctl, nat.coco_controls(items, seed=0))
+
+
+def _control_inputs(base_correct, after, control):
+    items = [f"i{k}" for k in range(len(base_correct))]
+    baseline = pd.DataFrame(dict(item=items, split="eval", dropped=False, correct=base_correct,
+                                 **{f"{control}_correct": after}))
+    return baseline
+
+
+@pytest.mark.parametrize("control,base_correct,after,verdict", [
+    ("shuffle", [True] * 30 + [False] * 10, [True] * 8 + [False] * 32, "as expected"),       # 0.75 -> 0.20
+    ("shuffle", [True] * 30 + [False] * 10, [True] * 28 + [False] * 12, "not as expected"),  # stays at 0.70
+    ("shuffle", [True] * 40, [True] * 24 + [False] * 16, "not as expected"),                 # 0.60: CI above 0.25
+    ("swap", [True] * 30 + [False] * 10, [True] * 27 + [False] * 13, "as expected"),         # 27/30 flip
+    ("swap", [True] * 30 + [False] * 10, [True] * 16 + [False] * 24, "not as expected"),     # 16/30: not > 1/2
+    ("swap", [False] * 10, [True] * 10, "not testable (no item answered correctly at baseline)"),
+])
+def test_control_rows_state_and_check_the_expected_direction(control, base_correct, after, verdict):
+    base = pd.Series(base_correct, index=[f"i{k}" for k in range(len(base_correct))])
+    row = amp.control_row(control, base, pd.Series(after, index=base.index), dict(model="m", testbed="coco"))
+    assert row["verdict"] == verdict and row["expected"] == amp.CONTROLS[control]
+    assert row["accuracy"] == pytest.approx(np.mean(after))
+    if control == "swap" and any(base_correct):
+        assert row["flips"] == sum(a and b for a, b in zip(after, base_correct)) and row["correct_base"] == sum(base_correct)
+
+
+def test_summarise_adds_control_rows_only_with_controls():
+    baseline, outcomes, meta = _summary_inputs()
+    plain = amp.summarise(baseline, outcomes, meta)
+    assert not plain["row"].isin(["shuffle", "swap"]).any()
+    assert "Control check" not in amp.table2_display(plain)
+    n = len(baseline)
+    with_controls = baseline.assign(shuffle_correct=[False] * n, swap_correct=baseline["correct"])
+    t = amp.summarise(with_controls, outcomes, meta).set_index("row")
+    assert t.loc["shuffle", "accuracy"] == 0 and t.loc["swap", "accuracy"] == t.loc["none", "accuracy"]
+    shown = amp.table2_display(t.reset_index()).set_index("Intervention")
+    assert shown.loc["Control: image shuffled", "Control check"].startswith("expected: falls to chance (0.25); ")
+    assert shown.loc["Control: subject/object swapped", "Control check"].startswith("expected: answers flip; 100.0%")
+
+
+def test_run_on_coco_with_controls_at_dynamic_resolution(qwen, coco, tmp_path):
+    """The whole experiment on the tiny Qwen2-VL: photos at dynamic resolution, controls answered, Table 2
+    gains both control rows with a verdict, and the box accounting reaches the note."""
+    items = nat.coco_items(coco, qwen.geometry, tmp_path / "out", native_grid=qwen.native_grid)
+    tb = amp.Testbed("coco", items, tmp_path / "out", system=None, classes=2)
+    cfg = dict(alphas=[0, 4], n_random=2, dev_fraction=0.5, select_by="net",
+               probe=dict(epochs=5, lr=1e-3, weight_decay=1e-4))
+    base, outcomes, meta = amp.run(qwen, tb, cfg, 0, controls=nat.coco_controls(items, 0), log=lambda m: None)
+    assert {"shuffle_correct", "swap_correct"} <= set(base.columns) and base["swap_correct"].notna().all()
+    assert meta["box_status"] == {"missing box": 1, "ok": 3, "side check failed": 1}
+    table = amp.summarise(base, outcomes, meta).set_index("row")
+    assert {"shuffle", "swap"} <= set(table.index)
+    assert table.loc["swap", "verdict"] in ("as expected", "not as expected",
+                                            "not testable (no item answered correctly at baseline)")
+    assert "give no probe rows (1 missing box, 1 side check failed)" in table.loc["none", "note"]
+    # each control's correctness is the plain answer to its queries
+    ctl = nat.coco_controls(items, 0)
+    direct = amp.control_results(qwen, tb, ctl)
+    assert base.set_index("item")["swap_correct"].to_dict() == direct["swap"].to_dict()

@@ -113,7 +113,8 @@ def test_build_all_tables(built, llava, design):
     root, tables, _, _ = built
     df = tables[design]
     roles = pairs.ROLES[design]
-    ents = {e.name: e for e in entities("squares", llava.palette)}
+    ents = {e.name: e for e in pairs.pool(llava, "squares")}      # the 7-colour pool with Orange
+    assert len(ents) == 7 and "orange" in ents
     assert set(df["direction"]) == set(DIRS)
     for d in DIRS:
         sub = df[df["direction"] == d]
@@ -122,7 +123,7 @@ def test_build_all_tables(built, llava, design):
         assert len(sub) == 3 or sub["golden"].sum() == 2
         # tuples come in the seeded, model-independent order
         order = pairs.sampling_order(len(ents), design, "squares", d, 3, 3)
-        names = [e.name for e in entities("squares", llava.palette)]
+        names = list(ents)
         expect = [tuple(names[i] for i in idx) for idx in order[:len(sub)]]
         assert [tuple(r) for r in sub[list(roles)].itertuples(index=False)] == expect
     for r in df.itertuples():

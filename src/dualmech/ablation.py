@@ -18,17 +18,19 @@ from safetensors.torch import load_file, save_file
 from . import behaviour, interventions, runtime
 from .models import Prepared, VLMAdapter
 from .stats import accuracy_summary, mcnemar_exact
-from .stimuli import Geometry, entities, render_scene
+from .stimuli import Geometry, entities, pair_entities, render_scene
 from .tables import atomic_write
 
 EMPTY = "__empty__"
 
 
-def reference_tokens(adapter: VLMAdapter, setting: str) -> dict[str, torch.Tensor]:
-    """{entity name: (N*N, D) visual tokens of the entity alone in the middle slot, '__empty__': blank canvas}."""
+def reference_tokens(adapter: VLMAdapter, setting: str, colour_pool: str = "paper") -> dict[str, torch.Tensor]:
+    """{entity name: (N*N, D) visual tokens of the entity alone in the middle slot, '__empty__': blank canvas},
+    for the setting's entities and those its counterfactual pairs draw from (Fig 9 uses the same pool)."""
     g = adapter.geometry
     middle = g.canonical_layout("horizontal")[1]
-    ents = entities(setting, adapter.palette)
+    ents = tuple(dict.fromkeys(entities(setting, adapter.palette, adapter.exclude_objects)
+                               + pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)))
     images = [render_scene([], [], g)] + [render_scene([e], [middle], g) for e in ents]
     tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
                         for sl in runtime.batches(len(images), runtime.batch_size(), f"references {setting}")])

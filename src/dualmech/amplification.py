@@ -145,7 +145,8 @@ class Testbed:
 
     Required columns: item, prompt, answer, orientation, image, cells (JSON list of per-class cell lists).
     Optional: query, allowed (JSON list of answer words; an answer outside it drops the item at baseline,
-    the "strict both listings" protocol), probe_ok (False: the item gives no probe training rows)."""
+    the "strict both listings" protocol), probe_ok (False: the item gives no probe training rows), native +
+    grid_rows + grid_cols (True: the image is seen at the model's dynamic resolution on that token grid)."""
     name: str
     queries: pd.DataFrame
     image_root: Path
@@ -160,14 +161,35 @@ class Testbed:
             q["allowed"] = None
         if "probe_ok" not in q:
             q["probe_ok"] = True
+        if "native" not in q:
+            q["native"] = False
         self.queries = q
         self.items = list(dict.fromkeys(q["item"]))
 
+    def grid_of(self, rows: pd.DataFrame) -> tuple[int, int] | None:
+        """The (rows, cols) grid of a batch seen at dynamic resolution (one grid per batch), None on the canvas."""
+        if not rows["native"].any():
+            return None
+        grids = set(zip(rows["grid_rows"].astype(int), rows["grid_cols"].astype(int)))
+        if len(grids) != 1 or not rows["native"].all():
+            raise ValueError(f"{self.name}: a batch mixes token grids {sorted(grids)}")
+        return grids.pop()
+
+    def groups(self, items: list[str]) -> list[list[str]]:
+        """Items in runs that share a token grid (all of them at once on the square canvas)."""
+        if not self.queries["native"].any():
+            return [items]
+        first = self.queries.drop_duplicates("item").set_index("item")
+        key = {it: (int(first.at[it, "grid_rows"]), int(first.at[it, "grid_cols"])) for it in items}
+        return [[it for it in items if key[it] == k] for k in dict.fromkeys(key[it] for it in items)]
+
     def prepare(self, adapter: VLMAdapter, rows: pd.DataFrame, images: dict[str, Image.Image]) -> Prepared:
         imgs = [images[p] for p in rows["image"]]
-        if self.system is True:
-            return adapter.prepare(imgs, rows["prompt"].tolist())
-        return adapter.prepare(imgs, rows["prompt"].tolist(), system=self.system)
+        kw = {} if self.system is True else {"system": self.system}
+        grid = self.grid_of(rows)
+        if grid is not None:
+            kw["grid"] = grid
+        return adapter.prepare(imgs, rows["prompt"].tolist(), **kw)
 
 
 @dataclass
@@ -190,12 +212,13 @@ class Engine:
 
     def _chunks(self, items: list[str]):
         q = self.testbed.queries
-        for s in range(0, len(items), self.chunk_items):
-            chunk = items[s:s + self.chunk_items]
-            rows = q[q["item"].isin(set(chunk))].reset_index(drop=True)
-            root = self.testbed.image_root
-            images = {p: Image.open(root / p).convert("RGB") for p in dict.fromkeys(rows["image"])}
-            yield rows, images
+        for group in self.testbed.groups(items):
+            for s in range(0, len(group), self.chunk_items):
+                chunk = group[s:s + self.chunk_items]
+                rows = q[q["item"].isin(set(chunk))].reset_index(drop=True)
+                root = self.testbed.image_root
+                images = {p: Image.open(root / p).convert("RGB") for p in dict.fromkeys(rows["image"])}
+                yield rows, images
 
     def _predict(self, logits: torch.Tensor) -> list[str]:
         return [normalise(t) for t in self.adapter.decode(logits.argmax(-1).tolist())]
@@ -384,10 +407,13 @@ def synthetic_probe_data(adapter: VLMAdapter, settings, n_images: int, seed: int
 
 
 def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
-        synthetic: dict[str, tuple] | None = None, log: Callable = LOG.info) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        synthetic: dict[str, tuple] | None = None, log: Callable = LOG.info,
+        controls: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The whole experiment on one model and testbed. Returns (baseline per item, outcomes, meta).
 
-    `cfg` is config["amplification"]; `synthetic` the canonical-stimulus probe data (None skips that variant)."""
+    `cfg` is config["amplification"]; `synthetic` the canonical-stimulus probe data (None skips that variant);
+    `controls` extra queries of the items with a `control` column (`naturalistic.coco_controls`), answered
+    without intervention: the baseline gains `<control>_correct` per item (all its queries right)."""
     t0 = time.perf_counter()
     alphas = [float(a) for a in cfg["alphas"]]
     assert 0.0 in alphas, "the alpha grid must contain 0 (the no-op check)"
@@ -480,10 +506,34 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     meta = dict(testbed=testbed.name, model=adapter.spec.name, items=len(base), dropped=int(base["dropped"].sum()),
                 dev_items=len(dev_items), eval_items=len(eval_items), eval_failures=len(eval_fail),
                 selected_alpha=chosen, select_by=cfg["select_by"], alphas=alphas, n_random=cfg["n_random"],
-                probes=diag, engine=engine.parity, forwards=engine.forwards,
+                probes=diag, engine=engine.parity, forwards=engine.forwards, box_status=_box_status(q),
                 seconds=round(time.perf_counter() - t0, 1))
-    base = base[["item", "split", "axis", "n_queries", "correct", "dropped", "probe_ok"]]
+    columns = ["item", "split", "axis", "n_queries", "correct", "dropped", "probe_ok"]
+    if controls is not None and len(controls):
+        for name, c in control_results(adapter, testbed, controls).items():
+            base[f"{name}_correct"] = base["item"].map(c)
+            columns.append(f"{name}_correct")
+            log(f"control {name}: {int(c.sum())}/{len(c)} items answered as the control expects")
+    base = base[columns]
     return base.sort_values("item").reset_index(drop=True), out, meta
+
+
+def control_results(adapter: VLMAdapter, testbed: Testbed, controls: pd.DataFrame) -> dict[str, pd.Series]:
+    """control -> per-item correctness (every query of the item answered with the control's answer)."""
+    q = controls.assign(item=controls["item"] + "|" + controls["control"])
+    tb = Testbed(f"{testbed.name}-controls", q, testbed.image_root, testbed.system, testbed.classes)
+    per_query, _ = Engine(adapter, tb, batch_size=runtime.batch_size()).baseline(tb.items)
+    per_item = per_query.groupby("item", sort=False)["correct"].all()
+    split = per_item.index.str.rsplit("|", n=1)
+    frame = pd.DataFrame({"item": split.str[0], "control": split.str[1], "correct": per_item.to_numpy()})
+    return {c: g.set_index("item")["correct"] for c, g in frame.groupby("control", sort=True)}
+
+
+def _box_status(queries: pd.DataFrame) -> dict[str, int]:
+    """Items per box status (COCO: why an item gives no probe rows); empty for testbeds without boxes."""
+    if "box_status" not in queries:
+        return {}
+    return {k: int(v) for k, v in queries.drop_duplicates("item")["box_status"].value_counts().sort_index().items()}
 
 
 def _rows(items, feats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -507,7 +557,17 @@ def _jobs(items, directions, alphas) -> pd.DataFrame:
 # ------------------------------------------------------------------ Table 2 and curves (pure table code)
 LABELS = {"none": "None", "random": "Random (mean, 95% range)", "probe": "Probe", "probe_star": "Probe* (oracle)",
           "probe_objects": "Probe, object tokens only", "probe_background": "Probe, background tokens only",
-          "synthetic_probe": "Probe trained on synthetic"}
+          "synthetic_probe": "Probe trained on synthetic", "shuffle": "Control: image shuffled",
+          "swap": "Control: subject/object swapped"}
+# The controls' expected outcomes and verdict rules (paper-spec §5.8), stated once. Both on the evaluation split.
+STRICT_CHANCE = 0.25    # both orderings right by a uniform guesser (paper-spec §4.5)
+CONTROL_ALPHA = 0.05
+CONTROLS = {
+    "shuffle": ("falls to chance: below the baseline (exact McNemar p < 0.05) and the Wilson 95% CI reaches "
+                f"{STRICT_CHANCE}"),
+    "swap": ("answers flip: more than half of the baseline-correct items answer the swapped question with the "
+             "opposite relation (exact binomial test, one-sided p < 0.05)"),
+}
 
 
 def summarise(baseline: pd.DataFrame, outcomes: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -555,11 +615,38 @@ def summarise(baseline: pd.DataFrame, outcomes: pd.DataFrame, meta: dict) -> pd.
         rows.append(row)
         if kind == "probe":
             rows.append(_oracle(outcomes, base, common, kind))
+    for control in CONTROLS:
+        col = f"{control}_correct"
+        if col in baseline:
+            after_c = baseline[(baseline["split"] == "eval") & ~baseline["dropped"]].set_index("item")[col]
+            rows.append(control_row(control, base, after_c.reindex(items).fillna(False).astype(bool), common))
     notes = _notes(meta, n_fail)
     out = pd.DataFrame(rows)
     out.insert(3, "label", out["row"].map(LABELS))
     out["note"] = notes
     return out
+
+
+def control_row(control: str, base: pd.Series, after: pd.Series, common: dict) -> dict:
+    """A Table 2 row for one control with its verdict (rules: `CONTROLS`). `base`: baseline correctness per
+    item; `after`: correctness of the same items under the control (against the control's answer)."""
+    from scipy.stats import binomtest
+    b, a = base.to_numpy(bool), after.to_numpy(bool)
+    row = dict(common, row=control, alpha=np.nan, **_acc(a), fixes=np.nan, breaks=np.nan, net=np.nan,
+               p_vs_none=mcnemar_exact(b, a) if len(a) else np.nan, expected=CONTROLS[control])
+    if control == "shuffle":
+        ok = len(a) > 0 and a.mean() < b.mean() and row["p_vs_none"] < CONTROL_ALPHA and row["ci_low"] <= STRICT_CHANCE
+        row.update(p_control=row["p_vs_none"], verdict="as expected" if ok else "not as expected")
+    else:
+        flips, n = int((a & b).sum()), int(b.sum())
+        lo, hi = wilson(flips, n)
+        p = binomtest(flips, n, 0.5, alternative="greater").pvalue if n else np.nan
+        verdict = ("not testable (no item answered correctly at baseline)" if n == 0
+                   else "as expected" if p < CONTROL_ALPHA else "not as expected")
+        row.update(flip_rate=flips / n if n else np.nan, flip_low=lo, flip_high=hi, flips=flips, correct_base=n,
+                   p_control=float(p),
+                   verdict=verdict)
+    return row
 
 
 def _acc(correct) -> dict:
@@ -585,6 +672,10 @@ def _oracle(outcomes, base, common, kind) -> dict:
 
 def _notes(meta: dict, n_fail: int) -> str:
     notes = []
+    boxes = {k: v for k, v in meta.get("box_status", {}).items() if k != "ok"}
+    if boxes:
+        notes.append(f"{sum(boxes.values())} of {meta['items']} items give no probe rows ("
+                     + ", ".join(f"{v} {k}" for k, v in sorted(boxes.items())) + "); they are still asked")
     if n_fail == 0:
         notes.append("no failures on the evaluation split: nothing to fix")
     for axis in AXES:
@@ -625,11 +716,20 @@ def table2_display(long: pd.DataFrame) -> pd.DataFrame:
             brk = "—" if np.isnan(r.breaks) else f"{int(r.breaks)}"
         alpha = "—" if np.isnan(r.alpha) or r.row == "none" else f"{r.alpha:g}"
         pv = getattr(r, "p_vs_random", np.nan)
+        control = "—"
+        if r.row == "shuffle":
+            brk, control = "—", f"expected: falls to chance ({STRICT_CHANCE:g}); {r.verdict}"
+        elif r.row == "swap":
+            brk = "—"
+            control = (f"expected: answers flip; {100 * r.flip_rate:.1f}% [{100 * r.flip_low:.1f}, "
+                       f"{100 * r.flip_high:.1f}] of {int(r.correct_base)} flip (p {_p(r.p_control)}); {r.verdict}"
+                       if not np.isnan(r.flip_rate) else f"expected: answers flip; {r.verdict}")
         out.append({"Model": r.model, "Testbed": f"{r.testbed} (n={r.n}, {r.n_fail} fail)", "Intervention": r.label,
                     "α": alpha, "Accuracy": acc, "% failures fixed": fixed, "Breaks": brk,
                     "p vs none": "—" if r.row in ("none", "probe_star") else _p(r.p_vs_none),
-                    "p vs random": "—" if pv is None or np.isnan(pv) else _p(pv)})
-    return pd.DataFrame(out)
+                    "p vs random": "—" if pv is None or np.isnan(pv) else _p(pv), "Control check": control})
+    out = pd.DataFrame(out)
+    return out if long["row"].isin(list(CONTROLS)).any() else out.drop(columns="Control check")
 
 
 def _p(p: float) -> str:

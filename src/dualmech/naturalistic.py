@@ -21,6 +21,7 @@ rest before any model is loaded. Every problem raises `DataError` naming the off
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -30,20 +31,31 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .stimuli import PREPOSITIONS, Geometry
+from .stimuli import PREPOSITIONS, TEMPLATES, Geometry
 
 WHATSUP_REFERENCES = ("chair", "table", "armchair")
 # (object, reference) -> what is wrong with the published files. "swapped": the photo named
 # <obj>_left_of_<ref> shows the object on the right and vice versa.
 WHATSUP_ERRATA: dict[tuple[str, str], str] = {("pillow", "chair"): "swapped"}
-WHATSUP_TEMPLATE = "The object on the floor {prep} the {reference} is a(n) "
+WHATSUP_TEMPLATE = TEMPLATES["whatsup"].replace("{mention}", "{reference}")
+class DataError(ValueError):
+    """Missing or malformed naturalistic data; the message names the file."""
+
+
 # Hand-made object boxes per reference (paper §3.5), (row0, row1, col0, col1) in units of 1/64 of the image,
-# for the left object, the reference (middle) and the right object.
-WHATSUP_BOXES = {
-    "chair": ((48, 60, 12, 24), (16, 60, 24, 40), (48, 60, 40, 52)),
-    "table": ((40, 60, 8, 16), (20, 60, 16, 48), (40, 60, 48, 56)),
-    "armchair": ((52, 60, 8, 20), (24, 60, 20, 44), (52, 60, 44, 56)),
-}
+# for the left object, the reference (middle) and the right object: config/whatsup_regions.yaml.
+WHATSUP_REGIONS = Path(__file__).resolve().parents[2] / "config" / "whatsup_regions.yaml"
+
+
+def _load_boxes(path: Path = WHATSUP_REGIONS) -> dict[str, tuple[tuple[int, ...], ...]]:
+    import yaml
+    data = yaml.safe_load(path.read_text())
+    if data.get("units") != 64:
+        raise DataError(f"{path}: expected units: 64")
+    return {ref: tuple(tuple(b[k]) for k in ("left", "reference", "right")) for ref, b in data["boxes"].items()}
+
+
+WHATSUP_BOXES = _load_boxes()
 _WHATSUP_FILE = re.compile(r"^([^_]+)_(left_of|right_of)_([^_.]+)\.jpe?g$", re.IGNORECASE)
 
 COCO_QUESTIONS = "coco_qa_two_obj.json"
@@ -67,10 +79,6 @@ COCO_PROMPTS = {
         "vertical": "Is the {subj} {a} or {b} the {obj}? Answer with one word.",
     },
 }
-
-
-class DataError(ValueError):
-    """Missing or malformed naturalistic data; the message names the file."""
 
 
 # ------------------------------------------------------------------ What'sUp
@@ -142,13 +150,15 @@ def whatsup_composite(left_photo: Image.Image, right_photo: Image.Image, size: i
     return Image.fromarray(np.concatenate([a[:, :half], b[:, half:]], axis=1))
 
 
-def box_cells(box: tuple[float, float, float, float], grid: int) -> list[int]:
-    """Row-major grid cells whose centre lies inside a box (y0, y1, x0, x1) given as fractions of the image."""
+def box_cells(box: tuple[float, float, float, float], grid) -> list[int]:
+    """Row-major grid cells whose centre lies inside a box (y0, y1, x0, x1) given as fractions of the image.
+
+    `grid` is N (an N x N grid) or (rows, cols)."""
+    rows_n, cols_n = (grid, grid) if isinstance(grid, int) else grid
     y0, y1, x0, x1 = box
-    centres = (np.arange(grid) + 0.5) / grid
-    rows = [r for r in range(grid) if y0 <= centres[r] <= y1]
-    cols = [c for c in range(grid) if x0 <= centres[c] <= x1]
-    return [r * grid + c for r in rows for c in cols]
+    rows = [r for r in range(rows_n) if y0 <= (r + 0.5) / rows_n <= y1]
+    cols = [c for c in range(cols_n) if x0 <= (c + 0.5) / cols_n <= x1]
+    return [r * cols_n + c for r in rows for c in cols]
 
 
 def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
@@ -156,13 +166,40 @@ def whatsup_slot_cells(reference: str, grid: int) -> list[list[int]]:
     return [box_cells((r0 / 64, r1 / 64, c0 / 64, c1 / 64), grid) for r0, r1, c0, c1 in WHATSUP_BOXES[reference]]
 
 
+WHATSUP_COLUMNS = ["item", "setting", "direction", "orientation", "reference", "e0", "e1", "e2", "answer", "prompt",
+                   "cells", "image", "image_sha256"]
+
+
+def whatsup_swap_regions(reference: str, grid: int, kind: str) -> tuple[list[int], list[int]]:
+    """Grid cells (a, b) swapped cell by cell by the What'sUp criss-cross (config/whatsup_regions.yaml):
+    kind "object" = the left and right object boxes, "strip" = the full-height columns left of the reference
+    box and those right of it. The two regions pair by the column shift that maps the first onto the second,
+    over the cells both contain."""
+    left, ref, right = WHATSUP_BOXES[reference]
+    centres = (np.arange(grid) + 0.5) / grid
+    if kind == "object":
+        a, b = box_cells(tuple(v / 64 for v in left), grid), box_cells(tuple(v / 64 for v in right), grid)
+    elif kind == "strip":
+        a = [r * grid + c for r in range(grid) for c in range(grid) if centres[c] < ref[2] / 64]
+        b = [r * grid + c for r in range(grid) for c in range(grid) if centres[c] > ref[3] / 64]
+    else:
+        raise ValueError(f"unknown region kind {kind!r}; expected object or strip")
+    if not a or not b:
+        raise DataError(f"{WHATSUP_REGIONS}: the {kind} regions of '{reference}' cover no cell of a {grid}x{grid} grid")
+    shift = min(c % grid for c in b) - min(c % grid for c in a)
+    b_set = set(b)
+    pairs = [(c, c + shift) for c in a if c + shift in b_set and (c % grid) + shift < grid]
+    return [p for p, _ in pairs], [q for _, q in pairs]
+
+
 def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,
                   known: Callable[[str], bool] = lambda w: True, max_items: int | None = None,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, strict: bool = True) -> pd.DataFrame:
     """Composite What'sUp items, one row per (reference, target, distractor, direction) (paper §3.5).
 
     `known(word)` filters side objects to words the model can answer in one token. `max_items` keeps a
-    seeded random subset of the composites (both directions of a kept composite stay together)."""
+    seeded random subset of the composites (both directions of a kept composite stay together). When no
+    composite is left, `strict` raises `DataError`; otherwise an empty table (with the columns) is returned."""
     from .seeding import rng
     index = whatsup_index(whatsup_dir)
     size = geometry.canvas_px
@@ -180,16 +217,17 @@ def whatsup_items(whatsup_dir: Path | str, geometry: Geometry, out_dir: Path,
         path.parent.mkdir(parents=True, exist_ok=True)
         whatsup_composite(_load_rgb(index[ref][left]["left"]), _load_rgb(index[ref][right]["right"]),
                           size).save(path, format="PNG")
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
         cells = whatsup_slot_cells(ref, geometry.grid)
         for direction, answer in (("left", left), ("right", right)):
             rows.append(dict(item=f"whatsup-{direction}-{k:05d}", setting="whatsup", direction=direction,
                              orientation="horizontal", reference=ref, e0=left, e1=ref, e2=right, answer=answer,
                              prompt=WHATSUP_TEMPLATE.format(prep=PREPOSITIONS[direction], reference=ref),
-                             cells=json.dumps(cells), image=rel))
-    if not rows:
+                             cells=json.dumps(cells), image=rel, image_sha256=sha))
+    if not rows and strict:
         raise DataError(f"{whatsup_image_dir(whatsup_dir)}: no What'sUp composite left after keeping side objects "
                         f"the model can name in one token")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=WHATSUP_COLUMNS)
 
 
 # ------------------------------------------------------------------ COCO-spatial
@@ -289,55 +327,112 @@ def coco_boxes(coco_dir: Path | str, image_ids) -> dict[int, dict]:
     return out
 
 
-def coco_box_cells(box_xywh, width: int, height: int, grid: int) -> list[int]:
-    """Grid cells of a COCO box after the image is resized (not aspect-preserving) to a square grid x grid canvas:
-    the cells whose centre lies inside the box."""
+def coco_box_cells(box_xywh, width: int, height: int, grid) -> list[int]:
+    """Grid cells of a COCO box on the token grid the image is seen on (N, a square canvas the image is resized to
+    without preserving its aspect, or (rows, cols) at dynamic resolution): the cells whose centre lies inside."""
     x, y, w, h = box_xywh
     return box_cells((y / height, (y + h) / height, x / width, (x + w) / width), grid)
 
 
-def centroid(cells: list[int], grid: int) -> tuple[float, float]:
-    rc = np.array([divmod(c, grid) for c in cells], dtype=float)
+def centroid(cells: list[int], grid) -> tuple[float, float]:
+    cols = grid if isinstance(grid, int) else grid[1]
+    rc = np.array([divmod(c, cols) for c in cells], dtype=float)
     return float(rc[:, 0].mean()), float(rc[:, 1].mean())
 
 
-def coco_items(coco_dir: Path | str, geometry: Geometry, out_dir: Path, style: str = "anchored") -> pd.DataFrame:
-    """One row per (question, option ordering) (paper §4.5), images resized to the model's canvas.
+BOX_STATUS = ("ok", "missing box", "box covers no token", "side check failed")
 
+
+def coco_items(coco_dir: Path | str, geometry: Geometry, out_dir: Path, style: str = "anchored",
+               native_grid: Callable[[int, int], tuple[int, int]] | None = None) -> pd.DataFrame:
+    """One row per (question, option ordering) (paper §4.5).
+
+    Images are seen either on the model's square canvas (resized, not aspect-preserving: fixed-resolution
+    families) or, with `native_grid(width, height) -> (rows, cols)`, at the model's dynamic resolution (the
+    photo is kept as it is and the model's processor resizes it, as the authors run Qwen2-VL-2B; paper §5.7).
     `cells` lists the grid cells of the object that is left/above (class 0) and of the other one (class 1)
-    from the largest-area COCO box of each label; `probe_ok` is False when a box is missing, maps to no cell,
-    or the cell centroids contradict the caption ("side check", paper §5.7): such items are still asked,
-    but give no probe training rows."""
+    from the largest-area COCO box of each label, on that grid (`grid_rows` x `grid_cols`). `box_status` says
+    why an item gives no probe rows (`probe_ok` False): a label without a box ("missing box"), a box no token
+    centre falls in, or token centroids that contradict the caption ("side check failed", paper §5.7). Such
+    items are still asked."""
     if style not in COCO_PROMPTS:
         raise ValueError(f"unknown COCO prompt style {style!r}; expected one of {sorted(COCO_PROMPTS)}")
     qs = coco_questions(coco_dir)
     meta = coco_boxes(coco_dir, qs["image_id"].unique())
-    grid, size = geometry.grid, geometry.canvas_px
-    written: dict[int, str] = {}
+    size = geometry.canvas_px
+    written: dict[int, tuple[str, tuple[int, int]]] = {}
     rows = []
     for q in qs.itertuples():
+        m = meta[q.image_id]
         if q.image_id not in written:
             rel = f"coco/{q.image_id:012d}.png"
             path = out_dir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            _load_rgb(coco_image_path(coco_dir, q.image_id)).resize((size, size), Image.Resampling.BILINEAR).save(
-                path, format="PNG")
-            written[q.image_id] = rel
-        m = meta[q.image_id]
+            img = _load_rgb(coco_image_path(coco_dir, q.image_id))
+            if native_grid is None:
+                img, grid = img.resize((size, size), Image.Resampling.BILINEAR), (geometry.grid, geometry.grid)
+            else:
+                grid = tuple(int(v) for v in native_grid(*img.size))
+            img.save(path, format="PNG")
+            written[q.image_id] = rel, grid
+        rel, grid = written[q.image_id]
         subj_box, obj_box = m["boxes"].get(q.subj), m["boxes"].get(q.obj)
         subj_cells = coco_box_cells(subj_box, m["width"], m["height"], grid) if subj_box else []
         obj_cells = coco_box_cells(obj_box, m["width"], m["height"], grid) if obj_box else []
         first_is_subj = q.relation in ("left", "above")
         cells = [subj_cells, obj_cells] if first_is_subj else [obj_cells, subj_cells]
-        ok = bool(subj_cells and obj_cells)
-        if ok:
+        if subj_box is None or obj_box is None:
+            status = "missing box"
+        elif not (subj_cells and obj_cells):
+            status = "box covers no token"
+        else:
             k = 1 if q.axis == "horizontal" else 0
-            ok = centroid(cells[0], grid)[k] < centroid(cells[1], grid)[k]
+            status = "ok" if centroid(cells[0], grid)[k] < centroid(cells[1], grid)[k] else "side check failed"
         words = AXIS_WORDS[q.axis]
         for order, (a, b) in (("ab", words), ("ba", words[::-1])):
             rows.append(dict(item=f"coco-{q.index:04d}", query=order, setting="coco", direction=q.relation,
                              orientation=q.axis, image_id=q.image_id, subj=q.subj, obj=q.obj, answer=q.relation,
                              prompt=COCO_PROMPTS[style][q.axis].format(subj=q.subj, obj=q.obj, a=a, b=b),
-                             cells=json.dumps(cells), probe_ok=ok, allowed=json.dumps(list(words)),
-                             image=written[q.image_id]))
+                             cells=json.dumps(cells), probe_ok=status == "ok", box_status=status,
+                             allowed=json.dumps(list(words)), image=rel, native=native_grid is not None,
+                             grid_rows=grid[0], grid_cols=grid[1], style=style))
     return pd.DataFrame(rows)
+
+
+OPPOSITE_RELATION = {"left": "right", "right": "left", "above": "below", "below": "above"}
+COCO_CONTROLS = ("shuffle", "swap")
+
+
+def coco_controls(items: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The authors' two sanity controls (paper-spec §5.8) as extra queries of every COCO item, both orderings:
+
+    * ``shuffle``: the same question about another photo (a seeded derangement over items, never the same
+      image), scored against the original answer: without the right image the model should fall to chance;
+    * ``swap``: subject and object exchanged on the same photo ("Is the cat ... of the dog?"), scored against
+      the opposite relation: a model that reads the layout flips its answer.
+
+    Rows keep the item id and gain `control`; a shuffled row takes the donor's image, grid and cells."""
+    from .seeding import rng
+    first = items.drop_duplicates("item").reset_index(drop=True)
+    order = rng(seed, "coco-controls-shuffle").permutation(len(first))
+    donor = {}
+    for k, i in enumerate(order):
+        for step in range(1, len(order)):
+            j = order[(k + step) % len(order)]
+            if first.at[j, "image_id"] != first.at[i, "image_id"]:
+                donor[first.at[i, "item"]] = first.iloc[j]
+                break
+    out = []
+    for r in items.itertuples(index=False):
+        row = r._asdict()
+        a, b = json.loads(r.allowed) if r.query == "ab" else json.loads(r.allowed)[::-1]
+        swap = dict(row, control="swap", answer=OPPOSITE_RELATION[r.answer], direction=OPPOSITE_RELATION[r.answer],
+                    subj=r.obj, obj=r.subj, cells=json.dumps(json.loads(r.cells)),
+                    prompt=COCO_PROMPTS[r.style][r.orientation].format(subj=r.obj, obj=r.subj, a=a, b=b))
+        out.append(swap)
+        if r.item in donor:
+            d = donor[r.item]
+            out.append(dict(row, control="shuffle", image=d["image"], image_id=int(d["image_id"]),
+                            grid_rows=int(d["grid_rows"]), grid_cols=int(d["grid_cols"]), native=bool(d["native"]),
+                            cells=d["cells"], probe_ok=False, box_status="shuffled image"))
+    return pd.DataFrame(out)

@@ -11,7 +11,8 @@ Two designs (paper §5.3, §5.4); `t0..t4` are distinct entities of the setting,
   clean (t2, t1, t0), cf (t0, t1, t2); the same query on both runs. Clean answer c0 = t0, middle c1 = t1,
   cf answer c2 = t2: the side regions hold the same entities in both runs, only their order differs.
 
-Tuples are drawn without replacement in an order fixed by the root seed (one stream per design, setting
+Entities come from `pool`: for Squares the 7-colour pool with Orange (paper §3.2, §5.3; config
+`patching.colour_pool: palette` uses the model's six-colour palette instead). Tuples are drawn without replacement in an order fixed by the root seed (one stream per design, setting
 and direction, the same for every model), and kept when the model's top-1 answer is right on both the
 clean and the cf run (scored as `behaviour.normalise`), until `target` pairs or `max_attempts` tuples.
 Every attempted tuple is a row of the table (`golden` marks the pairs), so each number traces back to
@@ -32,7 +33,7 @@ from . import interventions, runtime
 from .behaviour import normalise
 from .models import VLMAdapter
 from .seeding import rng
-from .stimuli import OPPOSITE, ORIENTATION_OF, Entity, entities, prompt, render_scene
+from .stimuli import OPPOSITE, ORIENTATION_OF, Entity, pair_entities, prompt, render_scene
 from .tables import atomic_write
 
 DESIGNS = ("last_token", "criss_cross")
@@ -129,21 +130,88 @@ class Oracle:
                 self.results[scene, d] = tok, normalise(tok) == normalise(target.answer)
 
 
+class WhatsupOracle(Oracle):
+    """An Oracle whose scenes are What'sUp composites (paper §3.5): scene (left object, reference, right object)
+    is the left half of "<left>_left_of_<ref>" beside the right half of "<right>_right_of_<ref>"."""
+
+    def __init__(self, adapter: VLMAdapter, index: dict, image_dir: Path, batch_size: int):
+        super().__init__(adapter, "whatsup", image_dir, batch_size)
+        self.index = index
+
+    def image(self, scene: tuple[Entity, ...], orientation: str):
+        from .naturalistic import _load_rgb, whatsup_composite
+        key = (scene, orientation)
+        if key not in self.images:
+            left, ref, right = (e.name for e in scene)
+            self.images[key] = whatsup_composite(_load_rgb(self.index[ref][left]["left"]),
+                                                 _load_rgb(self.index[ref][right]["right"]), self.geometry.canvas_px)
+        return self.images[key]
+
+
+def whatsup_tuples(adapter: VLMAdapter, index: dict, design: str, direction: str, seed: int,
+                   max_attempts: int) -> list[tuple[Entity, ...]]:
+    """Entity tuples of a What'sUp design in the seeded order they are tried: t1 (c1) is a reference, the
+    other roles distinct side objects of that reference; every name (the reference's too, a scored candidate)
+    one token for this model (paper §5.3)."""
+    every = []
+    for ref, objs in sorted(index.items()):
+        if not adapter.is_one_token_name(ref):      # every role is a scored candidate (paper §4.4)
+            continue
+        sides = [Entity("whatsup", o, o, o, "object", None) for o in objs if adapter.is_one_token_name(o)]
+        middle = Entity("whatsup", ref, ref, ref, "reference", None)
+        for perm in itertools.permutations(sides, TUPLE_SIZE[design] - 1):
+            every.append((perm[0], middle, *perm[1:]))
+    order = rng(seed, "pairs", design, "whatsup", direction).permutation(len(every))
+    return [every[i] for i in order[:max_attempts]]
+
+
+def build_whatsup(adapter: VLMAdapter, whatsup_dir, directions, seed: int, target: int, max_attempts: int,
+                  image_dir: Path, batch_size: int | None = None, designs=DESIGNS) -> dict[str, pd.DataFrame]:
+    """Both designs on What'sUp composites, left/right only (the composites are horizontal), golden-filtered as
+    the synthetic pairs are."""
+    from .naturalistic import whatsup_index
+    index = whatsup_index(whatsup_dir)
+    oracle = WhatsupOracle(adapter, index, image_dir, batch_size or runtime.batch_size())
+    dirs = [d for d in directions if d in ("left", "right")]
+    with torch.no_grad():
+        return {d: build(adapter, "whatsup", d, dirs, seed, target, max_attempts, oracle,
+                         tuples_of=lambda direction, d=d: whatsup_tuples(adapter, index, d, direction, seed,
+                                                                         max_attempts))
+                for d in designs}
+
+
+def pool(adapter: VLMAdapter, setting: str, colour_pool: str = "paper") -> tuple[Entity, ...]:
+    """The entities a model's pairs draw from: `stimuli.pair_entities` (Squares: the 7-colour pool with Orange
+    under "paper"), keeping the colours whose names are single tokens lower-case and capitalised for this
+    tokenizer (`VLMAdapter.is_one_token_name`), as the authors filter their pool (paper §3.2)."""
+    ents = pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)
+    if setting != "squares" or colour_pool != "paper":
+        return ents
+    return tuple(e for e in ents if adapter.is_one_token_name(e.answer))
+
+
 def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int, target: int, max_attempts: int,
-          oracle: Oracle, chunk: int = 64) -> pd.DataFrame:
-    """Every attempted tuple of one design (all directions), with its golden flag; see the module docstring."""
-    ents = entities(setting, adapter.palette)
+          oracle: Oracle, chunk: int = 64, colour_pool: str = "paper", tuples_of=None) -> pd.DataFrame:
+    """Every attempted tuple of one design (all directions), with its golden flag; see the module docstring.
+
+    tuples_of(direction) -> entity tuples in the order they are tried (default: the setting's pool in the
+    seeded `sampling_order`)."""
+    if tuples_of is None:
+        ents = pool(adapter, setting, colour_pool)
+
+        def tuples_of(direction):
+            return [tuple(ents[i] for i in idx)
+                    for idx in sampling_order(len(ents), design, setting, direction, seed, max_attempts)]
     roles = ROLES[design]
     rows = []
     for direction in directions:
-        order = sampling_order(len(ents), design, setting, direction, seed, max_attempts)
+        order = tuples_of(direction)
         kept = 0
         for sl in runtime.batches(len(order), chunk, f"{adapter.spec.name} {setting} {design} {direction} pairs"):
             if kept >= target:
                 break
             batch = []
-            for sample, idx in enumerate(order[sl], sl.start):
-                tup = tuple(ents[i] for i in idx)
+            for sample, tup in enumerate(order[sl], sl.start):
                 clean, cf, cf_dir = scenes(design, direction, tup)
                 batch.append((sample, tup, clean, cf, cf_dir))
             oracle.evaluate([k for _, _, clean, cf, cf_dir in batch for k in ((clean, direction), (cf, cf_dir))])
@@ -177,19 +245,21 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
                "candidates", "clean_scene", "cf_scene", "clean_prompt", "cf_prompt", "clean_answer", "cf_answer",
                "clean_prediction", "cf_prediction", "clean_correct", "cf_correct", "clean_image",
                "clean_image_sha256", "cf_image", "cf_image_sha256", "n_tokens"]
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    return out.astype({"golden": bool})     # an empty table (nothing to try) still filters by `golden`
 
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
               image_dir: Path, batch_size: int | None = None, designs=DESIGNS,
-              lm_input_override=None) -> dict[str, pd.DataFrame]:
+              lm_input_override=None, colour_pool: str = "paper") -> dict[str, pd.DataFrame]:
     """The designs for one (model, setting), sharing the cached predictions and images.
 
     lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
     every run (e.g. the ordering ablation), so pairs are golden under that intervention."""
     oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override)
     with torch.no_grad():
-        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle) for d in designs}
+        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle, colour_pool=colour_pool)
+                for d in designs}
 
 
 def golden(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -192,12 +192,15 @@ def _compare(model, table, item, quantity, pub, ours=np.nan, lo=np.nan, hi=np.na
 
 
 def published_vs_regenerated(published: dict, version: str, models: Sequence[str], table1=None, table5=None,
-                             table2=None, probes=None, geometry: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+                             table2=None, probes=None, geometry: Mapping[str, Mapping] | None = None,
+                             skipped: Mapping[str, Mapping[str, str]] | None = None) -> pd.DataFrame:
     """Every published value of `version` for each configured model of the same name, beside ours and our CI.
 
     A model without any published value gets one row saying so. `geometry`: model -> our canvas geometry
-    (grid, px_per_token, object_tokens, gap_tokens, strip_width), compared exactly."""
+    (grid, px_per_token, object_tokens, gap_tokens, strip_width), compared exactly. `skipped`: table ("Table 1",
+    "Probes") -> setting -> why this run has no value for it (e.g. What'sUp without data), the note of its rows."""
     geometry = geometry or {}
+    skipped = skipped or {}
     known = published_models(published, version)
     rows = []
     for m in models:
@@ -210,7 +213,9 @@ def published_vs_regenerated(published: dict, version: str, models: Sequence[str
             continue
         for setting, pub in ((published.get("table1", {}).get(version) or {}).get(m) or {}).items():
             r = _pick(table1, model=m, setting=setting, direction="all")
-            rows.append(_compare(m, "Table 1", setting, "accuracy", pub, *_vals(r, "accuracy", "ci_low", "ci_high")))
+            note = skipped.get("Table 1", {}).get(setting, "") if r is None else ""
+            rows.append(_compare(m, "Table 1", setting, "accuracy", pub, *_vals(r, "accuracy", "ci_low", "ci_high"),
+                                 note=note))
         for setting, pub in ((published.get("table5", {}).get(version) or {}).get(m) or {}).items():
             r = _pick(table5, model=m, setting=setting, direction="all")
             rows.append(_compare(m, "Table 5", setting, "accuracy under ablation", pub,
@@ -226,8 +231,9 @@ def published_vs_regenerated(published: dict, version: str, models: Sequence[str
         for setting, by_o in ((published.get("probes", {}).get(version) or {}).get(m) or {}).items():
             for orientation, pub in by_o.items():
                 r = _pick(probes, model=m, setting=setting, orientation=orientation, site="lm_input")
+                note = skipped.get("Probes", {}).get(setting, "") if r is None else ""
                 rows.append(_compare(m, "Probes", f"{setting} {orientation}", "probe accuracy", pub,
-                                     *_vals(r, "acc", "acc_lo", "acc_hi"), ci="bootstrap 95% CI"))
+                                     *_vals(r, "acc", "acc_lo", "acc_hi"), ci="bootstrap 95% CI", note=note))
         for quantity, pub in ((published.get("table4", {}).get(version) or {}).get(m) or {}).items():
             ours = (geometry.get(m) or {}).get(quantity)
             if ours is None:

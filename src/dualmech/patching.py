@@ -69,12 +69,14 @@ def swap_regions(geometry: Geometry, orientation: str, kind: str, strip_width: i
 
 
 def null_regions(geometry: Geometry, orientation: str, size: int, draws: int, generator: np.random.Generator,
-                 exclude: Sequence[int]) -> tuple[list[tuple[list[int], list[int]]], str]:
+                 exclude: Sequence[int], objects: set[int] | None = None) -> tuple[list[tuple[list[int], list[int]]], str]:
     """`draws` random region pairs (a', b') of `size` cells each, disjoint from each other and from every
     object cell. They also avoid `exclude` (the swapped regions A u B) whenever the grid leaves room for
     2 * size such cells; tiling strips never do, and then the background cells of A and B are eligible
-    too. Returns the draws and which pool they came from."""
-    objects = {i for cells in geometry.object_cells(orientation) for i in geometry.index(cells)}
+    too. `objects` overrides the object cells (default: the canonical layout's). Returns the draws and which
+    pool they came from."""
+    if objects is None:      # the canonical layout's object cells (What'sUp passes its boxes)
+        objects = {i for cells in geometry.object_cells(orientation) for i in geometry.index(cells)}
     everything = range(geometry.grid ** 2)
     pools = [("outside swapped regions and objects", [i for i in everything if i not in objects | set(exclude)]),
              ("outside objects", [i for i in everything if i not in objects]),
@@ -296,13 +298,52 @@ def criss_cross_variants(geometry: Geometry, strip_width: int | None, null_draws
     return variants_of, kinds
 
 
+def whatsup_criss_cross_variants(geometry: Geometry, null_draws: int, seed: int):
+    """variants_of(pair) for What'sUp pairs: the regions of the pair's reference (c1) from
+    config/whatsup_regions.yaml (`naturalistic.whatsup_swap_regions`), nulls avoiding its three boxes."""
+    from .naturalistic import whatsup_slot_cells, whatsup_swap_regions
+    kinds = [(k, 0) for k in KINDS] + [(f"{k}_null", d) for k in KINDS for d in range(null_draws)]
+
+    def regions(row, k):
+        ref = row["c1"]
+        a, b = whatsup_swap_regions(ref, geometry.grid, k)
+        boxes = {i for cells in whatsup_slot_cells(ref, geometry.grid) for i in cells}
+        draws, pool = null_regions(geometry, row["orientation"], len(a), null_draws, rng(seed, "null", k, row["pair"]),
+                                   a + b, objects=boxes)
+        return a, b, draws, pool
+
+    def variants_of(row) -> list[tuple]:
+        out, nulls = [], []
+        for k in KINDS:
+            a, b, draws, _ = regions(row, k)
+            out.append((a + b, b + a))
+            nulls += [(na + nb, nb + na) for na, nb in draws]
+        return out + nulls
+    return variants_of, kinds, regions
+
+
+def whatsup_region_table(geometry: Geometry, null_draws: int, seed: int, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The cells each What'sUp criss-cross variant swaps, per pair (regions depend on the pair's reference)."""
+    _, _, regions = whatsup_criss_cross_variants(geometry, null_draws, seed)
+    rows = []
+    for _, row in pairs.iterrows():
+        for k in KINDS:
+            a, b, draws, pool = regions(row, k)
+            rows.append(dict(pair=row["pair"], orientation=row["orientation"], kind=k, draw=0, a=json.dumps(a),
+                             b=json.dumps(b), pool="swap"))
+            rows += [dict(pair=row["pair"], orientation=row["orientation"], kind=f"{k}_null", draw=d,
+                          a=json.dumps(na), b=json.dumps(nb), pool=pool) for d, (na, nb) in enumerate(draws)]
+    return pd.DataFrame(rows, columns=["pair", "orientation", "kind", "draw", "a", "b", "pool"])
+
+
 def criss_cross(adapter: VLMAdapter, model: str, pairs: pd.DataFrame, image_root: Path, strip_width: int | None,
                 null_draws: int, seed: int, rows_per_forward: int | None = None,
-                lm_input_override=None) -> pd.DataFrame:
+                lm_input_override=None, variants=None) -> pd.DataFrame:
     """Figs 6/7: clean[A] <- cf[B], clean[B] <- cf[A] for object blocks, strips and random-region nulls.
-    With `lm_input_override` (the ordering ablation on both runs) this is Fig 9."""
+    With `lm_input_override` (the ordering ablation on both runs) this is Fig 9. `variants` = (variants_of,
+    kinds) replaces the canonical regions (What'sUp: `whatsup_criss_cross_variants`)."""
     sites = iv.all_sites(adapter.n_layers)
-    variants_of, kinds = criss_cross_variants(adapter.geometry, strip_width, null_draws, seed)
+    variants_of, kinds = variants or criss_cross_variants(adapter.geometry, strip_width, null_draws, seed)
     probs, top = run_sweeps(adapter, pairs, image_root, variants_of, len(kinds), sites, rows_per_forward,
                             f"{model} criss-cross", lm_input_override)
     return sweep_table(model, pairs, probs, top, kinds, sites, flip_to="c2")

@@ -142,6 +142,28 @@ def grid_labels(images: pd.DataFrame, geometry: Geometry, orientation: str, enti
     return Labels(*(np.stack(x) for x in zip(*parts)), absolute=absolute, k=k)
 
 
+def whatsup_labels(images: pd.DataFrame, geometry: Geometry, entity_ids: dict[str, int]) -> Labels:
+    """Labels for What'sUp composites (App C.7; one row per image: `cells` JSON of the three slots' box cells
+    from config/whatsup_regions.yaml, `e0`..`e2`): slot k's cells have class k; the strip of class k is the
+    background of the full-height columns of box k. A cell two boxes claim belongs to neither."""
+    n = geometry.grid
+    parts = []
+    for _, row in images.iterrows():
+        boxes = [np.asarray(c, np.int64) for c in json.loads(row["cells"])]
+        claims = np.bincount(np.concatenate(boxes), minlength=n * n) if any(len(b) for b in boxes) else np.zeros(n * n)
+        obj, ent = np.full(n * n, -1, np.int64), np.full(n * n, -1, np.int64)
+        strip = np.zeros((n * n, 3), bool)
+        for k, cells in enumerate(boxes):
+            own = cells[claims[cells] == 1]
+            obj[own], ent[own] = k, entity_ids[row[f"e{k}"]]
+            cols = np.unique(cells % n)
+            strip[np.isin(np.arange(n * n) % n, cols), k] = True
+        strip &= ((obj < 0) & (claims == 0))[:, None]
+        parts.append((obj, ent, strip))
+    absolute = np.full((len(parts), n * n), -1, np.int64)
+    return Labels(*(np.stack(x) for x in zip(*parts)), absolute=absolute, k=3)
+
+
 # ------------------------------------------------------------------ probes
 class Probe:
     """Multinomial logistic regression over K classes (classes absent from training get probability 0)."""
@@ -474,7 +496,14 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
     rows, arrays = [], {}
     for orientation, (table, store) in canonical.items():
         index = store.index()
-        if grid:
+        if setting == "whatsup":     # composites: slot regions from the per-reference boxes (App C.7)
+            imgs = index[["image", "row"]].merge(table.drop_duplicates("image"), on="image",
+                                                 validate="one_to_one").sort_values("row").reset_index(drop=True)
+            ids = {e: i for i, e in enumerate(sorted(set(imgs[["e0", "e1", "e2"]].to_numpy().ravel())))}
+            labels = whatsup_labels(imgs, geometry, ids)
+            group, canon = np.arange(len(imgs)), np.ones(len(imgs), bool)
+            parts = [(store, imgs["row"].to_numpy())]
+        elif grid:
             imgs = index[["image", "row"]].merge(table, on="image", validate="one_to_one").sort_values("row")
             names = sorted({c["entity"] for cells in imgs["cells"] for c in json.loads(cells)})
             ids = {e: i for i, e in enumerate(names)}

@@ -38,4 +38,4 @@ def table1_display(acc: pd.DataFrame) -> pd.DataFrame:
                                  zip(overall["accuracy"], overall["ci_low"], overall["ci_high"])])
     wide = cells.pivot(index="model", columns="setting", values="cell")
     wide = wide.reindex(index=list(dict.fromkeys(overall["model"])), columns=list(dict.fromkeys(overall["setting"])))
-    return wide.reset_index().rename(columns=str.capitalize)
+    return wide.fillna("\u2014").reset_index().rename(columns=str.capitalize)   # a model without items there: —

@@ -11,6 +11,8 @@ rule ablation_references:
         "results/ablation/{model}/{setting}/references.safetensors",
     log:
         "results/logs/ablation_references/{model}/{setting}.log",
+    params:
+        colour_pool=config["patching"]["colour_pool"],
     resources:
         mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:

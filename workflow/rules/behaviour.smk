@@ -25,7 +25,7 @@ rule table1:
     message:
         "Table 1: accuracy with Wilson 95% intervals"
     input:
-        expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS),
+        expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + WHATSUP),
     output:
         csv="results/tables/table1.csv",
         md=report("results/tables/table1.md", caption="../report/table1.rst", category="Behaviour"),
@@ -33,6 +33,8 @@ rule table1:
         figure=report("figures/table1_accuracy.pdf", caption="../report/table1.rst", category="Behaviour"),
     log:
         "results/logs/table1.log",
+    params:
+        skipped=SKIPPED["Table 1"],
     conda:
         ENV
     script:

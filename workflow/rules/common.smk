@@ -24,9 +24,22 @@ GRIDS = [f"grid{k}" for k in config["grids"]]
 ENV = "../../envs/dualmech.yaml"
 
 
+# What'sUp composites join Table 1, Figs 3/6/7 and the App C.7 probes only when data.whatsup_dir names the photos
+# (paper §3.5, §5.1-§5.4).
+WHATSUP = ["whatsup"] if config["data"]["whatsup_dir"] else []
+# table -> setting -> why this run has no value for it (Table 1's caption, the published-vs-regenerated notes)
+SKIPPED = {"Table 1": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"},
+           "Probes": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"}}
+if not WHATSUP:
+    from snakemake.logging import logger
+
+    logger.info("data.whatsup_dir is not set: What'sUp is skipped in Table 1, Figs 3, 6, 7 (App C.1, C.3) and the "
+                "App C.7 probes (Fig 4, probe table); only the synthetic settings run")
+
+
 wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
-    setting="|".join(SETTINGS + GRIDS),
+    setting="|".join(SETTINGS + GRIDS + WHATSUP),
 
 
 # Cluster runs: rules that only read tables and write figures/tables (seconds each) run where snakemake runs.
@@ -72,10 +85,11 @@ def all_targets():
         "figures/table1_accuracy.pdf",
         "figures/fig1_stimuli.pdf",
         expand("results/tables/probes.{ext}", ext=["csv", "md", "tex"]),
-        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS),
+        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
         [f"figures/probe_depth_{m['name']}.pdf" for m in config["models"] if not m.get("twin_of")],
         expand("results/tables/patching_summary.{ext}", ext=["csv", "md", "tex"]),
         expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7, 9], model=MODELS, setting=SETTINGS),
+        expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7], model=MODELS, setting=WHATSUP),
         expand("results/tables/table5.{ext}", ext=["csv", "md", "tex"]),
         expand("results/tables/backup_layers.{ext}", ext=["csv", "md", "tex"]),
         "figures/table5_ablation.pdf",

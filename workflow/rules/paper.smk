@@ -45,6 +45,7 @@ rule published_vs_regenerated:
         version=config["paper_version"],
         models=MODELS,
         strip_width=config["patching"]["strip_width"],
+        skipped=SKIPPED,
     conda:
         ENV
     script:

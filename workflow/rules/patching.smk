@@ -25,6 +25,7 @@ rule patching_pairs:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
+        data=config["data"],
     resources:
         mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:

@@ -8,6 +8,7 @@ STORE = "results/activations/{model}/{imageset}"
 
 # image sets a (model, setting) probe reads: the canonical set, plus the shifted control for relation settings
 PROBE_SETS = {s: [s] + ([f"{s}_shifted"] if s in SETTINGS and PROBING["shifts"] else []) for s in SETTINGS + GRIDS}
+PROBE_SETS.update({s: [s] for s in WHATSUP})   # App C.7: What'sUp composites (horizontal only, no shifted control)
 
 
 rule shifted_stimuli:
@@ -45,7 +46,7 @@ rule extract_activations:
     log:
         "results/logs/extract_activations/{model}/{imageset}.log",
     wildcard_constraints:
-        imageset="|".join(SETTINGS + GRIDS + [f"{s}_shifted" for s in SETTINGS]),
+        imageset="|".join(SETTINGS + GRIDS + WHATSUP + [f"{s}_shifted" for s in SETTINGS]),
     params:
         sites=PROBING["sites"],
     resources:
@@ -113,7 +114,7 @@ rule probe_table:
     message:
         "Probe table: accuracy, ambiguous-token accuracy, strip score and selectivity per site, with CIs"
     input:
-        expand("results/probes/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + GRIDS),
+        expand("results/probes/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
     output:
         csv="results/tables/probes.csv",
         md=report("results/tables/probes.md", caption="../report/probes.rst", category="Probing"),

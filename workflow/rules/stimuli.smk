@@ -15,6 +15,7 @@ rule stimuli:
         seed=config["seed"],
         directions=config["directions"],
         grid_images=config["grid_images"],
+        data=config["data"],
     conda:
         ENV
     script:

@@ -8,7 +8,8 @@ from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
 spec = snake.model_spec(snakemake)
-geometry, palette = models.describe(spec)
+adapter = models.describe_adapter(spec)
+geometry, palette = adapter.geometry, adapter.palette
 testbed, p = snakemake.wildcards.testbed, snakemake.params
 out = Path(snakemake.output.images)
 if testbed == "synthetic":
@@ -28,7 +29,12 @@ elif testbed == "whatsup":
                                        p.seed)
 else:
     style = next(m["prompt"] for m in p.amp["coco"]["models"] if m["name"] == spec.name)
-    items = naturalistic.coco_items(p.data["coco_dir"], geometry, out, style)
+    native = p.amp["coco"]["resolution"] == "native" and adapter.dynamic_resolution
+    items = naturalistic.coco_items(p.data["coco_dir"], geometry, out, style,
+                                    native_grid=adapter.native_grid if native else None)
+    per_item = items.drop_duplicates("item")
+    log.info("COCO: %s resolution; probe rows per box status %s", "dynamic" if native else "square-canvas",
+             per_item["box_status"].value_counts().to_dict())
 items.insert(0, "model", spec.name)
 atomic_write(snakemake.output.table, items.to_parquet(index=False))
 log.info("%s: %d queries over %d items, geometry %s", testbed, len(items), items["item"].nunique(),

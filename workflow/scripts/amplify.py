@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualmech import amplification, models, snake
+from dualmech import amplification, models, naturalistic, snake
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -19,7 +19,8 @@ tb = amplification.Testbed(testbed, queries, Path(snakemake.input.images), syste
 synthetic = None
 if p.amp["synthetic_probe_images"] > 0:
     synthetic = amplification.synthetic_probe_data(adapter, p.settings, p.amp["synthetic_probe_images"], p.seed)
-base, outcomes, meta = amplification.run(adapter, tb, p.amp, p.seed, synthetic, log=log.info)
+controls = naturalistic.coco_controls(queries, p.seed) if testbed == "coco" else None   # image shuffle, subject/object swap
+base, outcomes, meta = amplification.run(adapter, tb, p.amp, p.seed, synthetic, log=log.info, controls=controls)
 
 
 def clean(x):   # strict JSON: NaN -> null

@@ -9,6 +9,11 @@ from dualmech.tables import atomic_write
 log = snake.start(snakemake)
 adapter = models.load(snake.model_spec(snakemake))
 items = pd.read_parquet(snakemake.input.table)
-preds = behaviour.predict(adapter, items, Path(snakemake.input.images), desc=f"{adapter.spec.name} {snakemake.wildcards.setting}")
+if items.empty:   # e.g. What'sUp for a model that names none of the side objects in one token
+    preds = items.assign(prediction=pd.Series(dtype=str), correct=pd.Series(dtype=bool), p_answer=pd.Series(dtype=float))
+    log.warning("no items: this model names none of the %s entities in one token", snakemake.wildcards.setting)
+else:
+    preds = behaviour.predict(adapter, items, Path(snakemake.input.images),
+                              desc=f"{adapter.spec.name} {snakemake.wildcards.setting}")
+    log.info("accuracy %.4f over %d items", preds["correct"].mean(), len(preds))
 atomic_write(snakemake.output[0], preds.to_parquet(index=False))
-log.info("accuracy %.4f over %d items", preds["correct"].mean(), len(preds))

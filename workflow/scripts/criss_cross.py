@@ -16,12 +16,16 @@ override = None
 if "references" in snakemake.input.keys():
     refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
     override = ablation.scene_values(adapter.geometry, refs)
+whatsup = snakemake.wildcards.setting == "whatsup"      # per-reference regions (config/whatsup_regions.yaml)
+directions = [d for d in snakemake.params.directions if d in ("left", "right")] if whatsup else snakemake.params.directions
+variants = patching.whatsup_criss_cross_variants(adapter.geometry, cfg["null_draws"], seed)[:2] if whatsup else None
 sweep = patching.criss_cross(adapter, model, golden, Path(snakemake.input.images), cfg["strip_width"],
-                             cfg["null_draws"], seed, lm_input_override=override)
+                             cfg["null_draws"], seed, lm_input_override=override, variants=variants)
 curves = patching.curves(sweep, seed)
-stats = patching.flip_tests(sweep, patching.pair_counts(table, snakemake.params.directions), cfg["min_pairs"])
+stats = patching.flip_tests(sweep, patching.pair_counts(table, directions), cfg["min_pairs"])
 stats["model"], stats["setting"] = model, snakemake.wildcards.setting
-regions = patching.region_table(adapter.geometry, cfg["strip_width"], cfg["null_draws"], seed, golden)
+regions = (patching.whatsup_region_table(adapter.geometry, cfg["null_draws"], seed, golden) if whatsup
+           else patching.region_table(adapter.geometry, cfg["strip_width"], cfg["null_draws"], seed, golden))
 for key, df in (("sweep", sweep), ("curves", curves), ("stats", stats), ("regions", regions)):
     atomic_write(snakemake.output[key], df.to_parquet(index=False))
 log.info("%d golden pairs%s\n%s", len(golden), " (under ablation)" if override else "",

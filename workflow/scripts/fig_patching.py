@@ -7,6 +7,8 @@ from dualmech.plots.patching import fig3_last_token, fig_criss_cross
 log = snake.start(snakemake)
 model, setting, fig = snakemake.wildcards.model, snakemake.wildcards.setting, snakemake.wildcards.fig
 directions, min_pairs = snakemake.params.directions, snakemake.params.min_pairs
+if setting == "whatsup":   # What'sUp composites are horizontal: left/right panels only
+    directions = [d for d in directions if d in ("left", "right")]
 counts = patching.pair_counts(pd.read_parquet(snakemake.input.pairs), directions)
 curves = pd.read_parquet(snakemake.input.curves)
 if fig == "3":

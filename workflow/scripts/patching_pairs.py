@@ -15,9 +15,14 @@ if "references" in snakemake.input.keys():
     refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
     override = ablation.scene_values(adapter.geometry, refs)
 designs = [d for d in pairs.DESIGNS if d in snakemake.output.keys()]
-tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
-                         cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
-                         lm_input_override=override)
+if setting == "whatsup":   # composites of side objects around a reference, left/right (paper §5.3, §5.4)
+    tables = pairs.build_whatsup(adapter, snakemake.params.data["whatsup_dir"], snakemake.params.directions,
+                                 snakemake.params.seed, cfg["pairs_per_direction"], cfg["max_attempts"], images,
+                                 designs=designs)
+else:
+    tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
+                             cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
+                             lm_input_override=override, colour_pool=cfg["colour_pool"])
 for design, df in tables.items():
     df.insert(0, "model", model)
     atomic_write(snakemake.output[design], df.to_parquet(index=False))

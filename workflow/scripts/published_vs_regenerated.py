@@ -25,7 +25,7 @@ for m in par.models:
         log.warning("geometry of %s unavailable: %s", m, e)
 long = paper.published_vs_regenerated(published, par.version, par.models, table1=table("table1"),
                                       table5=table("table5"), table2=table("table2"), probes=table("probes"),
-                                      geometry=geometry)
+                                      geometry=geometry, skipped=par.skipped)
 tables.write(long, paper.comparison_display(long), snakemake.output.csv[:-4],
              f"Published values (paper {par.version}) beside this run's value and 95% CI; OUTSIDE CI where the "
              "published value falls outside our interval. Models without a published counterpart say so.")

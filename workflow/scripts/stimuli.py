@@ -1,18 +1,24 @@
 """Render the canonical stimuli of one setting (or k x k grid) for one model."""
 from pathlib import Path
 
-from dualmech import models, snake
+from dualmech import models, naturalistic, snake
 from dualmech.stimuli import grid_items, relation_items
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
-geometry, palette = models.describe(snake.model_spec(snakemake))
+adapter = models.describe_adapter(snake.model_spec(snakemake))
+geometry, palette = adapter.geometry, adapter.palette
 setting = snakemake.wildcards.setting
 out = Path(snakemake.output.images)
-if setting.startswith("grid"):
+if setting == "whatsup":   # Table 1's What'sUp column: every composite of side objects the model names in one token
+    items = naturalistic.whatsup_items(snakemake.params.data["whatsup_dir"], geometry, out, adapter.is_one_token_name,
+                                       strict=False)
+elif setting.startswith("grid"):
     items = grid_items(int(setting[4:]), snakemake.params.grid_images, geometry, palette, out, snakemake.params.seed)
 else:
-    items = relation_items(setting, geometry, palette, out, snakemake.params.directions)
+    items = relation_items(setting, geometry, palette, out, snakemake.params.directions,
+                           exclude=adapter.exclude_objects)
 items.insert(0, "model", snakemake.wildcards.model)
 atomic_write(snakemake.output.table, items.to_parquet(index=False))
-log.info("%d items, %d images, geometry %s, palette %s", len(items), items["image"].nunique(), geometry, palette)
+log.info("%d items, %d images, geometry %s, palette %s, objects left out %s", len(items), items["image"].nunique(),
+         geometry, palette, list(adapter.exclude_objects))

@@ -6,7 +6,12 @@ from dualmech import behaviour, plots, snake, tables
 log = snake.start(snakemake)
 preds = pd.concat([pd.read_parquet(p) for p in snakemake.input], ignore_index=True)
 acc = behaviour.accuracy_table(preds)
-tables.write(acc, tables.table1_display(acc), snakemake.output.csv[:-4],
-             "Table 1. Top-1 accuracy on the canonical stimuli [Wilson 95% CI].")
+skipped = snakemake.params.skipped
+caption = "Table 1. Top-1 accuracy on the canonical stimuli [Wilson 95% CI]."
+if skipped:
+    caption += " Not shown: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."
+    for k, v in skipped.items():
+        log.info("Table 1 column %s skipped: %s", k, v)
+tables.write(acc, tables.table1_display(acc), snakemake.output.csv[:-4], caption)
 plots.table1_figure(acc, snakemake.output.figure)
 log.info("\n%s", acc.to_string(index=False))

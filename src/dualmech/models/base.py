@@ -30,13 +30,18 @@ class ModelSpec:
     dtype: str = "float32"
     family: str | None = None
     palette: str | None = None
+    exclude_objects: tuple[str, ...] | None = None
     geometry: dict = field(default_factory=dict)
     trust_remote_code: bool = False
 
     @classmethod
     def from_config(cls, entry: dict) -> "ModelSpec":
-        keys = {"name", "path", "revision", "dtype", "family", "palette", "geometry", "trust_remote_code"}
-        return cls(**{k: v for k, v in entry.items() if k in keys and v is not None})
+        keys = {"name", "path", "revision", "dtype", "family", "palette", "exclude_objects", "geometry",
+                "trust_remote_code"}
+        kw = {k: v for k, v in entry.items() if k in keys and v is not None}
+        if "exclude_objects" in kw:
+            kw["exclude_objects"] = tuple(kw["exclude_objects"])
+        return cls(**kw)
 
 
 @dataclass
@@ -90,6 +95,8 @@ class VLMAdapter:
     # The patching engine (interventions.trace/resume) may restart this family's LM at any decoder layer from
     # the recorded layer inputs, arguments and keys/values; False = plain full forwards (said in the log).
     resumable: ClassVar[bool] = False
+    default_exclude_objects: ClassVar[tuple[str, ...]] = ()     # Objects left out of every setting
+    dynamic_resolution: ClassVar[bool] = False   # True: `native_grid` + `prepare(grid=...)` see photos as they are
 
     def __init__(self, model, processor, spec: ModelSpec):
         self.model = model
@@ -100,6 +107,8 @@ class VLMAdapter:
         self.image_token_id = self._image_token_id()
         self.geometry = self._geometry()
         self.palette = spec.palette or self.default_palette
+        self.exclude_objects = (self.default_exclude_objects if spec.exclude_objects is None
+                                else tuple(spec.exclude_objects))
 
     # ---------------------------------------------------------------- per family
     @classmethod
@@ -174,21 +183,36 @@ class VLMAdapter:
         bos = self.tokenizer.bos_token
         return {"add_special_tokens": False} if bos and all(t.startswith(bos) for t in texts) else {}
 
+    def native_grid(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols) of visual tokens for a width x height image at the family's own dynamic resolution."""
+        raise UnsupportedModel(f"{self.spec.name}: the '{self.family}' family sees a fixed square canvas")
+
     def processor_inputs(self, images: list[Image.Image], texts: list[str]) -> dict:
         return dict(self.processor(images=images, text=texts, return_tensors="pt", padding=True,
                                    **self.text_kwargs(texts)))
 
-    def prepare(self, images: list[Image.Image], prompts: list[str], system: str | None = SYSTEM_PROMPT) -> Prepared:
+    def prepare(self, images: list[Image.Image], prompts: list[str], system: str | None = SYSTEM_PROMPT,
+                grid: tuple[int, int] | None = None) -> Prepared:
+        """Model inputs and token layout. `grid` = (rows, cols): the images are seen at the family's dynamic
+        resolution (`native_grid`, every image of the batch on that grid) instead of the square canvas."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        inputs = self.processor_inputs(list(images), [self.chat_text(p, system) for p in prompts])
+        texts = [self.chat_text(p, system) for p in prompts]
+        if grid is None:
+            inputs = self.processor_inputs(list(images), texts)
+            rows = cols = self.geometry.grid
+        else:
+            if not self.dynamic_resolution:
+                raise UnsupportedModel(f"{self.spec.name}: the '{self.family}' family sees a fixed square canvas")
+            inputs = self.processor_inputs(list(images), texts, native=True)
+            rows, cols = grid
         ids = inputs["input_ids"]
-        n = self.geometry.grid ** 2
+        n = rows * cols
         is_img = ids == self.image_token_id
         counts = is_img.sum(1)
         if not bool((counts == n).all()):
             raise UnsupportedModel(f"{self.spec.name}: expected {n} image tokens per example for a "
-                                   f"{self.geometry.grid}x{self.geometry.grid} grid, found {counts.tolist()}")
+                                   f"{rows}x{cols} grid, found {counts.tolist()}")
         grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n)
         mask = inputs.get("attention_mask", torch.ones_like(ids))
         final = mask.sum(1) - 1
@@ -216,6 +240,13 @@ class VLMAdapter:
     def token_ids(self, word: str) -> list[int]:
         ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
         return ids
+
+    def is_one_token_name(self, word: str) -> bool:
+        """The authors' filter for answer names (paper §3.2, §3.5): lower-case and capitalised forms are each a
+        single token, the lower-case one known. A word-level vocabulary without capitals maps the capitalised
+        form to its one unknown token, which counts as a single token (nothing is split)."""
+        lower, cap = self.token_ids(word.lower()), self.token_ids(word.capitalize())
+        return len(lower) == 1 and lower[0] != self.tokenizer.unk_token_id and len(cap) == 1
 
     def candidate_token_ids(self, word: str) -> list[int]:
         """Ids of the single-token variants {w, W, ' w', ' W'} of an answer word (paper §4.4)."""

@@ -18,6 +18,7 @@ class PixtralAdapter(VLMAdapter):
     family = "pixtral"
     resumable = True
     default_palette = "orange"     # paper §3.2: Pixtral confuses brown with the red cross
+    default_exclude_objects = ("bomb",)   # paper §3.4: the authors drop "bomb" for Pixtral (840 Objects items)
 
     @classmethod
     def handles(cls, config) -> bool:

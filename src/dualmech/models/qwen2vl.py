@@ -6,6 +6,10 @@ Table 4) or `geometry.grid`, and the image processor is told min = max pixels = 
 the canvas as is. Qwen2VLProcessor needs torchvision (its video processor), so inputs are built here from
 the image processor + tokenizer exactly as the processor builds them, plus `mm_token_type_ids`
 (1 at image tokens), which transformers 5 needs for the M-RoPE position ids.
+
+Naturalistic photos (COCO, paper §5.7) can instead be seen at the model's own dynamic resolution, as the
+authors do: the image processor's default min/max pixels and aspect-preserving `smart_resize`, a
+rows x cols grid per image (`native_grid`, `prepare(..., grid=(rows, cols))`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ DEFAULT_GRID = 12
 class Qwen2VLAdapter(VLMAdapter):
     family = "qwen2vl"
     resumable = True
+    dynamic_resolution = True
 
     @classmethod
     def handles(cls, config) -> bool:
@@ -35,10 +40,30 @@ class Qwen2VLAdapter(VLMAdapter):
                                    f"!= vision config {vc.patch_size}/{vc.spatial_merge_size}")
         return int(self.spec.geometry.get("grid", DEFAULT_GRID)), vc.patch_size * vc.spatial_merge_size
 
-    def processor_inputs(self, images, texts) -> dict:
+    def _pixel_bounds(self) -> tuple[int, int]:
+        """The image processor's own (min, max) pixel counts for dynamic resolution."""
+        ip = self.processor.image_processor
+        size = getattr(ip, "size", None) or {}
+        lo = size.get("shortest_edge", getattr(ip, "min_pixels", None))
+        hi = size.get("longest_edge", getattr(ip, "max_pixels", None))
+        if lo is None or hi is None:
+            raise UnsupportedModel(f"{self.spec.name}: image processor states no min/max pixels")
+        return int(lo), int(hi)
+
+    def native_grid(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols) of merged visual tokens for a width x height photo at dynamic resolution, as the image
+        processor itself decides it (its `smart_resize` under the default min/max pixels)."""
+        from PIL import Image
+        ip = self.processor.image_processor
+        lo, hi = self._pixel_bounds()
+        thw = ip(images=[Image.new("RGB", (width, height))], size={"shortest_edge": lo, "longest_edge": hi},
+                 return_tensors="pt")["image_grid_thw"][0].tolist()
+        return thw[1] // ip.merge_size, thw[2] // ip.merge_size
+
+    def processor_inputs(self, images, texts, native: bool = False) -> dict:
         ip, tok = self.processor.image_processor, self.tokenizer
-        area = self.geometry.canvas_px ** 2
-        vision = dict(ip(images=images, size={"shortest_edge": area, "longest_edge": area}, return_tensors="pt"))
+        lo, hi = self._pixel_bounds() if native else (self.geometry.canvas_px ** 2,) * 2
+        vision = dict(ip(images=images, size={"shortest_edge": lo, "longest_edge": hi}, return_tensors="pt"))
         placeholder = tok.convert_ids_to_tokens(self.image_token_id)
         counts = (vision["image_grid_thw"].prod(-1) // ip.merge_size ** 2).tolist()
         expanded = []

@@ -93,6 +93,13 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def describe(spec: ModelSpec) -> tuple[Geometry, str]:
     """(canvas geometry, palette) of a model without loading its weights (the model is built on `meta`)."""
+    adapter = describe_adapter(spec)
+    return adapter.geometry, adapter.palette
+
+
+def describe_adapter(spec: ModelSpec) -> VLMAdapter:
+    """The model's adapter without its weights (the model is built on `meta`): geometry, palette, excluded
+    objects and the processor, for rules that write stimuli."""
     import transformers as T
     config = load_config(spec)
     family = detect_family(spec, config)
@@ -101,8 +108,7 @@ def describe(spec: ModelSpec) -> tuple[Geometry, str]:
         model = T.AutoModelForImageTextToText.from_config(config, trust_remote_code=spec.trust_remote_code)
     processor = ADAPTERS[family].load_processor(src, revision=spec.revision, local_files_only=True,
                                                 trust_remote_code=spec.trust_remote_code)
-    adapter = ADAPTERS[family](model, processor, spec)
-    return adapter.geometry, adapter.palette
+    return ADAPTERS[family](model, processor, spec)
 
 
 def save_untrained_twin(spec: ModelSpec, out_dir: Path, seed: int) -> None:

@@ -22,12 +22,17 @@ PALETTES = {"standard": ("red", "green", "blue", "black", "brown", "gray"),
             "orange": ("red", "green", "blue", "black", "orange", "gray")}
 SHAPES = ("square", "circle", "triangle", "star", "cross", "heart")
 OBJECTS = ("orange", "apple", "pot", "bell", "hat", "rose", "key", "bomb")
+# The counterfactual pairs of the patching experiments (Figs 3, 6, 7, 9) draw Squares from a 7-colour pool, the
+# six colours plus Orange, whatever the model's palette (paper §3.2, §5.3). config: patching.colour_pool.
+PAIR_COLOURS = ("red", "green", "blue", "black", "brown", "gray", "orange")
+COLOUR_POOLS = ("paper", "palette")
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "objects"
 
 TEMPLATES = {
     "squares": "The color of the square {prep} the {mention} square is ",
     "shapes": "The color of the shape {prep} the {mention} is ",
     "objects": "The object {prep} the {mention} is a(n) ",
+    "whatsup": "The object on the floor {prep} the {mention} is a(n) ",    # paper §4.2; composites, not rendered
 }
 PREPOSITIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 SYSTEM_PROMPT = "You are a helpful assistant. You respond in one token."
@@ -44,15 +49,26 @@ class Entity:
     colour: str | None
 
 
-def entities(setting: str, palette: str = "standard") -> tuple[Entity, ...]:
+def entities(setting: str, palette: str = "standard", exclude=()) -> tuple[Entity, ...]:
+    """The setting's entities; `exclude` drops objects by name (the paper drops "bomb" for Pixtral, §3.4)."""
     colours = PALETTES[palette]
     if setting == "squares":
         return tuple(Entity(setting, c, c, c, "square", c) for c in colours)
     if setting == "shapes":  # six fixed (shape, colour) pairs; the answer is the colour
         return tuple(Entity(setting, f"{c} {s}", c, f"{c} {s}", s, c) for s, c in zip(SHAPES, colours))
     if setting == "objects":
-        return tuple(Entity(setting, o, o, o, "object", None) for o in OBJECTS)
+        return tuple(Entity(setting, o, o, o, "object", None) for o in OBJECTS if o not in exclude)
     raise ValueError(f"unknown setting {setting!r}; expected one of {SETTINGS}")
+
+
+def pair_entities(setting: str, palette: str = "standard", pool: str = "paper", exclude=()) -> tuple[Entity, ...]:
+    """Entities the counterfactual pairs draw from: for Squares with pool "paper" the 7-colour pool (the six
+    colours plus Orange, paper §3.2/§5.3); otherwise the setting's own entities."""
+    if pool not in COLOUR_POOLS:
+        raise ValueError(f"unknown colour pool {pool!r}; expected one of {COLOUR_POOLS}")
+    if setting == "squares" and pool == "paper":
+        return tuple(Entity(setting, c, c, c, "square", c) for c in PAIR_COLOURS)
+    return entities(setting, palette, exclude)
 
 
 def prompt(entity_setting: str, direction: str, reference: Entity) -> str:

@@ -19,13 +19,13 @@ def _save(img, path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 def relation_items(setting: str, geometry: Geometry, palette: str, out_dir: Path,
-                   directions=DIRECTIONS) -> pd.DataFrame:
+                   directions=DIRECTIONS, exclude=()) -> pd.DataFrame:
     """One row per (ordered triple, direction); one image per (triple, orientation).
 
     The reference is always the middle entity; the answer sits in slot 0 (left/above) or slot 2
-    (right/below). Image paths in the table are relative to `out_dir`.
+    (right/below). Image paths in the table are relative to `out_dir`. `exclude` drops objects by name.
     """
-    ents = entities(setting, palette)
+    ents = entities(setting, palette, exclude)
     rows = []
     images: dict[tuple[int, str], tuple[str, str]] = {}
     for t, triple in enumerate(itertools.permutations(ents, 3)):
