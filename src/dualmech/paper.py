@@ -349,11 +349,14 @@ def claim_macros(claims: pd.DataFrame, primary: str) -> dict[str, str]:
         out[f"ClaimVerdict{word(k)}"] = r["verdict"].iloc[0] if len(r) else cl.NOT_TESTABLE
         out[f"ClaimTest{word(k)}"] = tex_escape(cl.CLAIMS[k].test)
         out[f"ClaimNull{word(k)}"] = tex_escape(cl.CLAIMS[k].null)
+        out[f"ClaimThreshold{word(k)}"] = tex_escape(cl.CLAIMS[k].threshold)
+        out[f"ClaimCorrection{word(k)}"] = tex_escape(cl.CLAIMS[k].correction)
     prim = claims[(claims["level"] == "model") & (claims["model"] == primary)]
     for name, verdict in (("Supported", cl.SUPPORTED), ("NotSupported", cl.NOT_SUPPORTED),
                           ("NotTestable", cl.NOT_TESTABLE)):
         out[f"NClaims{name}"] = str(int((prim["verdict"] == verdict).sum()))
     out["NClaims"] = str(len(cl.CLAIMS))
+    out["ClaimsControlRule"] = tex_escape(cl.CONTROL_RULE)
     out["ClaimsAlpha"] = f"{cl.ALPHA:g}"
     out["ClaimsNearPerfect"] = f"{cl.NEAR_PERFECT:.2f}"
     out["ClaimsChance"] = f"{cl.CHANCE:.2f}"
