@@ -37,15 +37,17 @@ def load_expected(path: Path | str) -> dict:
 
 
 def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, seed: int, work_dir: Path | str,
-                   log=None) -> pd.DataFrame:
+                   triples: int | None = None, log=None) -> pd.DataFrame:
     """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
-    block of rows per fixture (`model` = fixture name)."""
+    block of rows per fixture (`model` = fixture name); `triples`: only the first that many ordered triples."""
     work = Path(work_dir)
     adapter = load(ModelSpec(name="planted-base", path=base))
     geometry = adapter.geometry
     sets = {"canonical": relation_items(setting, geometry, adapter.palette, work / "canonical")}
     if probing_cfg["shifts"]:
         sets["shifted"] = shifted_items(setting, geometry, adapter.palette, work / "shifted", probing_cfg["shifts"])
+    if triples is not None:
+        sets = {k: t[t["triple"] < triples].reset_index(drop=True) for k, t in sets.items()}
     out = []
     for name, f in fixtures.items():
         code = planted.planted(adapter, f["code"], seed)
