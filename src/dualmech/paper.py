@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from . import claims as cl
+from .planted import SPEAKS_TO
 
 # The original paper's numbering of the artefacts this pipeline regenerates (macro name -> label).
 ORIGINAL = {"OrigFigStimuli": "Fig.~1", "OrigFigLastToken": "Fig.~3", "OrigFigProbe": "Fig.~4",
@@ -489,6 +490,7 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
         "PublishedSentence": published_sentence(comparison, version),
         **ORIGINAL,
         **claim_macros(claims, primary),
+        "PlantedClaims": _join([str(k) for k in SPEAKS_TO]),
     }
     files["macros.tex"] = macro_file(macros)
 
