@@ -13,7 +13,7 @@ with tempfile.TemporaryDirectory(dir="results", prefix=".validation-") as work:
                                        par.probing, par.seed, work, par.triples, log)
 result = validation.compare(spec, validation.evaluate(spec, probes, par.min_pairs, par.seed))
 tables.write(result, validation.display(result), snakemake.output.csv[:-4],
-             f"Validation (expected verdicts v{spec['version']}, {snakemake.input.expected}): each claim detector on "
+             f"Validation (expected verdicts v{spec['version']}, {snakemake.config['validation']['expected']}): each claim detector on "
              f"planted-mechanism fixtures built on {spec['base']} ({spec['setting']}); {int(result['agree'].sum())} of "
              f"{len(result)} rows agree.")
 log.info("\n%s", validation.display(result).to_string(index=False))
