@@ -88,7 +88,8 @@ def compare(spec: dict, claims: pd.DataFrame) -> pd.DataFrame:
     for name, f in spec["fixtures"].items():
         for claim, e in f["claims"].items():
             r = summary.loc[(name, int(claim))]
-            detail = claims[(claims["level"] == "setting") & (claims["model"] == name) & (claims["claim"] == int(claim))]
+            detail = claims[(claims["level"] == "setting") & (claims["model"] == name)
+                            & (claims["claim"] == int(claim))]
             rows.append(dict(fixture=name, claim=int(claim), short=cl.CLAIMS[int(claim)].short,
                              expected=e["verdict"], observed=r["verdict"], agree=e["verdict"] == r["verdict"],
                              expected_reason=e["reason"], observed_reason=r["reason"], effect=r["effect"],

@@ -67,13 +67,16 @@ def conflict_shifts(geometry: Geometry, orientation: str) -> list[int]:
 
 def resolve_shifts(geometry: Geometry, orientation: str, shifts) -> list[int]:
     """`shifts` from the config: a list of shifts (the feasible ones), or "auto" (`conflict_shifts`)."""
-    return conflict_shifts(geometry, orientation) if shifts == "auto" else feasible_shifts(geometry, orientation, shifts)
+    if shifts == "auto":
+        return conflict_shifts(geometry, orientation)
+    return feasible_shifts(geometry, orientation, shifts)
 
 
 def shifted_items(setting: str, geometry: Geometry, palette: str, out_dir: Path, shifts,
                   directions=DIRECTIONS) -> pd.DataFrame:
-    """Like `relation_items`, at every feasible non-zero shift (`resolve_shifts`: a list, or "auto"): one row per (triple, direction, shift), one
-    image per (triple, orientation, shift); `shift` and `slots` (top-left cells) say where objects are.
+    """Like `relation_items`, at every feasible non-zero shift (`resolve_shifts`: a list, or "auto"): one row
+    per (triple, direction, shift), one image per (triple, orientation, shift); `shift` and `slots` (top-left
+    cells) say where objects are.
     Shifts that do not fit the canvas are skipped (the table lists the ones used)."""
     ents = entities(setting, palette)
     rows = []
