@@ -57,6 +57,20 @@ def test_claim5_decides_on_the_ci_not_the_point_estimate():
     assert r["verdict"] == cl.NOT_SUPPORTED                      # old rule (point estimate >= 0.5): supported
 
 
+def test_claim5_measures_the_drop_beyond_the_own_slot_control():
+    """Clean 1.00, own-slot control 0.70, ablated 0.60: against the clean accuracy the ablation removes 60% of the
+    room (old rule: supported), but re-encoding the entities alone at their own slots already costs 0.30, so
+    what is due to removing the order is (0.70 - 0.60) / (0.70 - 1/3) = 27%: not supported."""
+    t = table5(1.0, 0.6, 1e-30).assign(accuracy_control=0.7, mcnemar_control_p=1e-4)
+    r = cl.claim5("m", "squares", t)
+    assert r["effect"] == pytest.approx(0.1 / (0.7 - 1 / 3)) and r["verdict"] == cl.NOT_SUPPORTED
+    assert "own-slot control 0.70" in r["note"]
+    strong = cl.claim5("m", "squares", table5(1.0, 0.4, 1e-30).assign(accuracy_control=0.98, mcnemar_control_p=1e-30))
+    assert strong["verdict"] == cl.SUPPORTED
+    dead = cl.claim5("m", "squares", table5(1.0, 0.3, 1e-30).assign(accuracy_control=0.33, mcnemar_control_p=1.0))
+    assert dead["verdict"] == cl.NOT_TESTABLE and "own-slot control is at chance" in dead["reason"]
+
+
 def flip_stats(strip_embed: float, object_embed: float, n: int = 100, testable: bool = True,
                sig_strip=(True, False, False), sig_object=(False, False, False)) -> pd.DataFrame:
     rows = []
