@@ -30,6 +30,7 @@ include: "workflow/rules/probing.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/patching.smk"
 include: "workflow/rules/amplification.smk"
+include: "workflow/rules/validation.smk"
 include: "workflow/rules/paper_inputs.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/targets.smk"  # named targets (snakemake fig7, table2, paper, ...): keep last

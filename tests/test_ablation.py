@@ -65,3 +65,34 @@ def test_table5_statistics():
     assert t.loc["all", "accuracy_ablated"] == 0.5 and t.loc["all", "accuracy_clean"] == 1.0
     assert t.loc["all", "mcnemar_p"] == pytest.approx(0.25)       # 3 discordant pairs, all one way
     assert not t.loc["all", "above_chance"]
+
+
+def test_own_slot_control_keeps_each_entity_at_its_own_slot(adapter):
+    """The control re-encodes each entity alone at its OWN slot: identity and position kept (so, unlike the
+    ablation, the same entity gets different tokens at different slots), context removed."""
+    g = adapter.geometry
+    refs = ablation.own_slot_references(adapter, "squares")
+    names = [e.name for e in entities("squares", adapter.palette)[:3]]
+    lay = g.canonical_layout("horizontal")
+    values = ablation.own_slot_grid(g, refs, names, lay)
+    for name, top_left in zip(names, lay):
+        cells = g.index(g.cells(top_left))
+        assert torch.equal(values[cells], refs[ablation.own_slot_key(name, top_left)][cells])
+    objects = {i for tl in lay for i in g.index(g.cells(tl))}
+    background = [i for i in range(g.grid ** 2) if i not in objects]
+    assert torch.equal(values[background], refs[ablation.EMPTY][background])
+    assert len(refs) == 1 + len(entities("squares", adapter.palette)) * len(
+        set(g.canonical_layout("horizontal")) | set(g.canonical_layout("vertical")))
+
+
+def test_table5_own_slot_control_columns():
+    import pandas as pd
+    clean = pd.DataFrame(dict(model="m", item=list("abcdef"), setting="squares", direction=["left"] * 6,
+                              correct=[True] * 6))
+    abl = pd.DataFrame(dict(model="m", item=list("abcdef"), correct_ablated=[True, False, False, True, True, False],
+                            correct_control=[True, True, False, True, True, True]))
+    t = ablation.table5(clean, abl).set_index("direction")
+    assert t.loc["all", "accuracy_control"] == pytest.approx(5 / 6)
+    assert t.loc["all", "drop_vs_control"] == pytest.approx(5 / 6 - 0.5)
+    assert t.loc["all", "mcnemar_control_p"] == pytest.approx(0.5)    # 2 discordant pairs, both one way
+    assert "Own-slot control [95% CI]" in ablation.table5_display(t.reset_index()).columns

@@ -36,15 +36,39 @@ def table5(clean: float, ablated: float, mcnemar_p: float, n: int = 480) -> pd.D
 
 
 def test_claim5_drop_above_chance():
-    assert cl.claim5("m", "squares", table5(1.0, 0.6, 1e-30))["verdict"] == cl.SUPPORTED
+    ok = cl.claim5("m", "squares", table5(1.0, 0.6, 1e-30))
+    assert ok["verdict"] == cl.SUPPORTED and ok["effect"] == pytest.approx(0.6)     # 60% of the room removed
+    assert 0.5 <= ok["ci_low"] < 0.6 < ok["ci_high"]
     # at chance after the ablation: the conjunction fails and p is the larger of the two tests'
     r = cl.claim5("m", "squares", table5(1.0, 0.33, 1e-30))
     assert r["verdict"] == cl.NOT_SUPPORTED and r["p"] > 0.05
     # a significant but small drop is not "a lot": 1.00 -> 0.95 removes 8% of the above-chance accuracy
     small = cl.claim5("m", "squares", table5(1.0, 0.95, 1e-7))
-    assert small["verdict"] == cl.NOT_SUPPORTED and "8% of the above-chance accuracy" in small["note"]
+    assert small["verdict"] == cl.NOT_SUPPORTED and "removes 8% [" in small["note"]
     # a model at chance has no ordering to remove
     assert cl.claim5("m", "squares", table5(0.33, 0.33, 1.0))["verdict"] == cl.NOT_TESTABLE
+
+
+def test_claim5_decides_on_the_ci_not_the_point_estimate():
+    """60 items, 1.00 -> 0.60: the point estimate removes 60% of the room, but the Wilson CI of the ablated
+    accuracy reaches 0.72, i.e. only 43% removed: the rule (CI >= 50%) must not call that "a lot"."""
+    r = cl.claim5("m", "squares", table5(1.0, 0.6, 1e-9, n=60))
+    assert r["effect"] == pytest.approx(0.6) and r["ci_low"] < 0.5
+    assert r["verdict"] == cl.NOT_SUPPORTED                      # old rule (point estimate >= 0.5): supported
+
+
+def test_claim5_measures_the_drop_beyond_the_own_slot_control():
+    """Clean 1.00, own-slot control 0.70, ablated 0.60: against the clean accuracy the ablation removes 60% of the
+    room (old rule: supported), but re-encoding the entities alone at their own slots already costs 0.30, so
+    what is due to removing the order is (0.70 - 0.60) / (0.70 - 1/3) = 27%: not supported."""
+    t = table5(1.0, 0.6, 1e-30).assign(accuracy_control=0.7, mcnemar_control_p=1e-4)
+    r = cl.claim5("m", "squares", t)
+    assert r["effect"] == pytest.approx(0.1 / (0.7 - 1 / 3)) and r["verdict"] == cl.NOT_SUPPORTED
+    assert "own-slot control 0.70" in r["note"]
+    strong = cl.claim5("m", "squares", table5(1.0, 0.4, 1e-30).assign(accuracy_control=0.98, mcnemar_control_p=1e-30))
+    assert strong["verdict"] == cl.SUPPORTED
+    dead = cl.claim5("m", "squares", table5(1.0, 0.3, 1e-30).assign(accuracy_control=0.33, mcnemar_control_p=1.0))
+    assert dead["verdict"] == cl.NOT_TESTABLE and "own-slot control is at chance" in dead["reason"]
 
 
 def flip_stats(strip_embed: float, object_embed: float, n: int = 100, testable: bool = True,
@@ -56,7 +80,8 @@ def flip_stats(strip_embed: float, object_embed: float, n: int = 100, testable: 
             rows.append(dict(model="m", setting="squares", kind=kind, direction="all", site=label, site_index=k,
                              site_label=label, n_pairs=n, testable=testable, flip_rate=rate,
                              flip_ci_low=max(rate - 0.1, 0), flip_ci_high=min(rate + 0.1, 1), null_flip_rate=0.05,
-                             p_flip_holm=1e-6 if sig[k] else 0.5, significant=sig[k]))
+                             p_flip=1e-7 if sig[k] else 0.4, p_flip_holm=1e-6 if sig[k] else 0.5,
+                             significant=sig[k]))
     return pd.DataFrame(rows)
 
 
@@ -77,6 +102,15 @@ def test_claim4_strip_vs_object():
     # the object swap flips as often as the strip swap: not supported
     same = cl.claim4("m", "squares", flip_stats(0.9, 0.9, sig_object=(True, False, False)), flip_sweep(strip, strip))
     assert same["verdict"] == cl.NOT_SUPPORTED
+    # the object swap flips far less than the strip swap but still above the random-region swap: "object swap
+    # does not flip" fails (old rule: only strip vs object was tested, so 0.9 vs 0.3 passed)
+    obj_flips = flip_stats(0.9, 0.3, sig_object=(True, False, False))
+    assert cl.claim4("m", "squares", obj_flips, flip_sweep(strip, np.arange(n) < 30))["verdict"] == cl.NOT_SUPPORTED
+    # Embed is pre-specified: its unadjusted p decides (Holm-adjusted 0.08, unadjusted 0.004)
+    pre = flip_stats(0.9, 0.05).assign(p_flip=lambda d: np.where((d.kind == "strip") & (d.site_index == 0), 0.004,
+                                                                 0.4),
+                                       p_flip_holm=lambda d: np.where(d.p_flip < 0.01, 0.08, 0.5))
+    assert cl.claim4("m", "squares", pre, flip_sweep(strip, obj))["verdict"] == cl.SUPPORTED
     few = cl.claim4("m", "squares", flip_stats(0.9, 0.05, n=3, testable=False), None)
     assert few["verdict"] == cl.NOT_TESTABLE and "few" in few["reason"]
 
@@ -90,17 +124,18 @@ def test_claim6_missing_input_is_not_run():
     assert cl.claim6("m", "squares", flip_stats(0.05, 0.05))["verdict"] == cl.NOT_SUPPORTED
 
 
-def last_token_sweep(ordinal: bool, n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """Three sites: clean answer on top, then t2 (if `ordinal`) or t0, then t3."""
+def last_token_sweep(ordinal: bool, n: int = 40, seed: int = 0, attribute_early: bool = True) -> pd.DataFrame:
+    """Four sites: clean answer on top, then t2 (if `ordinal`) or t0, then t3 (if `attribute_early`) or t2,
+    then t3 at the last site (where it is on top by construction)."""
     g = np.random.default_rng(seed)
-    top = ["t0", "t2" if ordinal else "t0", "t3"]
+    top = ["t0", "t2" if ordinal else "t0", "t3" if attribute_early else "t2", "t3"]
     rows = []
     for pair in range(n):
         for k, best in enumerate(top):
             for c in ("t0", "t1", "t2", "t3", "t4"):
                 p = (0.7 if c == best else 0.05) + g.uniform(0, 0.02)
                 rows.append(dict(kind="last_token", direction="left", pair=pair, site_index=k,
-                                 site_label=["Embed", "0", "1"][k], candidate=c, probability=p))
+                                 site_label=["Embed", "0", "1", "2"][k], candidate=c, probability=p))
     return pd.DataFrame(rows)
 
 
@@ -113,24 +148,140 @@ def test_claim1_ordinal_then_attribute():
     assert few["verdict"] == cl.NOT_TESTABLE
 
 
-def probes(acc: float, sel_p: float, strip: float, strip_p: float, rel=np.nan, absrel_p=np.nan) -> pd.DataFrame:
-    return pd.DataFrame([dict(model="m", setting="squares", orientation=o, site="lm_input", depth=0, acc=acc,
-                              acc_lo=acc - 0.02, acc_hi=min(acc + 0.02, 1), pos_acc=1.0, selectivity=acc - 0.4,
-                              selectivity_p=sel_p, strip_score=strip, strip_lo=strip - 0.05, strip_hi=strip + 0.05,
-                              strip_p=strip_p, strip_p_holm=strip_p, follow_relative=rel, follow_absolute=1 - rel,
-                              absrel_p=absrel_p, ambiguous_acc=np.nan, note="")
+def test_claim1_attribute_at_the_last_site_does_not_count():
+    """Patching the final position after the last layer reproduces the counterfactual's answer by construction,
+    so t3 on top there is no evidence of a later attribute lookup (old rule: supported)."""
+    late = cl.claim1("m", "squares", last_token_sweep(True, attribute_early=False), min_pairs=10)
+    assert late["verdict"] == cl.NOT_SUPPORTED and "attribute transfer (t3 on top) at no site" in late["note"]
+
+
+def test_claim1_underpowered_sweep_is_not_testable():
+    # 10 pairs over 60 sites: the smallest Holm-adjusted p is 60 / 2^10 = 0.059 (41 sites: 0.040, testable)
+    assert cl.smallest_p_wilcoxon(10) * 60 == pytest.approx(0.0586, abs=1e-3)
+    sweep = last_token_sweep(True, n=10)
+    deep = pd.concat([sweep] + [sweep[sweep["site_index"] == 1].assign(site_index=k, site_label=str(k))
+                                for k in range(4, 60)])
+    r = cl.claim1("m", "squares", deep, min_pairs=10)
+    assert r["verdict"] == cl.NOT_TESTABLE and r["reason"].startswith("underpowered")
+
+
+def probes(acc: float, amb: float, strip: float, strip_p: float, rel=np.nan, absrel_p=np.nan, model="m",
+           strip_p_holm=None, pos_amb=0.33) -> pd.DataFrame:
+    """lm_input probe rows; the identity control task is at 1.0 (selectivity <= 0), as for any model that
+    encodes which entity a token shows."""
+    return pd.DataFrame([dict(model=model, setting="squares", orientation=o, site="lm_input", depth=0, acc=acc,
+                              acc_lo=acc - 0.02, acc_hi=min(acc + 0.02, 1), pos_acc=1.0, ctrl_acc=1.0,
+                              selectivity=acc - 1.0, selectivity_p=1.0 if acc == 1 else 0.001,
+                              ambiguous_acc=amb, ambiguous_lo=amb - 0.05, ambiguous_hi=min(amb + 0.05, 1),
+                              pos_ambiguous_acc=pos_amb, strip_score=strip, strip_lo=strip - 0.05,
+                              strip_hi=strip + 0.05, strip_p=strip_p,
+                              strip_p_holm=strip_p if strip_p_holm is None else strip_p_holm,
+                              follow_relative=rel, follow_absolute=1 - rel, absrel_p=absrel_p, note="")
                          for o in ("horizontal", "vertical")])
 
 
 def test_probe_claims():
-    good = probes(1.0, 0.001, 0.6, 0.001, rel=0.9, absrel_p=0.001)
+    good = probes(1.0, 0.95, 0.6, 0.001, rel=0.9, absrel_p=0.001)
     assert [cl.claim2("m", "squares", good)["verdict"], cl.claim3("m", "squares", good)["verdict"],
             cl.claim9("m", "squares", good)["verdict"]] == [cl.SUPPORTED] * 3
-    weak = probes(0.6, 0.001, -0.1, 0.9, rel=0.2, absrel_p=0.001)
+    weak = probes(0.6, 0.35, -0.1, 0.9, rel=0.2, absrel_p=0.001)
     assert [cl.claim2("m", "squares", weak)["verdict"], cl.claim3("m", "squares", weak)["verdict"],
             cl.claim9("m", "squares", weak)["verdict"]] == [cl.NOT_SUPPORTED] * 3
-    assert cl.claim9("m", "squares", probes(1.0, 0.001, 0.6, 0.001))["verdict"] == cl.NOT_TESTABLE
+    assert cl.claim9("m", "squares", probes(1.0, 0.95, 0.6, 0.001))["verdict"] == cl.NOT_TESTABLE
     assert cl.claim2("m", "squares", None)["reason"] == cl.NOT_RUN
+
+
+def test_claim2_does_not_use_the_identity_control_task():
+    """A perfect ordering code plus entity identity: accuracy 1.00, identity control 1.00, selectivity 0 (p = 1).
+    The old rule (selectivity > 0) called it not supported; the new one scores position-ambiguous tokens
+    against the position-only probe on the same tokens."""
+    perfect = probes(1.0, 0.97, 0.6, 0.001, pos_amb=0.30)
+    assert (perfect["selectivity"] <= 0).all()
+    r = cl.claim2("m", "squares", perfect)
+    assert r["verdict"] == cl.SUPPORTED and r["effect"] == pytest.approx(0.97)
+    # a probe that only reads the cell: perfect on canonical layouts, at the position-only baseline elsewhere
+    cell_only = cl.claim2("m", "squares", probes(1.0, 0.32, 0.0, 0.5, pos_amb=0.30))
+    assert cell_only["verdict"] == cl.NOT_SUPPORTED
+    fixed = probes(1.0, np.nan, 0.6, 0.001)
+    assert cl.claim2("m", "squares", fixed)["verdict"] == cl.NOT_TESTABLE
+
+
+def test_claim3_tests_the_prespecified_site_without_holm():
+    """Permutation p 1/201 at the LM input; Holm over 41 probed sites would make it 41/201 = 0.20 (old rule)."""
+    r = cl.claim3("m", "squares", probes(1.0, 0.95, 0.4, 1 / 201, strip_p_holm=41 / 201))
+    assert r["verdict"] == cl.SUPPORTED and r["p"] == pytest.approx(1 / 201)
+
+
+def test_claim9_needs_a_working_probe():
+    """A probe below chance (0.17) says nothing about relative vs absolute order (old rule: supported)."""
+    broken = probes(0.17, 0.2, 0.0, 0.5, rel=0.9, absrel_p=0.001)
+    r = cl.claim9("m", "squares", broken)
+    assert r["verdict"] == cl.NOT_TESTABLE and "does not work" in r["reason"]
+
+
+def test_conflict_shifts_per_geometry():
+    """Claim 9 needs shifted objects that cross a strip boundary. +-1 does that on the organism (7 tokens,
+    objects 1, gaps 1); on Qwen2-VL's 12/2/2 and Gemma-3's 16/3/3 layouts no feasible shift does (the triple
+    spans 10 of 12 and 15 of 16 tokens, so it can move by one token only, and stays inside its strips): claim 9
+    is not testable there by construction, whatever the shifts."""
+    from dualmech.stimuli.geometry import Geometry
+    from dualmech.stimuli.shifted import conflict_shifts, conflict_tokens
+    organism = Geometry(grid=7, px_per_token=16, object_tokens=1, gap_tokens=1)
+    assert conflict_shifts(organism, "horizontal") == [-1, 1]
+    qwen = Geometry(grid=12, px_per_token=28, object_tokens=2, gap_tokens=2)
+    assert conflict_tokens(qwen, "horizontal", 1) == 0 and conflict_shifts(qwen, "horizontal") == []
+    gemma = Geometry(grid=16, px_per_token=56, object_tokens=3, gap_tokens=3)
+    assert conflict_tokens(gemma, "vertical", 1) == 0 and conflict_shifts(gemma, "vertical") == []
+    assert conflict_tokens(organism, "horizontal", 1) == 1                  # slot 0 moves into the middle strip
+
+
+@pytest.mark.parametrize("layers", [28, 34, 40, 32])
+def test_smallest_attainable_p_at_the_papers_depths(layers, capsys):
+    """Every rule must be able to reach well under alpha (here alpha / 5) at the paper's depths with the paper's
+    50 golden pairs and the configured permutations / random directions (config.yaml, and config/paper.yaml's
+    random directions for the paper's models). The old claim-3 rule (Holm over every probed site, 200
+    permutations) could not: its floor was (sites) / 201."""
+    import yaml
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    paper = yaml.safe_load((root / "config" / "paper.yaml").read_text())
+    floor = cl.smallest_p(layers, pairs=50, permutations=cfg["probing"]["permutations"],
+                          n_random=paper["amplification"]["n_random"])
+    old_claim3 = (layers + 3) / (cfg["probing"]["permutations"] + 1)        # vision, lm_input, LM layers, ...
+    with capsys.disabled():
+        print(f"\n{layers} LM layers: smallest attainable p " +
+              ", ".join(f"claim {k} {v:.2g}" for k, v in floor.items()) + f"; old claim-3 rule {old_claim3:.2f}")
+    assert all(v <= cl.ALPHA / 5 for v in floor.values())
+    assert old_claim3 > cl.ALPHA
+
+
+def test_control_gate():
+    """A supported setting needs a CI above the declared control's (the untrained twin)."""
+    model = probes(1.0, 0.95, 0.40, 0.001)
+    same = probes(1.0, 0.95, 0.42, 0.001, model="twin")                  # strips from position embeddings alone
+    ev = cl.Evidence(probes=pd.concat([model, same]))
+    out = cl.evaluate(ev, ["m", "twin"], ["squares"], min_pairs=10, twins={"m": "twin"})
+    c3 = out[(out["claim"] == 3) & (out["model"] == "m")].set_index("level")
+    assert c3.loc["setting", "verdict"] == cl.NOT_SUPPORTED             # old rule: supported
+    assert c3.loc["setting", "reason"] == "the control shows the effect as well"
+    assert c3.loc["model", "verdict"] == cl.NOT_SUPPORTED
+    assert "control twin: 0.42" in c3.loc["setting", "note"]
+    flat = probes(1.0, 0.95, 0.0, 0.6, model="twin")
+    out = cl.evaluate(cl.Evidence(probes=pd.concat([model, flat])), ["m", "twin"], ["squares"], min_pairs=10,
+                      twins={"m": "twin"})
+    assert out[(out["claim"] == 3) & (out["model"] == "m")]["verdict"].eq(cl.SUPPORTED).all()
+    # the per-setting verdicts are shown beside the summary
+    shown = cl.display(out, "all")
+    assert {"all", "squares"} <= set(shown["Setting"])
+
+
+def test_rules_table_states_every_rule_once():
+    r = cl.rules()
+    assert len(r) == len(cl.CLAIMS) and list(r.columns) == ["Claim", "Statistic", "Test", "Null", "Threshold",
+                                                          "Correction"]
+    assert r.notna().all().all() and (r != "").all().all()
+    assert "pre-specified" in r.loc[2, "Correction"]
 
 
 def test_claim7_amplification():

@@ -3,6 +3,10 @@
 Every entity's tokens are replaced by the same entity's tokens from an "isolated-middle" reference
 (the entity alone in the middle slot: identity kept, position erased) and every other grid cell by the
 same cell of an empty-canvas reference. Text tokens (and Pixtral's break tokens) are never touched.
+
+The own-slot control does the same with each entity's reference rendered alone at its OWN slot (identity and
+position kept, the other entities and any relation between them removed): what the ablation costs beyond
+this control is what removing the vision-side ordering costs (claim 5), not damage to identity or context.
 With RoPE LMs the LM-input slice of a reference depends only on its image, so each reference is
 computed once per (model, entity) from the post-projector visual tokens.
 """
@@ -37,6 +41,34 @@ def reference_tokens(adapter: VLMAdapter, setting: str, colour_pool: str = "pape
     return {EMPTY: tokens[0], **{e.name: tokens[i + 1] for i, e in enumerate(ents)}}
 
 
+def own_slot_key(name: str, top_left) -> str:
+    return f"{name}@{int(top_left[0])},{int(top_left[1])}"
+
+
+def own_slot_references(adapter: VLMAdapter, setting: str) -> dict[str, torch.Tensor]:
+    """{'<entity>@<row>,<col>': (N*N, D) visual tokens of the entity alone with its top-left token there, for
+    every canonical slot of both orientations; '__empty__': blank canvas}."""
+    g = adapter.geometry
+    cells = list(dict.fromkeys(tl for o in ("horizontal", "vertical") for tl in g.canonical_layout(o)))
+    ents = entities(setting, adapter.palette)
+    keys = [own_slot_key(e.name, tl) for e in ents for tl in cells]
+    images = [render_scene([], [], g)] + [render_scene([e], [tl], g) for e in ents for tl in cells]
+    tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
+                        for sl in runtime.batches(len(images), runtime.batch_size(), f"own-slot {setting}")])
+    return {EMPTY: tokens[0], **{k: tokens[i + 1] for i, k in enumerate(keys)}}
+
+
+def own_slot_grid(geometry: Geometry, refs: dict[str, torch.Tensor], names: list[str],
+                  layout: list[tuple[int, int]]) -> torch.Tensor:
+    """(N*N, D) LM-input values of the own-slot control: empty-canvas tokens everywhere, each slot's object
+    cells from its entity's reference rendered alone at that same slot."""
+    values = refs[EMPTY].clone()
+    for name, top_left in zip(names, layout):
+        cells = geometry.index(geometry.cells(tuple(top_left)))
+        values[cells] = refs[own_slot_key(name, top_left)][cells]
+    return values
+
+
 def save_references(refs: dict[str, torch.Tensor], path: Path | str) -> None:
     tmp = Path(path).with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in refs.items()}, str(tmp))
@@ -60,9 +92,9 @@ def ablated_grid(geometry: Geometry, refs: dict[str, torch.Tensor], names: list[
     return values
 
 
-def item_values(geometry: Geometry, refs: dict[str, torch.Tensor], items: pd.DataFrame) -> torch.Tensor:
-    return torch.stack([ablated_grid(geometry, refs, [r.e0, r.e1, r.e2], json.loads(r.slots))
-                        for r in items.itertuples()])
+def item_values(geometry: Geometry, refs: dict[str, torch.Tensor], items: pd.DataFrame,
+                grid=ablated_grid) -> torch.Tensor:
+    return torch.stack([grid(geometry, refs, [r.e0, r.e1, r.e2], json.loads(r.slots)) for r in items.itertuples()])
 
 
 def scene_values(geometry: Geometry, refs: dict[str, torch.Tensor]):
@@ -75,17 +107,18 @@ def scene_values(geometry: Geometry, refs: dict[str, torch.Tensor]):
 
 
 def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, refs: dict[str, torch.Tensor],
-                    desc: str = "ablated") -> pd.DataFrame:
-    """Per-item top-1 prediction with the ablation applied at the LM input."""
+                    desc: str = "ablated", grid=ablated_grid, name: str = "ablated") -> pd.DataFrame:
+    """Per-item top-1 prediction with the ablation (`grid`: ablated_grid, or own_slot_grid for the own-slot
+    control) applied at the LM input; columns prediction_<name>, correct_<name>."""
     rows = []
     for sl in runtime.batches(len(items), runtime.batch_size(), desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
-        values = item_values(adapter.geometry, refs, chunk).to(adapter.device)
+        values = item_values(adapter.geometry, refs, chunk, grid).to(adapter.device)
         logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: interventions.replace_grid(prepared, values)}).logits
         for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
-            rows.append(dict(item=item["item"], prediction_ablated=tok,
-                             correct_ablated=behaviour.normalise(tok) == behaviour.normalise(item["answer"])))
+            rows.append({"item": item["item"], f"prediction_{name}": tok,
+                         f"correct_{name}": behaviour.normalise(tok) == behaviour.normalise(item["answer"])})
     return pd.DataFrame(rows)
 
 
@@ -97,12 +130,18 @@ def table5(clean: pd.DataFrame, ablated: pd.DataFrame) -> pd.DataFrame:
         groups = [*d.groupby("direction", sort=False)] + [("all", d)]
         for direction, g in groups:
             a = accuracy_summary(g["correct_ablated"])
-            out.append(dict(model=model, setting=setting, direction=direction, n=a["n"],
-                            accuracy_clean=float(g["correct"].mean()), accuracy_ablated=a["accuracy"],
-                            ci_low=a["ci_low"], ci_high=a["ci_high"], chance=1 / 3,
-                            drop=float(g["correct"].mean()) - a["accuracy"],
-                            mcnemar_p=mcnemar_exact(g["correct"], g["correct_ablated"]),
-                            above_chance=bool(a["ci_low"] > 1 / 3)))
+            row = dict(model=model, setting=setting, direction=direction, n=a["n"],
+                       accuracy_clean=float(g["correct"].mean()), accuracy_ablated=a["accuracy"],
+                       ci_low=a["ci_low"], ci_high=a["ci_high"], chance=1 / 3,
+                       drop=float(g["correct"].mean()) - a["accuracy"],
+                       mcnemar_p=mcnemar_exact(g["correct"], g["correct_ablated"]),
+                       above_chance=bool(a["ci_low"] > 1 / 3))
+            if "correct_control" in g:                   # the own-slot control, paired with the ablation
+                c = accuracy_summary(g["correct_control"])
+                row |= dict(accuracy_control=c["accuracy"], control_ci_low=c["ci_low"], control_ci_high=c["ci_high"],
+                            drop_vs_control=c["accuracy"] - a["accuracy"],
+                            mcnemar_control_p=mcnemar_exact(g["correct_control"], g["correct_ablated"]))
+            out.append(row)
     return pd.DataFrame(out)
 
 
@@ -112,7 +151,10 @@ def table5_display(t: pd.DataFrame) -> pd.DataFrame:
     for r in overall.itertuples():
         rows.append({"Model": r.model, "Setting": r.setting, "Clean": f"{r.accuracy_clean:.2f}",
                      "Ablated [95% CI]": f"{r.accuracy_ablated:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]",
-                     "McNemar p": f"{r.mcnemar_p:.1e}", "Above chance (1/3)": "yes" if r.above_chance else "no"})
+                     "McNemar p": f"{r.mcnemar_p:.1e}", "Above chance (1/3)": "yes" if r.above_chance else "no",
+                     **({"Own-slot control [95% CI]": f"{r.accuracy_control:.2f} [{r.control_ci_low:.2f}, "
+                                                      f"{r.control_ci_high:.2f}]"}
+                        if "accuracy_control" in t and pd.notna(r.accuracy_control) else {})})
     return pd.DataFrame(rows)
 
 

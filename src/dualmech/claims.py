@@ -13,6 +13,14 @@ condition must hold, and the reported p is the largest of the conditions' p-valu
 correction is needed for a conjunction). Existential claims over a layer sweep ("flips at some layer") use
 Holm-adjusted p-values over the sweep and report the smallest.
 
+Every claim's verdict rule (statistic, null, threshold, correction, control) is stated once, in `CLAIMS`
+below; `rules()` renders it as the table the README and the manuscript quote.
+
+Negative controls enter the verdicts: where a model has a declared control (its untrained twin, `twin_of`
+in the config), a setting is supported only if the model's effect exceeds the control's on the same items
+and setting (`control_gate`: the model's 95% CI lies entirely above the control's), and the per-setting
+verdicts are listed in `claims.md` beside the summary.
+
 Then one row per (claim, model) summarises the settings: ``supported`` when every testable setting is,
 ``not supported`` when any testable setting is not, ``not testable`` when none is testable; its effect, CI
 and p are those of the setting that decides the verdict (the weakest supported one, or the first failing one).
@@ -40,6 +48,9 @@ LM_INPUT = "lm_input"
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim's verdict rule. `effect` is the statistic (larger = more of the claimed mechanism), `test` and
+    `null` the test, `threshold` the decision, `correction` the multiplicity handling; every claim also
+    passes the control gate (module docstring) where the model has a declared control."""
     number: int
     short: str
     statement: str
@@ -47,6 +58,8 @@ class Claim:
     effect: str
     test: str
     null: str
+    threshold: str = f"p < {ALPHA} and the effect points the claimed way"
+    correction: str = "none (one pre-specified site; a conjunction is an intersection-union test: largest p)"
 
 
 CLAIMS = {c.number: c for c in [
@@ -55,67 +68,107 @@ CLAIMS = {c.number: c for c in [
           "only later retrieving its attribute.",
           "Fig 3 (last-token interchange)",
           "mean P(t2) - max(P(t0), P(t3)) at the best site",
-          "one-sided Wilcoxon signed-rank over pairs per site, Holm over sites; attribute transfer (t3 on top) "
-          "must follow at a later site",
-          "the clean item at the counterfactual's ordinal slot (t2) is never more probable than both answers"),
+          "one-sided Wilcoxon signed-rank over pairs per site; attribute transfer (t3 on top) must follow at a "
+          "later site that is not the last one (patching the final position after the last layer reproduces "
+          "the counterfactual's answer by construction)",
+          "the clean item at the counterfactual's ordinal slot (t2) is never more probable than both answers",
+          f"Holm-adjusted p < {ALPHA} at some site with a positive mean, then attribute transfer at a later "
+          "site before the last",
+          "Holm over the sites of the sweep (existential claim); not testable when the smallest attainable "
+          "adjusted p (2^-pairs x sites) is not below alpha"),
     Claim(2, "ordering decodable after the projector",
           "Ordering is linearly decodable from the post-projector visual tokens, before any LM layer, with "
           "near-perfect accuracy.",
-          "probe table (site lm_input)",
-          f"held-out probe accuracy on object tokens (worst orientation); required >= {NEAR_PERFECT:.2f}",
-          "two-sided sign-flip test over held-out images of probe minus control-task accuracy",
-          "control task: entity identities get random labels (selectivity = 0)"),
+          "probe table (site lm_input, canonical and shifted layouts)",
+          "held-out probe accuracy on position-ambiguous object tokens (shifted layouts; worst orientation)",
+          "95% bootstrap CI over held-out images of the accuracy on position-ambiguous tokens against the "
+          "position-only probe on the same tokens",
+          "the probe does no better than the grid cell alone (position-only baseline); on canonical layouts "
+          "slot = cell, and a control task of identity labels is passed by any model that names the entity",
+          f"canonical accuracy >= {NEAR_PERFECT:.2f} and the ambiguous-token CI above the position-only "
+          "baseline, in every orientation",
+          "none (one pre-specified site; orientations: intersection-union)"),
     Claim(3, "ordering lives in strips",
           "The ordering signal is not confined to object tokens: the probe labels background tokens by the "
           "strip (columns / rows) they share with an object.",
           "Fig 4, probe table (site lm_input)",
           "strip score on background tokens (worst orientation)",
-          "permutation test, Holm over sites",
-          "the probe's predictions shuffled among each image's background tokens"),
+          "permutation test at the pre-specified site (the LM input)",
+          "the probe's predictions shuffled among each image's background tokens",
+          f"permutation p < {ALPHA} and strip score > 0 in every orientation",
+          "none: one pre-specified site (the other probed sites are descriptive); orientations: "
+          "intersection-union"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
           "Figs 6 and 7 (criss-cross object / strip swaps)",
           "strip-swap flip rate at Embed",
-          "one-sided exact sign test vs a random-region swap of the same size (Holm over sites) and one-sided "
-          "exact McNemar test strip vs object swap, both at Embed",
-          "the strip swap flips no more often than a random-region swap or than the object swap"),
+          "at Embed (pre-specified): one-sided exact sign test strip swap vs a random-region swap of the same "
+          "size, one-sided exact McNemar test strip vs object swap, and the object swap's own sign test vs the "
+          "random-region swap",
+          "the strip swap flips no more often than a random-region swap or than the object swap",
+          f"strip vs random p < {ALPHA}, strip vs object p < {ALPHA}, and the object swap NOT above the "
+          f"random-region swap (its p >= {ALPHA})",
+          "none (one pre-specified site; conjunction: largest p)"),
     Claim(5, "vision encoder is the main source of ordering",
           "Removing vision-derived ordering at the LM input lowers accuracy a lot but leaves it above chance.",
           "Table 5",
-          "accuracy under the ablation",
-          f"exact McNemar test (clean vs ablated) and one-sided exact binomial test vs chance; a large drop: the "
-          f"ablation removes at least {MOSTLY:.0%} of the above-chance accuracy",
-          f"no drop, a drop smaller than {MOSTLY:.0%} of the above-chance accuracy, or accuracy at chance "
-          f"({CHANCE:.2f})"),
+          "share of the above-chance accuracy the ablation removes beyond the own-slot control (each entity "
+          "re-encoded alone at its own slot): (control - ablated) / (control - chance); the clean accuracy "
+          "stands in for the control where it was not run",
+          "exact McNemar test (own-slot control vs ablated, paired over items) and one-sided exact binomial test "
+          "of the ablated accuracy vs chance",
+          f"no drop beyond the control's (identity / context damage), or accuracy at chance ({CHANCE:.2f})",
+          f"both p < {ALPHA} and the lower end of the share's 95% CI (from the ablated accuracy's Wilson "
+          f"interval) >= {MOSTLY:.0%}",
+          "none (conjunction: largest p)"),
     Claim(6, "the LM builds a backup ordering",
           "Under that ablation the LM backbone builds its own ordering on the object tokens in middle layers: "
           "the object-only swap now flips the answer there, not at the visual-embedding slot.",
           "Fig 9 (object swap under the ablation)",
           "largest object-swap flip rate over LM layers",
-          "one-sided exact sign test vs a random-region swap, Holm over sites; no significant flip at Embed",
-          "the object swap flips no more often than a random-region swap at any LM layer"),
+          "one-sided exact sign test vs a random-region swap per LM layer; no significant flip at Embed",
+          "the object swap flips no more often than a random-region swap at any LM layer",
+          f"Holm-adjusted p < {ALPHA} at some LM layer and no significant flip at Embed",
+          "Holm over the LM layers (existential claim)"),
     Claim(7, "amplifying ordering fixes failures",
           "Amplifying the vision-derived ordering (probe) directions at the LM input corrects many failures, "
           "far more than random directions.",
           "Table 2",
           "fraction of evaluation-split failures fixed by the probe directions",
           "rank of the probe's fixes among random directions' (permutation p) and exact McNemar vs none",
-          "random directions of the probe's norm fix as many; accuracy unchanged"),
+          "random directions of the probe's norm fix as many; accuracy unchanged",
+          f"both p < {ALPHA}, more fixes than random and accuracy above none; not testable when "
+          "1 / (random directions + 1) is not below alpha",
+          "none (conjunction: largest p)"),
     Claim(8, "the models are competent",
           "The models solve the tasks (a mechanism of success needs success).",
           "Table 1",
           f"top-1 accuracy; required >= {NEAR_PERFECT:.2f}",
           "one-sided exact binomial test vs chance",
-          f"accuracy at chance ({CHANCE:.2f})"),
+          f"accuracy at chance ({CHANCE:.2f})",
+          f"p < {ALPHA} and accuracy >= {NEAR_PERFECT:.2f}"),
     Claim(9, "ordering is relative, not absolute",
           "Controls: the ordering code follows the entities' relative order, not their absolute position "
           "(shifted layouts); the realistic-background control is not part of this pipeline.",
           "probe table (site lm_input, shifted-layout control)",
           "fraction of conflicting shifted-object tokens labelled by relative order (worst orientation)",
           "two-sided sign-flip test over images of relative minus absolute matches",
-          "the probe follows absolute position as often as relative order"),
+          "the probe follows absolute position as often as relative order",
+          f"p < {ALPHA} and relative > absolute in every orientation; not testable unless the canonical probe "
+          "works (its accuracy CI above chance) and the geometry's shifts give conflict tokens",
+          "none (one pre-specified site; orientations: intersection-union)"),
 ]}
+
+CONTROL_RULE = ("a supported setting stays supported only if the model's 95% CI lies entirely above its declared "
+                "control's (the untrained twin) on the same setting and items; a control whose claim is not "
+                "testable there (e.g. no golden pairs) cannot veto")
+
+
+def rules() -> pd.DataFrame:
+    """The verdict rules, one row per claim: what README and manuscript quote (written by the claims rule)."""
+    return pd.DataFrame([dict(Claim=f"{c.number}. {c.short}", Statistic=c.effect, Test=c.test, Null=c.null,
+                              Threshold=c.threshold, Correction=c.correction) for c in CLAIMS.values()])
 
 COLUMNS = ["claim", "short", "model", "setting", "level", "verdict", "reason", "effect_name", "effect", "ci_low",
            "ci_high", "p", "test", "null", "evidence", "note"]
@@ -142,6 +195,27 @@ def _binom_greater(k: int, n: int, p0: float) -> float:
     return float(binomtest(int(k), int(n), p0, alternative="greater").pvalue) if n else np.nan
 
 
+def smallest_p_wilcoxon(n: int) -> float:
+    """Smallest one-sided exact Wilcoxon signed-rank p with n pairs (every difference positive)."""
+    return 0.5 ** n
+
+
+def smallest_p(n_layers: int, pairs: int, permutations: int, n_random: int) -> dict[int, float]:
+    """The smallest p-value each claim's rule can attain (after its correction) on a model with `n_layers` LM
+    layers (sweep = Embed + every layer), `pairs` golden pairs, `permutations` probe permutations / sign
+    flips and `n_random` random directions. A rule is only informative where this is well under ALPHA."""
+    sites = n_layers + 1
+    return {1: min(1.0, smallest_p_wilcoxon(pairs) * sites),    # Holm over the sweep: the smallest p x sites
+            2: 0.0,                                             # a CI rule (bootstrap over images), no p floor
+            3: 1 / (permutations + 1),                          # one pre-specified site
+            4: 0.5 ** pairs,                                    # exact sign / McNemar tests at Embed
+            5: 0.0,                                             # exact McNemar / binomial over items
+            6: min(1.0, 0.5 ** pairs * n_layers),               # Holm over the LM layers
+            7: 1 / (n_random + 1),                              # rank among random directions
+            8: 0.0,                                             # exact binomial over items
+            9: 1 / (permutations + 1)}                          # sign-flip test, one site
+
+
 def _f(x, digits: int = 2) -> str:
     return "NA" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
 
@@ -155,6 +229,10 @@ def claim1(model: str, setting: str, sweep: pd.DataFrame | None, min_pairs: int,
     n = df[["direction", "pair"]].drop_duplicates().shape[0] if len(df) else 0
     if n < min_pairs:
         return not_testable(1, model, setting, f"too few golden pairs: {n} < {min_pairs}")
+    n_sites = df["site_index"].nunique()
+    if smallest_p_wilcoxon(n) * n_sites >= ALPHA:
+        return not_testable(1, model, setting, f"underpowered: smallest Holm-adjusted p over {n_sites} sites with "
+                                               f"{n} pairs is {smallest_p_wilcoxon(n) * n_sites:.2g}")
     wide = df.pivot_table(index=["direction", "pair"], columns=["site_index", "candidate"], values="probability")
     sites = sorted(df["site_index"].unique())
     labels = df.drop_duplicates("site_index").set_index("site_index")["site_label"]
@@ -168,7 +246,7 @@ def claim1(model: str, setting: str, sweep: pd.DataFrame | None, min_pairs: int,
     lo, hi = bootstrap_ci(d[:, best], seed=seed)
     ordinal = [sites[i] for i in range(len(sites)) if p_holm[i] < ALPHA and mean[i] > 0]
     means = df.groupby(["site_index", "candidate"])["probability"].mean().unstack()
-    attribute = [k for k in sites if means.loc[k].idxmax() == "t3"]
+    attribute = [k for k in sites[:-1] if means.loc[k].idxmax() == "t3"]    # the last site: by construction
     ok = bool(ordinal) and any(a > min(ordinal) for a in attribute)
     note = (f"{n} pairs; ordinal transfer (t2 above t0 and t3) at {_labels(labels, ordinal)}; attribute "
             f"transfer (t3 on top) at {_labels(labels, attribute)}; best site {labels[sites[best]]}")
@@ -190,20 +268,24 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
 
 
 def claim2(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
+    """Canonical accuracy >= NEAR_PERFECT and, on position-ambiguous tokens (shifted layouts), a bootstrap CI
+    above the position-only probe's accuracy on the same tokens. The identity control task is not used: any
+    model that can name the entity passes it (control ~1.0), so selectivity <= 0 for every competent model."""
     if probes is None:
         return not_testable(2, model, setting, NOT_RUN)
     r = _probe_rows(probes, model, setting)
     r = r[_col(r, "acc").notna()]
     if r.empty:
         return not_testable(2, model, setting, "no post-projector (lm_input) probe")
-    acc, sel, sel_p = _col(r, "acc"), _col(r, "selectivity"), _col(r, "selectivity_p")
-    if sel_p.isna().any():
-        return not_testable(2, model, setting, "no selectivity test: 0 permutations")
-    w = acc.idxmin()
-    ok = bool((acc >= NEAR_PERFECT).all() and (sel > 0).all() and (sel_p < ALPHA).all())
-    note = "; ".join(f"{o}: acc {_f(a)}, position-only {_f(pa)}, selectivity {_f(s)}"
-                     for o, a, pa, s in zip(r["orientation"], acc, _col(r, "pos_acc"), sel))
-    return _row(2, model, setting, _verdict(ok), acc[w], (r.loc[w, "acc_lo"], r.loc[w, "acc_hi"]), sel_p.max(),
+    amb, base = _col(r, "ambiguous_acc"), _col(r, "pos_ambiguous_acc")
+    if amb.isna().any():
+        return not_testable(2, model, setting, "no position-ambiguous tokens (no shifted layouts): slot = cell")
+    acc, lo = _col(r, "acc"), _col(r, "ambiguous_lo")
+    w = amb.idxmin()
+    ok = bool((acc >= NEAR_PERFECT).all() and (lo > base).all())
+    note = "; ".join(f"{o}: canonical acc {_f(a)}, ambiguous acc {_f(m)} vs position-only {_f(b)}"
+                     for o, a, m, b in zip(r["orientation"], acc, amb, base))
+    return _row(2, model, setting, _verdict(ok), amb[w], (r.loc[w, "ambiguous_lo"], r.loc[w, "ambiguous_hi"]),
                 note=note)
 
 
@@ -215,7 +297,7 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     if r.empty:
         return not_testable(3, model, setting, "no strip score at lm_input: no background tokens")
     score = _col(r, "strip_score")
-    p = _col(r, "strip_p_holm").fillna(_col(r, "strip_p"))
+    p = _col(r, "strip_p")                               # the pre-specified site: no correction over sites
     if p.isna().any():
         return not_testable(3, model, setting, "no strip permutation test: 0 permutations")
     w = score.idxmin()
@@ -232,8 +314,13 @@ def claim9(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     rel, ab, p = _col(r, "follow_relative"), _col(r, "follow_absolute"), _col(r, "absrel_p")
     r = r[rel.notna() & p.notna()]
     if r.empty:
-        return not_testable(9, model, setting, "no shifted-layout tokens whose absolute and relative slots differ")
+        return not_testable(9, model, setting, "no shifted-layout tokens whose absolute and relative slots differ "
+                                               "(no feasible shift crosses a strip boundary in this geometry)")
     rel, ab, p = rel[r.index], ab[r.index], p[r.index]
+    chance = 1 / 3
+    if not (_col(r, "acc_lo") > chance).all():
+        return not_testable(9, model, setting, "the canonical probe does not work (accuracy CI not above chance)",
+                            note=f"canonical acc {', '.join(_f(a) for a in _col(r, 'acc'))}")
     w = rel.idxmin()
     ok = bool((rel > ab).all() and (p < ALPHA).all())
     note = "; ".join(f"{o}: relative {_f(a)} vs absolute {_f(b)}, ambiguous-token acc {_f(c)}"
@@ -270,12 +357,13 @@ def claim4(model: str, setting: str, stats: pd.DataFrame | None, sweep: pd.DataF
             s, o = flips["strip"].astype(bool), flips["object"].astype(bool)
             only_s, only_o = int((s & ~o).sum()), int((~s & o).sum())
             p_vs_object = _binom_greater(only_s, only_s + only_o, 0.5) if only_s + only_o else 1.0
-    p_strip = float(s0["p_flip_holm"])
+    p_strip = float(s0.get("p_flip", s0["p_flip_holm"]))          # Embed is pre-specified: unadjusted
+    p_object = float(o0.get("p_flip", o0["p_flip_holm"]))
     p = max(p_strip, p_vs_object) if not np.isnan(p_vs_object) else p_strip
     ok = (p_strip < ALPHA and not np.isnan(p_vs_object) and p_vs_object < ALPHA
-          and float(s0["flip_rate"]) > float(o0["flip_rate"]))
+          and float(s0["flip_rate"]) > float(o0["flip_rate"]) and not p_object < ALPHA)
     note = (f"{int(s0['n_pairs'])} pairs; at Embed strip {_f(s0['flip_rate'])} vs object {_f(o0['flip_rate'])} vs "
-            f"random-region {_f(s0['null_flip_rate'])}; strip swap significant at "
+            f"random-region {_f(s0['null_flip_rate'])} (object vs random p {p_object:.2g}); strip swap significant at "
             f"{', '.join(_sig_sites(strip)) or 'no site'}; object swap significant at "
             f"{', '.join(_sig_sites(obj)) or 'no site'}")
     return _row(4, model, setting, _verdict(ok), s0["flip_rate"], (s0["flip_ci_low"], s0["flip_ci_high"]), p,
@@ -317,13 +405,23 @@ def claim5(model: str, setting: str, table5: pd.DataFrame | None) -> dict:
     if not clean_lo > CHANCE:
         return not_testable(5, model, setting, "clean accuracy not above chance: no ordering to remove",
                             note=f"clean accuracy {_f(r['accuracy_clean'])}")
+    control = float(r.get("accuracy_control", np.nan))
+    if not np.isnan(control) and not wilson(int(round(control * n)), n)[0] > CHANCE:
+        return not_testable(5, model, setting, "the own-slot control is at chance: the ablation's damage is not "
+                                               "about order", note=f"own-slot control {_f(control)}")
+    ref, p_drop = ((control, float(r["mcnemar_control_p"])) if not np.isnan(control)
+                   else (float(r["accuracy_clean"]), float(r["mcnemar_p"])))
     p_chance = _binom_greater(int(round(r["accuracy_ablated"] * n)), n, CHANCE)
-    p = max(float(r["mcnemar_p"]), p_chance)
-    removed = r["drop"] / (r["accuracy_clean"] - CHANCE)     # the paper's models: 0.55-0.86
-    ok = bool(removed >= MOSTLY and p < ALPHA)
-    note = (f"clean {_f(r['accuracy_clean'])}, drop {_f(r['drop'])} = {removed:.0%} of the above-chance accuracy "
-            f"(needs {MOSTLY:.0%}), McNemar p {r['mcnemar_p']:.2g}, n {n}")
-    return _row(5, model, setting, _verdict(ok), r["accuracy_ablated"], (r["ci_low"], r["ci_high"]), p, note=note)
+    p = max(p_drop, p_chance)
+    room = ref - CHANCE
+    removed = (ref - r["accuracy_ablated"]) / room               # the paper's models (vs clean): 0.55-0.86
+    ci = ((ref - r["ci_high"]) / room, (ref - r["ci_low"]) / room)
+    ok = bool(ci[0] >= MOSTLY and p < ALPHA)
+    against = "clean (no own-slot control run)" if np.isnan(control) else f"own-slot control {_f(control)}"
+    note = (f"clean {_f(r['accuracy_clean'])}, {against}, ablated {_f(r['accuracy_ablated'])}: removes {removed:.0%} "
+            f"[{ci[0]:.0%}, {ci[1]:.0%}] of the above-chance accuracy (CI must reach {MOSTLY:.0%}), McNemar p "
+            f"{p_drop:.2g}, n {n}")
+    return _row(5, model, setting, _verdict(ok), removed, ci, p, note=note)
 
 
 # ------------------------------------------------------------------ claim 7: Table 2
@@ -339,6 +437,10 @@ def claim7(model: str, testbed: str, table2: pd.DataFrame | None) -> dict:
     if "random" not in t.index or pd.isna(pr.get("p_null", np.nan)):
         return not_testable(7, model, testbed, "no random-direction null")
     rnd, none = t.loc["random"], t.loc["none"]
+    n_random = pr.get("n_random", np.nan)
+    if pd.notna(n_random) and 1 / (int(n_random) + 1) >= ALPHA:
+        return not_testable(7, model, testbed, f"underpowered: {int(n_random)} random directions, smallest p "
+                                               f"1/{int(n_random) + 1}")
     p = max(float(pr["p_null"]), float(pr["p_vs_none"]))
     ok = bool(pr["fix_rate"] > rnd["fix_rate"] and pr["accuracy"] > none["accuracy"] and p < ALPHA)
     note = (f"accuracy {_f(none['accuracy'])} -> {_f(pr['accuracy'])} (random {_f(rnd['accuracy'])}); fixed "
@@ -402,7 +504,7 @@ def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_p
         beds = list(testbeds.get(m, []))
         cells += [claim7(m, t, ev.table2) for t in beds] or [not_testable(7, m, "-", NOT_RUN)]
         rows += cells
-    detail = pd.DataFrame(rows, columns=COLUMNS)
+    detail = control_gate(pd.DataFrame(rows, columns=COLUMNS), twins or {})
     summary = summarise(detail)
     verdicts = summary.set_index(["claim", "model"])["verdict"]
     for i, r in summary.iterrows():
@@ -413,6 +515,38 @@ def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_p
     order = dict(claim=out["claim"], model=out["model"].map({m: i for i, m in enumerate(models)}),
                  level=(out["level"] == "setting").astype(int))
     return out.iloc[np.lexsort([order["level"], order["model"], order["claim"]])].reset_index(drop=True)[COLUMNS]
+
+
+def control_gate(detail: pd.DataFrame, controls: Mapping[str, str]) -> pd.DataFrame:
+    """Apply CONTROL_RULE to the setting rows: `controls` maps a model to its declared control (the untrained
+    twin). A supported setting whose 95% CI does not lie entirely above the control's (the control's point
+    effect where it has no CI) becomes not supported, with both effects in the note."""
+    out = detail.copy()
+    key = out.set_index(["claim", "model", "setting"]).index
+    where = {k: i for i, k in zip(out.index, key)}
+    for i, r in out.iterrows():
+        control = controls.get(r["model"])
+        j = where.get((r["claim"], control, r["setting"])) if control else None
+        if j is None:
+            continue
+        c = out.loc[j]
+        if c["verdict"] == NOT_TESTABLE or np.isnan(c["effect"]):
+            out.loc[i, "note"] = _join(r["note"], f"control {control}: not testable, no veto")
+            continue
+        bar = c["effect"] if np.isnan(c["ci_high"]) else c["ci_high"]
+        low = r["effect"] if np.isnan(r["ci_low"]) else r["ci_low"]
+        above = bool(low > bar)
+        text = (f"control {control}: {_f(c['effect'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}], model's CI "
+                f"{'above' if above else 'not above'} it")
+        out.loc[i, "note"] = _join(r["note"], text)
+        if r["verdict"] == SUPPORTED and not above:
+            out.loc[i, "verdict"] = NOT_SUPPORTED
+            out.loc[i, "reason"] = "the control shows the effect as well"
+    return out
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def summarise(detail: pd.DataFrame) -> pd.DataFrame:
@@ -434,7 +568,7 @@ def summarise(detail: pd.DataFrame) -> pd.DataFrame:
             if len(untested):
                 note += f"; not testable: {', '.join(untested['setting'])}"
             row = _row(claim, model, "all", verdict, decide["effect"], (decide["ci_low"], decide["ci_high"]),
-                       decide["p"], level="model", note=note)
+                       decide["p"], reason=decide["reason"] if len(failing) else "", level="model", note=note)
         out.append(row)
     return pd.DataFrame(out, columns=COLUMNS)
 
@@ -446,16 +580,17 @@ def _p(p: float) -> str:
 
 
 def verdict_text(r) -> str:
-    return f"{r['verdict']} ({r['reason']})" if r["verdict"] == NOT_TESTABLE and r["reason"] else r["verdict"]
+    return f"{r['verdict']} ({r['reason']})" if r["verdict"] != SUPPORTED and r["reason"] else r["verdict"]
 
 
 def display(claims: pd.DataFrame, level: str = "model") -> pd.DataFrame:
-    """Formatted rows of one level ('model': one row per claim x model; 'setting': every cell)."""
-    d = claims[claims["level"] == level]
+    """Formatted rows of one level ('model': one row per claim x model; 'setting': every cell; 'all': both, the
+    summary row (setting 'all') first)."""
+    d = claims if level == "all" else claims[claims["level"] == level]
     return pd.DataFrame({
         "Claim": [f"{c}. {s}" for c, s in zip(d["claim"], d["short"])],
         "Model": d["model"].to_numpy(),
-        **({"Setting": d["setting"].to_numpy()} if level == "setting" else {}),
+        **({"Setting": d["setting"].to_numpy()} if level != "model" else {}),
         "Effect [95% CI]": ["\u2014" if np.isnan(e) else
                             f"{e:.2f} [{_f(lo)}, {_f(hi)}]" for e, lo, hi in zip(d["effect"], d["ci_low"], d["ci_high"])],
         "p": [_p(p) for p in d["p"]],

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from . import claims as cl
+from .planted import SPEAKS_TO
 
 # The original paper's numbering of the artefacts this pipeline regenerates (macro name -> label).
 ORIGINAL = {"OrigFigStimuli": "Fig.~1", "OrigFigLastToken": "Fig.~3", "OrigFigProbe": "Fig.~4",
@@ -66,6 +67,9 @@ TABLE_CAPTIONS = {
     "claims": "The paper's claims tested on each model run: effect, 95\\% CI, p-value of the claim's test and the "
               "verdict (summary over settings; per-setting rows in the appendix).",
     "claims_detail": "Every claim per model and setting.",
+    "validation": "Validation of the claim detectors: planted-mechanism fixtures (a slot code written into the "
+                  "visual tokens on whole strips, on object tokens only, by absolute canvas third, or not at all), "
+                  "the verdict expected before running and the verdict observed.",
     "table1": "Top-1 accuracy [Wilson 95\\% CI] (the paper's \\OrigTabAccuracy).",
     "table5": "Accuracy under the ordering ablation [Wilson 95\\% CI], exact McNemar test against the clean "
               "accuracy (the paper's \\OrigTabAblation).",
@@ -339,6 +343,11 @@ def claim_sentence(claims: pd.DataFrame, claim: int) -> str:
     return "; ".join(parts) + "." if parts else "no model was run."
 
 
+def validation_display(table: pd.DataFrame) -> pd.DataFrame:
+    from .validation import display
+    return display(table.fillna({"observed_reason": ""}))
+
+
 def claims_tables(claims: pd.DataFrame) -> tuple[str, str]:
     w = {"Claim": "0.25\\linewidth", "Model": "0.13\\linewidth", "Setting": "0.08\\linewidth",
          "Verdict": "0.19\\linewidth", "Effect [95% CI]": "0.16\\linewidth"}
@@ -355,11 +364,14 @@ def claim_macros(claims: pd.DataFrame, primary: str) -> dict[str, str]:
         out[f"ClaimVerdict{word(k)}"] = r["verdict"].iloc[0] if len(r) else cl.NOT_TESTABLE
         out[f"ClaimTest{word(k)}"] = tex_escape(cl.CLAIMS[k].test)
         out[f"ClaimNull{word(k)}"] = tex_escape(cl.CLAIMS[k].null)
+        out[f"ClaimThreshold{word(k)}"] = tex_escape(cl.CLAIMS[k].threshold)
+        out[f"ClaimCorrection{word(k)}"] = tex_escape(cl.CLAIMS[k].correction)
     prim = claims[(claims["level"] == "model") & (claims["model"] == primary)]
     for name, verdict in (("Supported", cl.SUPPORTED), ("NotSupported", cl.NOT_SUPPORTED),
                           ("NotTestable", cl.NOT_TESTABLE)):
         out[f"NClaims{name}"] = str(int((prim["verdict"] == verdict).sum()))
     out["NClaims"] = str(len(cl.CLAIMS))
+    out["ClaimsControlRule"] = tex_escape(cl.CONTROL_RULE)
     out["ClaimsAlpha"] = f"{cl.ALPHA:g}"
     out["ClaimsNearPerfect"] = f"{cl.NEAR_PERFECT:.2f}"
     out["ClaimsChance"] = f"{cl.CHANCE:.2f}"
@@ -484,12 +496,18 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
         "PublishedSentence": published_sentence(comparison, version),
         **ORIGINAL,
         **claim_macros(claims, primary),
+        "PlantedClaims": _join([str(k) for k in SPEAKS_TO]),
     }
     files["macros.tex"] = macro_file(macros)
 
     summary, detail = claims_tables(claims)
     files["tab_claims.tex"] = table_block("claims", summary)
     files["tab_claims_detail.tex"] = table_block("claims_detail", detail)
+    val = tables.get("validation")
+    files["tab_validation.tex"] = (table_block("validation", tabular(validation_display(val), {
+        "Fixture": "0.12\\linewidth", "Claim": "0.17\\linewidth", "Expected": "0.09\\linewidth",
+        "Observed": "0.16\\linewidth", "Effect [95% CI]": "0.11\\linewidth", "Agree": "0.04\\linewidth",
+        "Why expected": "0.24\\linewidth"})) if val is not None else not_run_table("validation"))
     files["tab_published.tex"] = table_block("published", tabular(comparison_display(comparison), {
         "Model": "0.12\\linewidth", "Table": "0.07\\linewidth", "Item": "0.13\\linewidth",
         "Quantity": "0.12\\linewidth", "Ours [95% CI]": "0.16\\linewidth",

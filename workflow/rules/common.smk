@@ -94,6 +94,7 @@ def all_targets():
         expand("results/tables/backup_layers.{ext}", ext=["csv", "md", "tex"]),
         "figures/table5_ablation.pdf",
         amplification_targets(),
+        expand("results/tables/validation.{ext}", ext=["csv", "md", "tex"]),
         paper_targets(),
     ]
 

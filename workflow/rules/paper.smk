@@ -13,6 +13,9 @@ rule claims:
         md=report("results/tables/claims.md", caption="../report/claims.rst", category="Paper",
                   subcategory="Claims"),
         tex="results/tables/claims.tex",
+        rules_csv="results/tables/claim_rules.csv",
+        rules_md="results/tables/claim_rules.md",
+        rules_tex="results/tables/claim_rules.tex",
     log:
         "results/logs/claims.log",
     params:

@@ -39,7 +39,7 @@ def _tables_input(wildcards):
     """Result tables the configured workflow produces (a table it does not produce is left out)."""
     targets = set(_final_targets())
     names = dict(table1="table1", table5="table5", table2="table2", probes="probes",
-                 patching_summary="patching_summary", backup_layers="backup_layers")
+                 patching_summary="patching_summary", backup_layers="backup_layers", validation="validation")
     return {k: f"results/tables/{v}.csv" for k, v in names.items() if f"results/tables/{v}.csv" in targets}
 
 

@@ -9,8 +9,13 @@ log = snake.start(snakemake)
 adapter = models.load(snake.model_spec(snakemake))
 items = pd.read_parquet(snakemake.input.table)
 refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
-preds = ablation.predict_ablated(adapter, items, Path(snakemake.input.images), refs,
-                                 desc=f"{adapter.spec.name} {snakemake.wildcards.setting} ablated")
+root, name = Path(snakemake.input.images), f"{adapter.spec.name} {snakemake.wildcards.setting}"
+preds = ablation.predict_ablated(adapter, items, root, refs, desc=f"{name} ablated")
+# the own-slot control: each entity re-encoded alone at its own slot (identity and position kept)
+own = {k: v.to(adapter.device) for k, v in ablation.own_slot_references(adapter, snakemake.wildcards.setting).items()}
+preds = preds.merge(ablation.predict_ablated(adapter, items, root, own, desc=f"{name} own-slot control",
+                                             grid=ablation.own_slot_grid, name="control"), on="item")
 preds.insert(0, "model", snakemake.wildcards.model)
 ablation.write_predictions(preds, snakemake.output[0])
-log.info("accuracy under ablation %.4f over %d items", preds["correct_ablated"].mean(), len(preds))
+log.info("accuracy under ablation %.4f, under the own-slot control %.4f, over %d items",
+         preds["correct_ablated"].mean(), preds["correct_control"].mean(), len(preds))

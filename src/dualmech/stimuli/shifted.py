@@ -42,16 +42,47 @@ def feasible_shifts(geometry: Geometry, orientation: str, shifts) -> list[int]:
     return ok
 
 
+def conflict_tokens(geometry: Geometry, orientation: str, shift: int) -> int:
+    """Object tokens of the layout shifted by `shift` whose relative slot differs from the slot the canonical
+    layout's tiling strips give their column / row (what the absolute-vs-relative test scores)."""
+    layout = shifted_layout(geometry, orientation, shift)
+    strips = [set(cells) for cells in geometry.strip_cells(orientation)]
+    return sum(cell not in strips[slot] for slot, tl in enumerate(layout) for cell in geometry.cells(tl))
+
+
+def conflict_shifts(geometry: Geometry, orientation: str) -> list[int]:
+    """The smallest feasible shift on each side that gives conflict tokens ([] when no feasible shift does: the
+    triple spans the canvas too tightly to cross a strip boundary, e.g. 12 tokens, objects 2, gaps 2)."""
+    out = []
+    for sign in (-1, 1):
+        for k in range(1, geometry.grid):
+            try:
+                if conflict_tokens(geometry, orientation, sign * k):
+                    out.append(sign * k)
+                    break
+            except ValueError:
+                break
+    return sorted(out)
+
+
+def resolve_shifts(geometry: Geometry, orientation: str, shifts) -> list[int]:
+    """`shifts` from the config: a list of shifts (the feasible ones), or "auto" (`conflict_shifts`)."""
+    if shifts == "auto":
+        return conflict_shifts(geometry, orientation)
+    return feasible_shifts(geometry, orientation, shifts)
+
+
 def shifted_items(setting: str, geometry: Geometry, palette: str, out_dir: Path, shifts,
                   directions=DIRECTIONS) -> pd.DataFrame:
-    """Like `relation_items`, at every feasible non-zero shift: one row per (triple, direction, shift), one
-    image per (triple, orientation, shift); `shift` and `slots` (top-left cells) say where objects are.
+    """Like `relation_items`, at every feasible non-zero shift (`resolve_shifts`: a list, or "auto"): one row
+    per (triple, direction, shift), one image per (triple, orientation, shift); `shift` and `slots` (top-left
+    cells) say where objects are.
     Shifts that do not fit the canvas are skipped (the table lists the ones used)."""
     ents = entities(setting, palette)
     rows = []
     images: dict[tuple, tuple[str, str]] = {}
     orientations = list(dict.fromkeys(ORIENTATION_OF[d] for d in directions))
-    ok = {o: feasible_shifts(geometry, o, shifts) for o in orientations}
+    ok = {o: resolve_shifts(geometry, o, shifts) for o in orientations}
     for t, triple in enumerate(itertools.permutations(ents, 3)):
         for direction in directions:
             orientation = ORIENTATION_OF[direction]

@@ -1,0 +1,109 @@
+"""The validation table: every claim detector run on models whose mechanism is known, against verdicts written
+down before running (`config/expected_verdicts.yaml`).
+
+`planted_probes` drives each planted fixture (`dualmech.planted`) through the same stimuli, extraction and
+probing code as any checkpoint; `evaluate` runs the claims (`dualmech.claims.evaluate`, each fixture held to
+its declared control) and `compare` writes fixture x claim -> expected, observed, agree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import claims as cl
+from . import extraction, planted, probing
+from .interventions import LM_INPUT
+from .models import ModelSpec, load
+from .stimuli.items import relation_items
+from .stimuli.shifted import shifted_items
+
+COLUMNS = ["fixture", "claim", "short", "expected", "observed", "agree", "expected_reason", "observed_reason",
+           "effect", "ci_low", "ci_high", "p", "note"]
+
+
+def load_expected(path: Path | str) -> dict:
+    """The expected-verdicts file, checked: every verdict is one of the claims table's three."""
+    spec = yaml.safe_load(Path(path).read_text())
+    allowed = {cl.SUPPORTED, cl.NOT_SUPPORTED, cl.NOT_TESTABLE}
+    for name, f in spec["fixtures"].items():
+        for claim, e in f["claims"].items():
+            if e["verdict"] not in allowed or int(claim) not in cl.CLAIMS or not e.get("reason"):
+                raise ValueError(f"{path}: {name} claim {claim}: need a verdict in {sorted(allowed)} and a reason")
+        if f.get("control") and f["control"] not in spec["fixtures"]:
+            raise ValueError(f"{path}: {name}: control {f['control']!r} is not a fixture")
+    return spec
+
+
+def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, seed: int, work_dir: Path | str,
+                   triples: int | None = None, log=None) -> pd.DataFrame:
+    """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
+    block of rows per fixture (`model` = fixture name); `triples`: only the first that many ordered triples."""
+    work = Path(work_dir)
+    adapter = load(ModelSpec(name="planted-base", path=base))
+    geometry = adapter.geometry
+    sets = {"canonical": relation_items(setting, geometry, adapter.palette, work / "canonical")}
+    if probing_cfg["shifts"]:
+        sets["shifted"] = shifted_items(setting, geometry, adapter.palette, work / "shifted", probing_cfg["shifts"])
+    if triples is not None:
+        sets = {k: t[t["triple"] < triples].reset_index(drop=True) for k, t in sets.items()}
+    out = []
+    for name, f in fixtures.items():
+        code = planted.planted(adapter, f["code"], seed)
+        try:
+            stores = {}
+            for key, table in sets.items():
+                store = extraction.ActivationStore(work / "activations" / name / key)
+                images = table.drop_duplicates("image")[["image", "image_sha256"]].reset_index(drop=True)
+                if len(images):
+                    extraction.extract(adapter, images, work / key, store, [LM_INPUT],
+                                       desc=f"{name} {key}")
+                stores[key] = (table, store)
+        finally:
+            code.remove()
+        table, store = stores["canonical"]
+        canonical = {o: (table, store) for o in dict.fromkeys(table["orientation"])}
+        shifted = {}
+        if "shifted" in stores and len(stores["shifted"][0]):
+            s_table, s_store = stores["shifted"]
+            shifted = {o: (s_table, s_store) for o in dict.fromkeys(s_table["orientation"]) if o in canonical}
+        metrics, _ = probing.probe_setting(setting, geometry, canonical, shifted, probing_cfg, seed, log)
+        metrics.insert(0, "model", name)
+        out.append(metrics)
+    return pd.concat(out, ignore_index=True)
+
+
+def evaluate(spec: dict, probes: pd.DataFrame, min_pairs: int, seed: int) -> pd.DataFrame:
+    """The claims table of the fixtures, each held to its declared control."""
+    names = list(spec["fixtures"])
+    controls = {n: f["control"] for n, f in spec["fixtures"].items() if f.get("control")}
+    return cl.evaluate(cl.Evidence(probes=probes), names, [spec["setting"]], min_pairs, seed, twins=controls)
+
+
+def compare(spec: dict, claims: pd.DataFrame) -> pd.DataFrame:
+    """fixture x claim -> expected, observed (the summary verdict), agree, with both reasons."""
+    summary = claims[claims["level"] == "model"].set_index(["model", "claim"])
+    rows = []
+    for name, f in spec["fixtures"].items():
+        for claim, e in f["claims"].items():
+            r = summary.loc[(name, int(claim))]
+            detail = claims[(claims["level"] == "setting") & (claims["model"] == name)
+                            & (claims["claim"] == int(claim))]
+            rows.append(dict(fixture=name, claim=int(claim), short=cl.CLAIMS[int(claim)].short,
+                             expected=e["verdict"], observed=r["verdict"], agree=e["verdict"] == r["verdict"],
+                             expected_reason=e["reason"], observed_reason=r["reason"], effect=r["effect"],
+                             ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p"],
+                             note="; ".join(detail["note"])))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Fixture": table["fixture"], "Claim": [f"{c}. {s}" for c, s in zip(table["claim"], table["short"])],
+        "Expected": table["expected"], "Observed": [f"{v} ({r})" if r else v for v, r in
+                                                   zip(table["observed"], table["observed_reason"])],
+        "Effect [95% CI]": ["\u2014" if pd.isna(e) else f"{e:.2f} [{lo:.2f}, {hi:.2f}]"
+                            for e, lo, hi in zip(table["effect"], table["ci_low"], table["ci_high"])],
+        "Agree": ["yes" if a else "NO" for a in table["agree"]],
+        "Why expected": table["expected_reason"]})

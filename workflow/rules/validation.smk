@@ -1,0 +1,30 @@
+# The validation table (results/tables/validation.*): the claim detectors run on planted-mechanism fixtures,
+# real checkpoints with a slot code written into their visual tokens by construction, against the verdicts
+# written down before running (config/expected_verdicts.yaml). Every row must agree.
+
+VALIDATION = config["validation"]
+REPO = Path(workflow.basedir)
+
+
+rule validation:
+    message:
+        "Validation: claim detectors on planted-mechanism fixtures against their expected verdicts"
+    input:
+        expected=str(REPO / VALIDATION["expected"]),
+    output:
+        csv="results/tables/validation.csv",
+        md=report("results/tables/validation.md", caption="../report/validation.rst", category="Paper",
+                  subcategory="Validation"),
+        tex="results/tables/validation.tex",
+    log:
+        "results/logs/validation.log",
+    params:
+        repo=str(REPO),
+        probing=config["probing"],
+        triples=VALIDATION["triples"],
+        min_pairs=config["patching"]["min_pairs"],
+        seed=config["seed"],
+    conda:
+        ENV
+    script:
+        "../scripts/validation.py"
