@@ -145,12 +145,17 @@ class VLMAdapter:
 
     # ---------------------------------------------------------------- shared surface
     @property
-    def layers(self) -> torch.nn.ModuleList:
-        """LM decoder blocks; site `resid_post.l` is the output of layers[l], `lm_input` the input of layers[0]."""
+    def language_model(self) -> torch.nn.Module:
+        """The LM decoder stack (its `layers` and final `norm`)."""
         lm = getattr(self.model.model, "language_model", None)
         if lm is None or not hasattr(lm, "layers"):
             raise UnsupportedModel(f"{self.spec.name}: no model.model.language_model.layers")
-        return lm.layers
+        return lm
+
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        """LM decoder blocks; site `resid_post.l` is the output of layers[l], `lm_input` the input of layers[0]."""
+        return self.language_model.layers
 
     @property
     def n_layers(self) -> int:
@@ -235,7 +240,7 @@ class VLMAdapter:
     def head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits from the last decoder layer's output (R, D): the LM's final norm, then the output
         head, as the model's own forward applies them (`interventions.resume` ends with it)."""
-        return self.model.lm_head(self.model.model.language_model.norm(hidden))
+        return self.model.lm_head(self.language_model.norm(hidden))
 
     def token_ids(self, word: str) -> list[int]:
         ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]

@@ -25,9 +25,11 @@ class Idefics3Adapter(VLMAdapter):
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 
+    resumable = True
+
     @property
-    def layers(self):
-        return self.model.model.text_model.layers
+    def language_model(self):
+        return self.model.model.text_model
 
     def grid_and_pixels(self) -> tuple[int, int]:
         cfg = self.model.config

@@ -13,6 +13,7 @@ from .base import ImageTextProcessor, UnsupportedModel, VLMAdapter
 
 class InternVLAdapter(VLMAdapter):
     family = "internvl"
+    resumable = True
 
     @classmethod
     def handles(cls, config) -> bool:

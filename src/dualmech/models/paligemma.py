@@ -13,6 +13,8 @@ from .base import UnsupportedModel, VLMAdapter
 
 class PaliGemmaAdapter(VLMAdapter):
     family = "paligemma"
+    # not `resumable`: the prefix (image + prompt) attends bidirectionally, so every prompt position sees the
+    # last one and a resumed row could not start at the patched position; patching runs plain forwards
 
     @classmethod
     def handles(cls, config) -> bool:
