@@ -107,8 +107,11 @@ def _raise(problems: list[tuple[str, str]]):
 
 def _model_problem(entry: dict, path: str) -> str | None:
     """Why the checkpoint at `path` cannot be analysed (family detection from its config.json), or None."""
-    from .models.base import ModelSpec, UnsupportedModel
-    from .models.registry import detect_family
+    try:
+        from .models.base import ModelSpec, UnsupportedModel
+        from .models.registry import detect_family
+    except ImportError:     # a login node without torch/transformers: `check_model` checks it in its job
+        return None
     spec = ModelSpec.from_config(dict(entry, path=path))
     try:
         detect_family(spec)
