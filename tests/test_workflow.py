@@ -31,7 +31,7 @@ def workdir(tmp_path_factory) -> Path:
                patching=dict(pairs_per_direction=4, max_attempts=24, min_pairs=2),
                amplification=dict(alphas=[0, 2, 4], n_random=2, synthetic_probe_images=4,
                                   synthetic=dict(items=24), probe=dict(epochs=20)),
-               validation=dict(triples=16))
+               validation=dict(triples=24))
     (wd / "config.yaml").write_text(yaml.safe_dump(cfg))
     return wd
 
