@@ -202,6 +202,9 @@ def test_claim2_does_not_use_the_identity_control_task():
     # a probe that only reads the cell: perfect on canonical layouts, at the position-only baseline elsewhere
     cell_only = cl.claim2("m", "squares", probes(1.0, 0.32, 0.0, 0.5, pos_amb=0.30))
     assert cell_only["verdict"] == cl.NOT_SUPPORTED
+    # strict cell majorities (asymmetric shifts): the position-only probe gets ~0 there, and 0.05 beats it
+    # without being decodable (found on a random-weight LLaVA: 0.03 [0.01, 0.05] vs 0.00 was "supported")
+    assert cl.claim2("m", "squares", probes(1.0, 0.1, 0.0, 0.5, pos_amb=0.0))["verdict"] == cl.NOT_SUPPORTED
     fixed = probes(1.0, np.nan, 0.6, 0.001)
     assert cl.claim2("m", "squares", fixed)["verdict"] == cl.NOT_TESTABLE
 

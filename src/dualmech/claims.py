@@ -85,8 +85,8 @@ CLAIMS = {c.number: c for c in [
           "position-only probe on the same tokens",
           "the probe does no better than the grid cell alone (position-only baseline); on canonical layouts "
           "slot = cell, and a control task of identity labels is passed by any model that names the entity",
-          f"canonical accuracy >= {NEAR_PERFECT:.2f} and the ambiguous-token CI above the position-only "
-          "baseline, in every orientation",
+          f"canonical accuracy >= {NEAR_PERFECT:.2f} and the ambiguous-token CI above both the position-only "
+          "baseline and chance, in every orientation",
           "none (one pre-specified site; orientations: intersection-union)"),
     Claim(3, "ordering lives in strips",
           "The ordering signal is not confined to object tokens: the probe labels background tokens by the "
@@ -282,7 +282,9 @@ def claim2(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
         return not_testable(2, model, setting, "no position-ambiguous tokens (no shifted layouts): slot = cell")
     acc, lo = _col(r, "acc"), _col(r, "ambiguous_lo")
     w = amb.idxmin()
-    ok = bool((acc >= NEAR_PERFECT).all() and (lo > base).all())
+    # above the position-only probe AND above chance: where the shifts leave strict cell majorities the
+    # position-only baseline is ~0 on these tokens, and beating 0 is not "decodable"
+    ok = bool((acc >= NEAR_PERFECT).all() and (lo > np.maximum(base, CHANCE)).all())
     note = "; ".join(f"{o}: canonical acc {_f(a)}, ambiguous acc {_f(m)} vs position-only {_f(b)}"
                      for o, a, m, b in zip(r["orientation"], acc, amb, base))
     return _row(2, model, setting, _verdict(ok), amb[w], (r.loc[w, "ambiguous_lo"], r.loc[w, "ambiguous_hi"]),

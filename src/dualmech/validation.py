@@ -19,6 +19,12 @@ from .models import ModelSpec, load
 from .stimuli.items import relation_items
 from .stimuli.shifted import shifted_items
 
+# the least resolution the fixtures' statistics get, whatever a quick run's `probing` settings: with 20
+# permutations or 50 bootstrap resamples the permutation / sign-flip p cannot get clearly under alpha, and a
+# validation run that cannot reach its expected verdicts validates nothing
+FLOOR = dict(permutations=200, bootstrap=200)
+MIN_TRIPLES = 24
+
 COLUMNS = ["fixture", "claim", "short", "expected", "observed", "agree", "expected_reason", "observed_reason",
            "effect", "ci_low", "ci_high", "p", "note"]
 
@@ -41,6 +47,10 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
     """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
     block of rows per fixture (`model` = fixture name); `triples`: only the first that many ordered triples."""
     work = Path(work_dir)
+    probing_cfg = probing_cfg | {k: max(int(probing_cfg[k]), v) for k, v in FLOOR.items()}
+    if triples is not None and triples < MIN_TRIPLES:
+        raise ValueError(f"validation needs at least {MIN_TRIPLES} triples (the held-out units of its tests), "
+                         f"got {triples}")
     adapter = load(ModelSpec(name="planted-base", path=base))
     geometry = adapter.geometry
     sets = {"canonical": relation_items(setting, geometry, adapter.palette, work / "canonical")}
