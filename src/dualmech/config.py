@@ -160,6 +160,14 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _merge(base: dict, overlay: dict) -> dict:
+    """Snakemake's merge of a --configfile into the config: nested mappings key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in overlay.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m dualmech.config FILE...`: check config files (e.g. an overlay before passing it to
     --configfile, whose YAML errors Snakemake reports without a line) with the workflow's own validation."""
@@ -168,7 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for f in files:
             read_yaml(f)
-        validate({k: v for f in files for k, v in read_yaml(f).items()}, ".", files[0], files[1:])
+        merged: dict = {}
+        for f in files:
+            merged = _merge(merged, read_yaml(f))
+        validate(merged, ".", files[0], files[1:])
     except ConfigError as e:
         raise SystemExit(str(e)) from None
     print("ok: " + ", ".join(files))
