@@ -1,5 +1,5 @@
 """The README's deviation table against the configuration: where it says the default follows the authors'
-protocol (paper-spec), the schema default and config.yaml must be the authors' choice; and the three protocol
+protocol, the schema default and config.yaml must be the authors' choice; and the three protocol
 details the pipeline once changed silently (colour pool, Pixtral objects, Qwen2-VL COCO resolution)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dualmech.stimuli import OBJECTS, PAIR_COLOURS, entities, pair_entities, rel
 from dualmech.tiny import make_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-# The authors' protocol, from paper-spec: config key -> the value that reproduces it.
+# The authors' protocol, as the authors ran it: config key -> the value that reproduces it.
 PAPER = {
     "patching.colour_pool": "paper",            # §3.2, §5.3: 7-colour pool with Orange
     "amplification.coco.resolution": "native",  # §5.7: Qwen2-VL-2B at dynamic resolution

@@ -12,7 +12,7 @@ probe columns of that axis only:
 2 right/bottom); COCO questions (two objects) use 2-class probes, class 0 = the object that is left/above,
 class 1 = the other one. Every column of the axis' probe is amplified.
 
-What this reproduction adds (paper-spec §7.2 items 2-4):
+What this reproduction adds:
 * items are split (seeded, before anything is measured) into a development split, whose correctly answered
   items train the probes and on which alpha is chosen, and an evaluation split on which everything is
   reported: the evaluation items are seen by neither the probe nor the alpha selection;
@@ -559,8 +559,8 @@ LABELS = {"none": "None", "random": "Random (mean, 95% range)", "probe": "Probe"
           "probe_objects": "Probe, object tokens only", "probe_background": "Probe, background tokens only",
           "synthetic_probe": "Probe trained on synthetic", "shuffle": "Control: image shuffled",
           "swap": "Control: subject/object swapped"}
-# The controls' expected outcomes and verdict rules (paper-spec §5.8), stated once. Both on the evaluation split.
-STRICT_CHANCE = 0.25    # both orderings right by a uniform guesser (paper-spec §4.5)
+# The controls' expected outcomes and verdict rules, stated once. Both on the evaluation split.
+STRICT_CHANCE = 0.25    # both orderings right by a uniform guesser (the two-ordering protocol)
 CONTROL_ALPHA = 0.05
 CONTROLS = {
     "shuffle": ("falls to chance: below the baseline (exact McNemar p < 0.05) and the Wilson 95% CI reaches "

@@ -1,4 +1,4 @@
-"""The paper's claims (paper-spec §1, numbered 1-9) tested on the pipeline's own result tables.
+"""The paper's claims (numbered 1-9) tested on the pipeline's own result tables.
 
 Every claim is evaluated per (model, setting) from the table(s) that carry its evidence and gets a row with
 the measured effect, its 95% CI, the test and its null, a p-value and a verdict:

@@ -404,7 +404,7 @@ COCO_CONTROLS = ("shuffle", "swap")
 
 
 def coco_controls(items: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The authors' two sanity controls (paper-spec §5.8) as extra queries of every COCO item, both orderings:
+    """The authors' two sanity controls as extra queries of every COCO item, both orderings:
 
     * ``shuffle``: the same question about another photo (a seeded derangement over items, never the same
       image), scored against the original answer: without the right image the model should fall to chance;

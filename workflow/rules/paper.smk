@@ -1,4 +1,4 @@
-# The regenerated paper: the claims table (paper-spec §1), published values beside ours (§6) and the
+# The regenerated paper: the claims table, published values beside ours and the
 # manuscript paper/main.tex, whose numbers, tables and figure blocks are generated into paper/generated/.
 # Input functions and target lists: paper_inputs.smk.
 

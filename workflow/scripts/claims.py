@@ -1,4 +1,4 @@
-"""Claims table: each of the paper's claims (paper-spec §1) tested on every model run, from the result tables."""
+"""Claims table: each of the paper's claims tested on every model run, from the result tables."""
 import pandas as pd
 
 from dualmech import claims, snake, tables
