@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", "--quiet", "rules", *args]
+           "--cores", "2", *args, "--quiet", "rules"]      # --quiet takes a list: it must come after targets
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -60,8 +60,8 @@ def test_rerun_is_byte_identical(workdir, tmp_path):
                                                       "results/stimuli/tiny/squares/items.parquet")}
     shutil.rmtree(workdir / "results/tables")
     shutil.rmtree(workdir / "results/stimuli")
-    # only the jobs that make these files (stimuli -> behaviour -> table1), rebuilt from scratch
-    out = snakemake(workdir, *first)
+    # only the jobs that make these files (stimuli -> behaviour -> table1, both models), rebuilt from scratch
+    out = snakemake(workdir, *first, "--forcerun", "stimuli", "behaviour")
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     for p, data in first.items():
         assert (workdir / p).read_bytes() == data, p
