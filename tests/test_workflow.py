@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", *args, "--quiet", "rules"]      # --quiet takes a list: it must come after targets
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")
