@@ -123,8 +123,10 @@ AMP_PAIRS = [(m, t) for m, ts in AMP_TESTBEDS.items() for t in ts]
 def amplification_targets():
     if not AMP_PAIRS:
         return []
-    return [expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
-            [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts]]
+    return [
+        expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
+        [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts],
+    ]
 
 
 def _amp_files(kind, model=None):
