@@ -33,7 +33,7 @@ lint: $(STAMP)               ## rule formatting (snakefmt) and Snakemake's own l
 
 slurm-test: $(STAMP)         ## the tiny DAG through a single-node SLURM cluster on this machine (root), both GPU profiles
 	$(PY) -m pip install -q -e ".[slurm]"
-	$(PY) -m pytest -m slurm -s tests/test_slurm.py
+	$(PY) -m pytest -m slurm -s --basetemp=/tmp/dualmech-slurm-test tests/test_slurm.py
 
 dry-run: $(STAMP)
 	$(PY) -m snakemake -n

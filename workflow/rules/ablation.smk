@@ -2,8 +2,6 @@
 
 
 rule ablation_references:
-    message:
-        "Isolated-middle and empty-canvas references for {wildcards.model} / {wildcards.setting}"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -11,19 +9,19 @@ rule ablation_references:
         "results/ablation/{model}/{setting}/references.safetensors",
     log:
         "results/logs/ablation_references/{model}/{setting}.log",
-    params:
-        colour_pool=config["patching"]["colour_pool"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    params:
+        colour_pool=config["patching"]["colour_pool"],
+    message:
+        "Isolated-middle and empty-canvas references for {wildcards.model} / {wildcards.setting}"
     script:
         "../scripts/ablation_references.py"
 
 
 rule ablation:
-    message:
-        "Scoring {wildcards.model} on {wildcards.setting} with vision-derived ordering removed"
     input:
         model=model_input,
         table="results/stimuli/{model}/{setting}/items.parquet",
@@ -33,17 +31,17 @@ rule ablation:
         "results/ablation/{model}/{setting}/predictions.parquet",
     log:
         "results/logs/ablation/{model}/{setting}.log",
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    message:
+        "Scoring {wildcards.model} on {wildcards.setting} with vision-derived ordering removed"
     script:
         "../scripts/ablation.py"
 
 
 rule table5:
-    message:
-        "Table 5: accuracy under the ablation beside Table 1, McNemar tests"
     input:
         clean=expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS),
         ablated=expand("results/ablation/{model}/{setting}/predictions.parquet", model=MODELS, setting=SETTINGS),
@@ -56,6 +54,8 @@ rule table5:
         "results/logs/table5.log",
     conda:
         ENV
+    message:
+        "Table 5: accuracy under the ablation beside Table 1, McNemar tests"
     script:
         "../scripts/table5.py"
 
@@ -65,8 +65,6 @@ ABLATED = "results/ablation/{model}/{setting}"
 
 
 rule ablation_pairs:
-    message:
-        "Criss-cross pairs for {wildcards.model} on {wildcards.setting}, golden under the ordering ablation"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -76,22 +74,21 @@ rule ablation_pairs:
         images=directory(f"{ABLATED}/pair_images"),
     log:
         "results/logs/ablation_pairs/{model}/{setting}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    conda:
-        ENV
+    message:
+        "Criss-cross pairs for {wildcards.model} on {wildcards.setting}, golden under the ordering ablation"
     script:
         "../scripts/patching_pairs.py"
 
 
 rule ablation_criss_cross:
-    message:
-        "Object / strip swaps under the ordering ablation (+ random-region null) for {wildcards.model} on "
-        "{wildcards.setting}"
     input:
         model=model_input,
         references=f"{ABLATED}/references.safetensors",
@@ -104,21 +101,22 @@ rule ablation_criss_cross:
         regions=f"{ABLATED}/criss_cross_regions.parquet",
     log:
         "results/logs/ablation_criss_cross/{model}/{setting}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    conda:
-        ENV
+    message:
+        "Object / strip swaps under the ordering ablation (+ random-region null) for {wildcards.model} on "
+        "{wildcards.setting}"
     script:
         "../scripts/criss_cross.py"
 
 
 rule backup_layers:
-    message:
-        "LM backup ordering: sites where the object swap flips the answer under the ablation"
     input:
         pairs=expand(f"{ABLATED}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
         stats=expand(f"{ABLATED}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
@@ -128,11 +126,13 @@ rule backup_layers:
         tex="results/tables/backup_layers.tex",
     log:
         "results/logs/backup_layers.log",
+    conda:
+        ENV
     params:
         cells=[(m, s) for m in MODELS for s in SETTINGS],
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
-    conda:
-        ENV
+    message:
+        "LM backup ordering: sites where the object swap flips the answer under the ablation"
     script:
         "../scripts/backup_layers.py"

@@ -4,8 +4,6 @@
 #   whatsup    What'sUp composites (paper v1's testbed) - only when data.whatsup_dir is set
 #   coco       COCO-spatial two-object questions (paper v2's Table 2) - only when data.coco_dir is set
 rule amp_testbed:
-    message:
-        "Amplification testbed '{wildcards.testbed}' for {wildcards.model}"
     input:
         model=model_input,
     output:
@@ -15,22 +13,21 @@ rule amp_testbed:
         "results/logs/amplification/{model}/{testbed}_testbed.log",
     wildcard_constraints:
         testbed="synthetic|whatsup|coco",
+    conda:
+        ENV
     params:
         amp=AMP,
         data=DATA,
         seed=config["seed"],
         settings=SETTINGS,
         directions=config["directions"],
-    conda:
-        ENV
+    message:
+        "Amplification testbed '{wildcards.testbed}' for {wildcards.model}"
     script:
         "../scripts/amp_testbed.py"
 
 
 rule amplify:
-    message:
-        "Amplifying ordering directions: {wildcards.model} on {wildcards.testbed} "
-        "({params.amp[n_random]} random directions, α chosen on the development split)"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -44,22 +41,23 @@ rule amplify:
         "results/logs/amplification/{model}/{testbed}.log",
     wildcard_constraints:
         testbed="synthetic|whatsup|coco",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
         amp=AMP,
         seed=config["seed"],
         settings=SETTINGS,
-    threads: 1
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    conda:
-        ENV
+    message:
+        "Amplifying ordering directions: {wildcards.model} on {wildcards.testbed} "
+        "({params.amp[n_random]} random directions, α chosen on the development split)"
     script:
         "../scripts/amplify.py"
 
 
 rule table2:
-    message:
-        "Table 2: amplification vs none / random directions (evaluation split)"
     input:
         baseline=_amp_files("baseline.parquet"),
         outcomes=_amp_files("outcomes.parquet"),
@@ -72,23 +70,29 @@ rule table2:
         "results/logs/table2.log",
     conda:
         ENV
+    message:
+        "Table 2: amplification vs none / random directions (evaluation split)"
     script:
         "../scripts/table2.py"
 
 
 rule fig_amplification:
-    message:
-        "Amplification curves for {wildcards.model}"
     input:
         outcomes=lambda w: _amp_files("outcomes.parquet", w.model),
         meta=lambda w: _amp_files("meta.json", w.model),
     output:
-        report("figures/fig_amplification_{model}.pdf", caption="../report/table2.rst", category="Amplification",
-               labels={"model": "{model}"}),
+        report(
+            "figures/fig_amplification_{model}.pdf",
+            caption="../report/table2.rst",
+            category="Amplification",
+            labels={"model": "{model}"},
+        ),
     log:
         "results/logs/fig_amplification/{model}.log",
     conda:
         ENV
+    message:
+        "Amplification curves for {wildcards.model}"
     script:
         "../scripts/fig_amplification.py"
 
@@ -100,8 +104,6 @@ rule fig_amplification:
 
 
 rule download_coco:
-    message:
-        "Downloading COCO val2017 images + instances and What'sUp's coco_qa_two_obj.json into data/coco"
     output:
         questions="data/coco/coco_qa_two_obj.json",
         instances="data/coco/annotations/instances_val2017.json",
@@ -111,6 +113,8 @@ rule download_coco:
     localrule: True
     conda:
         ENV
+    message:
+        "Downloading COCO val2017 images + instances and What'sUp's coco_qa_two_obj.json into data/coco"
     shell:
         "mkdir -p data/coco && (cd data/coco"
         " && curl -fL -o val2017.zip http://images.cocodataset.org/zips/val2017.zip && unzip -q val2017.zip"
@@ -121,8 +125,6 @@ rule download_coco:
 
 
 rule download_whatsup:
-    message:
-        "Downloading What'sUp controlled images into data/whatsup"
     output:
         directory("data/whatsup/controlled_images"),
     log:
@@ -130,6 +132,8 @@ rule download_whatsup:
     localrule: True
     conda:
         ENV
+    message:
+        "Downloading What'sUp controlled images into data/whatsup"
     shell:
         "mkdir -p data/whatsup && (cd data/whatsup"
         " && gdown --no-cookies 19KGYVQjrV3syb00GgcavB2nZTW5NXX0H --output controlled_images.tar.gz"

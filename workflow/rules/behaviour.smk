@@ -2,8 +2,6 @@
 
 
 rule behaviour:
-    message:
-        "Scoring {wildcards.model} on {wildcards.setting}"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -13,17 +11,17 @@ rule behaviour:
         "results/behaviour/{model}/{setting}.parquet",
     log:
         "results/logs/behaviour/{model}/{setting}.log",
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    message:
+        "Scoring {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/behaviour.py"
 
 
 rule table1:
-    message:
-        "Table 1: accuracy with Wilson 95% intervals"
     input:
         expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + WHATSUP),
     output:
@@ -33,9 +31,11 @@ rule table1:
         figure=report("figures/table1_accuracy.pdf", caption="../report/table1.rst", category="Behaviour"),
     log:
         "results/logs/table1.log",
-    params:
-        skipped=SKIPPED["Table 1"],
     conda:
         ENV
+    params:
+        skipped=SKIPPED["Table 1"],
+    message:
+        "Table 1: accuracy with Wilson 95% intervals"
     script:
         "../scripts/table1.py"

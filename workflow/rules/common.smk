@@ -9,8 +9,10 @@ from dualmech.resources import model_mem_mb as _model_mem_mb
 
 # Checkpoints are checked (family, vision-language, forced family) once, by the main process, before any job;
 # YAML syntax errors in config.yaml are located in the Snakefile, those of --configfile overlays by Snakemake.
-CONFIG_FILES = ["config.yaml"] + [str(Path(f).relative_to(Path.cwd()) if Path(f).is_relative_to(Path.cwd()) else f)
-                                  for f in workflow.overwrite_configfiles]
+CONFIG_FILES = ["config.yaml"] + [
+    str(Path(f).relative_to(Path.cwd()) if Path(f).is_relative_to(Path.cwd()) else f)
+    for f in workflow.overwrite_configfiles
+]
 try:
     _validated = validate(config, Path.cwd(), "config.yaml", CONFIG_FILES[1:], check_models=workflow.is_main_process)
 except ConfigError as e:
@@ -28,13 +30,17 @@ ENV = "../../envs/dualmech.yaml"
 # (paper §3.5, §5.1-§5.4).
 WHATSUP = ["whatsup"] if config["data"]["whatsup_dir"] else []
 # table -> setting -> why this run has no value for it (Table 1's caption, the published-vs-regenerated notes)
-SKIPPED = {"Table 1": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"},
-           "Probes": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"}}
+SKIPPED = {
+    "Table 1": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"},
+    "Probes": {} if WHATSUP else {"whatsup": "not run: data.whatsup_dir is not set"},
+}
 if not WHATSUP:
     from snakemake.logging import logger
 
-    logger.info("data.whatsup_dir is not set: What'sUp is skipped in Table 1, Figs 3, 6, 7 (App C.1, C.3) and the "
-                "App C.7 probes (Fig 4, probe table); only the synthetic settings run")
+    logger.info(
+        "data.whatsup_dir is not set: What'sUp is skipped in Table 1, Figs 3, 6, 7 (App C.1, C.3) and the "
+        "App C.7 probes (Fig 4, probe table); only the synthetic settings run"
+    )
 
 
 wildcard_constraints:
@@ -131,7 +137,9 @@ def _amp_testbeds():
     coco = [m["name"] for m in AMP["coco"]["models"]] if DATA["coco_dir"] else []
     unknown = sorted(set(syn + wu + coco) - set(MODELS))
     if unknown:
-        raise WorkflowError(f"{' + '.join(CONFIG_FILES)}: amplification: unknown model name(s) {unknown}; models are {MODELS}")
+        raise WorkflowError(
+            f"{' + '.join(CONFIG_FILES)}: amplification: unknown model name(s) {unknown}; models are {MODELS}"
+        )
     return {m: [t for t, ms in (("synthetic", syn), ("whatsup", wu), ("coco", coco)) if m in ms] for m in MODELS}
 
 
@@ -142,8 +150,10 @@ AMP_PAIRS = [(m, t) for m, ts in AMP_TESTBEDS.items() for t in ts]
 def amplification_targets():
     if not AMP_PAIRS:
         return []
-    return [expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
-            [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts]]
+    return [
+        expand("results/tables/table2.{ext}", ext=["csv", "md", "tex"]),
+        [f"figures/fig_amplification_{m}.pdf" for m, ts in AMP_TESTBEDS.items() if ts],
+    ]
 
 
 def _amp_files(kind, model=None):

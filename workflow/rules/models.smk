@@ -2,17 +2,17 @@
 
 
 rule check_model:
-    message:
-        "Checking adapter parity and token layout for {wildcards.model}"
     input:
         model=model_input,
     output:
         "results/checks/{model}.json",
     log:
         "results/logs/check_model/{model}.log",
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    message:
+        "Checking adapter parity and token layout for {wildcards.model}"
     script:
         "../scripts/check_model.py"

@@ -4,20 +4,19 @@
 
 
 rule claims:
-    message:
-        "Claims table: each of the paper's claims tested on every model run"
     input:
         unpack(_claims_input),
     output:
         csv="results/tables/claims.csv",
-        md=report("results/tables/claims.md", caption="../report/claims.rst", category="Paper",
-                  subcategory="Claims"),
+        md=report("results/tables/claims.md", caption="../report/claims.rst", category="Paper", subcategory="Claims"),
         tex="results/tables/claims.tex",
         rules_csv="results/tables/claim_rules.csv",
         rules_md="results/tables/claim_rules.md",
         rules_tex="results/tables/claim_rules.tex",
     log:
         "results/logs/claims.log",
+    conda:
+        ENV
     params:
         models=MODELS,
         settings=SETTINGS,
@@ -25,40 +24,41 @@ rule claims:
         testbeds=lambda w: {m: ts for m, ts in AMP_TESTBEDS.items()} if AMP_PAIRS else {},
         min_pairs=config["patching"]["min_pairs"],
         seed=config["seed"],
-    conda:
-        ENV
+    message:
+        "Claims table: each of the paper's claims tested on every model run"
     script:
         "../scripts/claims.py"
 
 
 rule published_vs_regenerated:
-    message:
-        "Published values (paper {params.version}) beside this run's, flagged outside our 95% CI"
     input:
         unpack(_tables_input),
         published=PUBLISHED,
     output:
         csv="results/tables/published_vs_regenerated.csv",
-        md=report("results/tables/published_vs_regenerated.md", caption="../report/published.rst",
-                  category="Paper", subcategory="Published values"),
+        md=report(
+            "results/tables/published_vs_regenerated.md",
+            caption="../report/published.rst",
+            category="Paper",
+            subcategory="Published values",
+        ),
         tex="results/tables/published_vs_regenerated.tex",
     log:
         "results/logs/published_vs_regenerated.log",
+    conda:
+        ENV
     params:
         version=config["paper_version"],
         models=MODELS,
         strip_width=config["patching"]["strip_width"],
         skipped=SKIPPED,
-    conda:
-        ENV
+    message:
+        "Published values (paper {params.version}) beside this run's, flagged outside our 95% CI"
     script:
         "../scripts/published_vs_regenerated.py"
 
 
 rule paper:
-    message:
-        "The regenerated paper: macros, tables and figure blocks into paper/generated/"
-        + (", then latexmk" if LATEXMK else " (no TeX installation: sources only)")
     input:
         unpack(_tables_input),
         claims="results/tables/claims.csv",
@@ -69,11 +69,16 @@ rule paper:
         sections=sorted(str(p) for p in (PAPER_SOURCES / "sections").glob("*.tex")),
     output:
         # the PDF only where a TeX installation is present; without one the sources are still written
-        *([report("paper/main.pdf", caption="../report/paper.rst", category="Paper", subcategory="Manuscript")]
-          if LATEXMK else []),
+        *(
+            [report("paper/main.pdf", caption="../report/paper.rst", category="Paper", subcategory="Manuscript")]
+            if LATEXMK
+            else []
+        ),
         generated=directory("paper/generated"),
     log:
         "results/logs/paper.log",
+    conda:
+        ENV
     params:
         models=MODELS,
         settings=SETTINGS,
@@ -83,7 +88,8 @@ rule paper:
         latexmk=LATEXMK,
         patching=config["patching"],
         amplification=config["amplification"],
-    conda:
-        ENV
+    message:
+        "The regenerated paper: macros, tables and figure blocks into paper/generated/"
+        + (", then latexmk" if LATEXMK else " (no TeX installation: sources only)")
     script:
         "../scripts/paper.py"

@@ -9,8 +9,11 @@ CELLS = [(m, s) for m in MODELS for s in SETTINGS]
 
 
 def paper_targets():
-    return [expand("results/tables/{name}.{ext}", name=["claims", "published_vs_regenerated"], ext=["csv", "md", "tex"]),
-            "paper/generated", ["paper/main.pdf"] if LATEXMK else []]
+    return [
+        expand("results/tables/{name}.{ext}", name=["claims", "published_vs_regenerated"], ext=["csv", "md", "tex"]),
+        "paper/generated",
+        ["paper/main.pdf"] if LATEXMK else [],
+    ]
 
 
 def _flat(x):
@@ -38,17 +41,26 @@ def _cell_files(pattern):
 def _tables_input(wildcards):
     """Result tables the configured workflow produces (a table it does not produce is left out)."""
     targets = set(_final_targets())
-    names = dict(table1="table1", table5="table5", table2="table2", probes="probes",
-                 patching_summary="patching_summary", backup_layers="backup_layers", validation="validation")
+    names = dict(
+        table1="table1",
+        table5="table5",
+        table2="table2",
+        probes="probes",
+        patching_summary="patching_summary",
+        backup_layers="backup_layers",
+        validation="validation",
+    )
     return {k: f"results/tables/{v}.csv" for k, v in names.items() if f"results/tables/{v}.csv" in targets}
 
 
 def _claims_input(wildcards):
     inputs = _tables_input(wildcards)
     if "patching_summary" in inputs:
-        inputs |= dict(last_token=_cell_files("results/patching/{model}/{setting}/last_token.parquet"),
-                       criss_cross=_cell_files("results/patching/{model}/{setting}/criss_cross.parquet"),
-                       criss_cross_stats=_cell_files("results/patching/{model}/{setting}/criss_cross_stats.parquet"))
+        inputs |= dict(
+            last_token=_cell_files("results/patching/{model}/{setting}/last_token.parquet"),
+            criss_cross=_cell_files("results/patching/{model}/{setting}/criss_cross.parquet"),
+            criss_cross_stats=_cell_files("results/patching/{model}/{setting}/criss_cross_stats.parquet"),
+        )
     if any(f.startswith("figures/fig9_") for f in _final_targets()):
         inputs["ablated_stats"] = _cell_files("results/ablation/{model}/{setting}/criss_cross_stats.parquet")
     return inputs

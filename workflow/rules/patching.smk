@@ -10,8 +10,6 @@ wildcard_constraints:
 
 
 rule patching_pairs:
-    message:
-        "Counterfactual pairs for {wildcards.model} on {wildcards.setting} (golden-filtered)"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -21,22 +19,22 @@ rule patching_pairs:
         images=directory(f"{PATCHING}/pair_images"),
     log:
         "results/logs/patching_pairs/{model}/{setting}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
         data=config["data"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    conda:
-        ENV
+    message:
+        "Counterfactual pairs for {wildcards.model} on {wildcards.setting} (golden-filtered)"
     script:
         "../scripts/patching_pairs.py"
 
 
 rule last_token:
-    message:
-        "Last-token interchange sweep for {wildcards.model} on {wildcards.setting}"
     input:
         model=model_input,
         pairs=f"{PATCHING}/pairs_last_token.parquet",
@@ -46,19 +44,19 @@ rule last_token:
         curves=f"{PATCHING}/last_token_curves.parquet",
     log:
         "results/logs/last_token/{model}/{setting}.log",
-    params:
-        seed=config["seed"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    params:
+        seed=config["seed"],
+    message:
+        "Last-token interchange sweep for {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/last_token.py"
 
 
 rule criss_cross:
-    message:
-        "Criss-cross object / strip swap sweeps (+ random-region null) for {wildcards.model} on {wildcards.setting}"
     input:
         model=model_input,
         pairs=f"{PATCHING}/pairs_criss_cross.parquet",
@@ -70,40 +68,45 @@ rule criss_cross:
         regions=f"{PATCHING}/criss_cross_regions.parquet",
     log:
         "results/logs/criss_cross/{model}/{setting}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
         patching=config["patching"],
         seed=config["seed"],
         directions=config["directions"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    conda:
-        ENV
+    message:
+        "Criss-cross object / strip swap sweeps (+ random-region null) for {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/criss_cross.py"
 
 
 rule fig_patching:
-    message:
-        "Fig {wildcards.fig} for {wildcards.model} on {wildcards.setting}"
     input:
         unpack(_fig_patching_input),
     output:
-        report("figures/fig{fig}_{model}_{setting}.pdf", caption="../report/patching.rst",
-               category="Causal mediation", subcategory="Fig {fig}", labels={"model": "{model}", "setting": "{setting}"}),
+        report(
+            "figures/fig{fig}_{model}_{setting}.pdf",
+            caption="../report/patching.rst",
+            category="Causal mediation",
+            subcategory="Fig {fig}",
+            labels={"model": "{model}", "setting": "{setting}"},
+        ),
     log:
         "results/logs/fig_patching/fig{fig}_{model}_{setting}.log",
+    conda:
+        ENV
     params:
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
-    conda:
-        ENV
+    message:
+        "Fig {wildcards.fig} for {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/fig_patching.py"
 
 
 rule patching_summary:
-    message:
-        "Causal-mediation summary: significant flip sites and Fig 3 transfer ranges"
     input:
         lt_pairs=expand(f"{PATCHING}/pairs_last_token.parquet", model=MODELS, setting=SETTINGS),
         cc_pairs=expand(f"{PATCHING}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
@@ -111,16 +114,22 @@ rule patching_summary:
         stats=expand(f"{PATCHING}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
     output:
         csv="results/tables/patching_summary.csv",
-        md=report("results/tables/patching_summary.md", caption="../report/patching_summary.rst",
-                  category="Causal mediation", subcategory="Summary"),
+        md=report(
+            "results/tables/patching_summary.md",
+            caption="../report/patching_summary.rst",
+            category="Causal mediation",
+            subcategory="Summary",
+        ),
         tex="results/tables/patching_summary.tex",
     log:
         "results/logs/patching_summary.log",
+    conda:
+        ENV
     params:
         cells=[(m, s) for m in MODELS for s in SETTINGS],
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
-    conda:
-        ENV
+    message:
+        "Causal-mediation summary: significant flip sites and Fig 3 transfer ranges"
     script:
         "../scripts/patching_summary.py"

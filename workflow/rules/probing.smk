@@ -8,12 +8,10 @@ STORE = "results/activations/{model}/{imageset}"
 
 # image sets a (model, setting) probe reads: the canonical set, plus the shifted control for relation settings
 PROBE_SETS = {s: [s] + ([f"{s}_shifted"] if s in SETTINGS and PROBING["shifts"] else []) for s in SETTINGS + GRIDS}
-PROBE_SETS.update({s: [s] for s in WHATSUP})   # App C.7: What'sUp composites (horizontal only, no shifted control)
+PROBE_SETS.update({s: [s] for s in WHATSUP})  # App C.7: What'sUp composites (horizontal only, no shifted control)
 
 
 rule shifted_stimuli:
-    message:
-        "Shifted-layout control stimuli ({params.shifts} tokens) for {wildcards.model} on {wildcards.setting}"
     input:
         model=model_input,
     output:
@@ -23,18 +21,18 @@ rule shifted_stimuli:
         "results/logs/shifted_stimuli/{model}/{setting}.log",
     wildcard_constraints:
         setting="|".join(SETTINGS),
+    conda:
+        ENV
     params:
         shifts=PROBING["shifts"],
         directions=config["directions"],
-    conda:
-        ENV
+    message:
+        "Shifted-layout control stimuli ({params.shifts} tokens) for {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/shifted_stimuli.py"
 
 
 rule extract_activations:
-    message:
-        "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset}"
     input:
         model=model_input,
         check="results/checks/{model}.json",
@@ -47,20 +45,19 @@ rule extract_activations:
         "results/logs/extract_activations/{model}/{imageset}.log",
     wildcard_constraints:
         imageset="|".join(SETTINGS + GRIDS + WHATSUP + [f"{s}_shifted" for s in SETTINGS]),
-    params:
-        sites=PROBING["sites"],
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     conda:
         ENV
+    resources:
+        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
+    params:
+        sites=PROBING["sites"],
+    message:
+        "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset}"
     script:
         "../scripts/extract_activations.py"
 
 
 rule probes:
-    message:
-        "Position probes for {wildcards.model} on {wildcards.setting}: every site, {params.probing[seeds]} splits, "
-        "position-only / control-task / strip / shifted-layout controls"
     input:
         tables=lambda w: [f"results/stimuli/{w.model}/{s}/items.parquet" for s in PROBE_SETS[w.setting]],
         stores=lambda w: [f"results/activations/{w.model}/{s}.safetensors" for s in PROBE_SETS[w.setting]],
@@ -69,50 +66,58 @@ rule probes:
         heatmaps="results/probes/{model}/{setting}_heatmaps.npz",
     log:
         "results/logs/probes/{model}/{setting}.log",
+    conda:
+        ENV
     params:
         probing=PROBING,
         seed=config["seed"],
-    conda:
-        ENV
+    message:
+        "Position probes for {wildcards.model} on {wildcards.setting}: every site, {params.probing[seeds]} splits, "
+        "position-only / control-task / strip / shifted-layout controls"
     script:
         "../scripts/probes.py"
 
 
 rule fig4:
-    message:
-        "Fig 4: probe class probabilities on every visual token at the LM input, {wildcards.model} on {wildcards.setting}"
     input:
         "results/probes/{model}/{setting}_heatmaps.npz",
     output:
-        report("figures/fig4_{model}_{setting}.pdf", caption="../report/fig4.rst", category="Probing",
-               subcategory="{model}"),
+        report(
+            "figures/fig4_{model}_{setting}.pdf",
+            caption="../report/fig4.rst",
+            category="Probing",
+            subcategory="{model}",
+        ),
     log:
         "results/logs/fig4/{model}_{setting}.log",
     conda:
         ENV
+    message:
+        "Fig 4: probe class probabilities on every visual token at the LM input, {wildcards.model} on {wildcards.setting}"
     script:
         "../scripts/fig4.py"
 
 
 rule probe_depth:
-    message:
-        "Probe depth curves for {wildcards.model} (with its untrained twin where there is one)"
     input:
-        lambda w: expand("results/probes/{model}/{setting}.parquet", setting=SETTINGS + GRIDS,
-                         model=[w.model] + [m["name"] for m in config["models"] if m.get("twin_of") == w.model]),
+        lambda w: expand(
+            "results/probes/{model}/{setting}.parquet",
+            setting=SETTINGS + GRIDS,
+            model=[w.model] + [m["name"] for m in config["models"] if m.get("twin_of") == w.model],
+        ),
     output:
         report("figures/probe_depth_{model}.pdf", caption="../report/probe_depth.rst", category="Probing"),
     log:
         "results/logs/probe_depth/{model}.log",
     conda:
         ENV
+    message:
+        "Probe depth curves for {wildcards.model} (with its untrained twin where there is one)"
     script:
         "../scripts/probe_depth.py"
 
 
 rule probe_table:
-    message:
-        "Probe table: accuracy, ambiguous-token accuracy, strip score and selectivity per site, with CIs"
     input:
         expand("results/probes/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
     output:
@@ -123,5 +128,7 @@ rule probe_table:
         "results/logs/probe_table.log",
     conda:
         ENV
+    message:
+        "Probe table: accuracy, ambiguous-token accuracy, strip score and selectivity per site, with CIs"
     script:
         "../scripts/probe_table.py"

@@ -2,8 +2,6 @@
 
 
 rule stimuli:
-    message:
-        "Rendering {wildcards.setting} stimuli for {wildcards.model}"
     input:
         model=model_input,
     output:
@@ -11,36 +9,40 @@ rule stimuli:
         images=directory("results/stimuli/{model}/{setting}/images"),
     log:
         "results/logs/stimuli/{model}/{setting}.log",
+    conda:
+        ENV
     params:
         seed=config["seed"],
         directions=config["directions"],
         grid_images=config["grid_images"],
         data=config["data"],
-    conda:
-        ENV
+    message:
+        "Rendering {wildcards.setting} stimuli for {wildcards.model}"
     script:
         "../scripts/stimuli.py"
 
 
 rule fig1_stimuli:
-    message:
-        "Fig 1: example stimuli"
     input:
         tables=expand("results/stimuli/{{model}}/{setting}/items.parquet", setting=SETTINGS + GRIDS),
     output:
-        report("figures/fig1_stimuli_{model}.pdf", caption="../report/fig1.rst", category="Stimuli",
-               labels={"model": "{model}"}),
+        report(
+            "figures/fig1_stimuli_{model}.pdf",
+            caption="../report/fig1.rst",
+            category="Stimuli",
+            labels={"model": "{model}"},
+        ),
     log:
         "results/logs/fig1/{model}.log",
     conda:
         ENV
+    message:
+        "Fig 1: example stimuli"
     script:
         "../scripts/fig1.py"
 
 
 rule fig1_default:
-    message:
-        "Fig 1 for the first model in config.yaml"
     input:
         f"figures/fig1_stimuli_{MODELS[0]}.pdf",
     output:
@@ -49,5 +51,7 @@ rule fig1_default:
         "results/logs/fig1/default.log",
     conda:
         ENV
+    message:
+        "Fig 1 for the first model in config.yaml"
     shell:
         "cp {input} {output} 2> {log}"

@@ -7,24 +7,28 @@ REPO = Path(workflow.basedir)
 
 
 rule validation:
-    message:
-        "Validation: claim detectors on planted-mechanism fixtures against their expected verdicts"
     input:
         expected=str(REPO / VALIDATION["expected"]),
     output:
         csv="results/tables/validation.csv",
-        md=report("results/tables/validation.md", caption="../report/validation.rst", category="Paper",
-                  subcategory="Validation"),
+        md=report(
+            "results/tables/validation.md",
+            caption="../report/validation.rst",
+            category="Paper",
+            subcategory="Validation",
+        ),
         tex="results/tables/validation.tex",
     log:
         "results/logs/validation.log",
+    conda:
+        ENV
     params:
         repo=str(REPO),
         probing=config["probing"],
         triples=VALIDATION["triples"],
         min_pairs=config["patching"]["min_pairs"],
         seed=config["seed"],
-    conda:
-        ENV
+    message:
+        "Validation: claim detectors on planted-mechanism fixtures against their expected verdicts"
     script:
         "../scripts/validation.py"
