@@ -23,7 +23,6 @@ rule validation:
     conda:
         ENV
     params:
-        repo=str(REPO),
         probing=config["probing"],
         triples=VALIDATION["triples"],
         min_pairs=config["patching"]["min_pairs"],
