@@ -9,7 +9,7 @@ par = snakemake.params
 spec = validation.load_expected(snakemake.input.expected)
 Path("results").mkdir(exist_ok=True)
 with tempfile.TemporaryDirectory(dir="results", prefix=".validation-") as work:
-    repo = Path(snakemake.scriptdir).parents[1]             # workflow/scripts -> the repository
+    repo = Path(snakemake.scriptdir).resolve().parents[1]   # workflow/scripts -> the repository
     probes = validation.planted_probes(str(repo / spec["base"]), spec["fixtures"], spec["setting"],
                                        par.probing, par.seed, work, par.triples, log)
 result = validation.compare(spec, validation.evaluate(spec, probes, par.min_pairs, par.seed))
