@@ -324,3 +324,12 @@ def test_summary_keeps_the_failing_setting():
     s = cl.summarise(pd.DataFrame(rows, columns=cl.COLUMNS)).iloc[0]
     assert s["verdict"] == cl.NOT_SUPPORTED and s["effect"] == 0.5
     assert "1 of 2" in s["note"] and "objects" in s["note"]
+
+
+def test_display_of_a_claims_table_read_back_from_csv(tmp_path):
+    """The manuscript reads claims.csv back; an empty reason is NaN there and must not print as '(nan)'."""
+    rows = pd.DataFrame([cl._row(8, "m", "squares", cl.NOT_SUPPORTED, 0.2, (0.1, 0.3), 0.9),
+                         cl.not_testable(8, "m", "shapes", "too few items")], columns=cl.COLUMNS)
+    rows.to_csv(tmp_path / "claims.csv", index=False)
+    shown = cl.display(pd.read_csv(tmp_path / "claims.csv"), "setting")["Verdict"].tolist()
+    assert shown == ["not supported", "not testable (too few items)"]

@@ -582,7 +582,9 @@ def _p(p: float) -> str:
 
 
 def verdict_text(r) -> str:
-    return f"{r['verdict']} ({r['reason']})" if r["verdict"] != SUPPORTED and r["reason"] else r["verdict"]
+    """The verdict with its reason (a table read back from CSV holds NaN where there is none)."""
+    reason = r["reason"] if isinstance(r["reason"], str) else ""
+    return f"{r['verdict']} ({reason})" if r["verdict"] != SUPPORTED and reason else r["verdict"]
 
 
 def display(claims: pd.DataFrame, level: str = "model") -> pd.DataFrame:
