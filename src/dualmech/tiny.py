@@ -143,12 +143,25 @@ def _pixtral(seed: int):
     return _init(T.LlavaForConditionalGeneration, cfg, seed, "pixtral"), save
 
 
+def _qwen_tokenizer():
+    return word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                           "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"], ["system", "user", "assistant"],
+                          QWEN_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                          image_token="<|image_pad|>", video_token="<|video_pad|>")
+
+
+def _qwen_save(ip, tok, processor_class: str):
+    """The Qwen-VL processors need torchvision (their video processor): write the processor's files instead."""
+    def save(out: Path):
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, processor_class)
+    return save
+
+
 def _qwen2vl(seed: int):
     """Qwen2-VL: ViT with 2x2 patch merger + Qwen2 LM with M-RoPE; patch 4 px, 8 px per merged token."""
-    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-                          "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"], ["system", "user", "assistant"],
-                         QWEN_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", eos_token="<|im_end|>",
-                         image_token="<|image_pad|>", video_token="<|video_pad|>")
+    tok = _qwen_tokenizer()
     patch, merge = 4, 2
     vc = T.Qwen2VLVisionConfig(depth=LAYERS, embed_dim=D_VISION, hidden_size=D_LM, num_heads=HEADS, mlp_ratio=2,
                                patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2)
@@ -161,12 +174,7 @@ def _qwen2vl(seed: int):
                           video_token_id=vid, vision_start_token_id=vs, vision_end_token_id=ve)
     ip = T.Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2,
                                  image_mean=CLIP_MEAN, image_std=CLIP_STD)
-
-    def save(out: Path):      # Qwen2VLProcessor needs torchvision (video processor); write its files
-        ip.save_pretrained(out)
-        tok.save_pretrained(out)
-        _write_processor_config(out, "Qwen2VLProcessor")
-    return _init(T.Qwen2VLForConditionalGeneration, cfg, seed, "qwen2vl"), save
+    return _init(T.Qwen2VLForConditionalGeneration, cfg, seed, "qwen2vl"), _qwen_save(ip, tok, "Qwen2VLProcessor")
 
 
 def _gemma3(seed: int):
@@ -196,10 +204,7 @@ def _gemma3(seed: int):
 def _qwen2_5vl(seed: int):
     """Qwen2.5-VL: windowed ViT (a full-attention block last) with 2x2 patch merger + Qwen2 LM with M-RoPE;
     patch 4 px, 8 px per merged token, windows of 2x2 merged tokens."""
-    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-                          "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"], ["system", "user", "assistant"],
-                         QWEN_TEMPLATE, unk_token="<unk>", pad_token="<|endoftext|>", eos_token="<|im_end|>",
-                         image_token="<|image_pad|>", video_token="<|video_pad|>")
+    tok = _qwen_tokenizer()
     patch, merge = 4, 2
     vc = T.Qwen2_5_VLVisionConfig(depth=LAYERS, hidden_size=D_VISION, intermediate_size=2 * D_VISION, num_heads=HEADS,
                                   out_hidden_size=D_LM, patch_size=patch, spatial_merge_size=merge,
@@ -213,12 +218,7 @@ def _qwen2_5vl(seed: int):
                              video_token_id=vid, vision_start_token_id=vs, vision_end_token_id=ve)
     ip = T.Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2,
                                  image_mean=CLIP_MEAN, image_std=CLIP_STD)
-
-    def save(out: Path):      # Qwen2_5_VLProcessor needs torchvision (video processor); write its files
-        ip.save_pretrained(out)
-        tok.save_pretrained(out)
-        _write_processor_config(out, "Qwen2_5_VLProcessor")
-    return _init(T.Qwen2_5_VLForConditionalGeneration, cfg, seed, "qwen2_5vl"), save
+    return _init(T.Qwen2_5_VLForConditionalGeneration, cfg, seed, "qwen2_5vl"), _qwen_save(ip, tok, "Qwen2_5_VLProcessor")
 
 
 def _mistral3(seed: int):

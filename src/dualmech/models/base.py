@@ -144,6 +144,14 @@ class VLMAdapter:
         raise UnsupportedModel(f"{self.spec.name}: config has no image_token_id/image_token_index")
 
     # ---------------------------------------------------------------- shared surface
+    def patch_grid(self) -> tuple[int, int]:
+        """(tokens per side, px per token) of a tower with one token per patch of a square image."""
+        vc = self.model.config.vision_config
+        if vc.image_size % vc.patch_size:
+            raise UnsupportedModel(f"{self.spec.name}: image_size {vc.image_size} is not a multiple of "
+                                   f"patch_size {vc.patch_size}")
+        return vc.image_size // vc.patch_size, vc.patch_size
+
     @property
     def language_model(self) -> torch.nn.Module:
         """The LM decoder stack (its `layers` and final `norm`)."""

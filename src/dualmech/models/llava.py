@@ -17,11 +17,7 @@ class LlavaAdapter(VLMAdapter):
         return config.model_type == "llava" and config.vision_config.model_type in ("clip_vision_model", "siglip_vision_model")
 
     def grid_and_pixels(self) -> tuple[int, int]:
-        vc = self.model.config.vision_config
-        if vc.image_size % vc.patch_size:
-            raise UnsupportedModel(f"{self.spec.name}: image_size {vc.image_size} is not a multiple of "
-                                   f"patch_size {vc.patch_size}")
-        return vc.image_size // vc.patch_size, vc.patch_size
+        return self.patch_grid()
 
     @property
     def vision_layers(self):

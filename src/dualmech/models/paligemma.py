@@ -21,11 +21,7 @@ class PaliGemmaAdapter(VLMAdapter):
         return config.model_type == "paligemma"
 
     def grid_and_pixels(self) -> tuple[int, int]:
-        vc = self.model.config.vision_config
-        if vc.image_size % vc.patch_size:
-            raise UnsupportedModel(f"{self.spec.name}: image_size {vc.image_size} is not a multiple of "
-                                   f"patch_size {vc.patch_size}")
-        return vc.image_size // vc.patch_size, vc.patch_size
+        return self.patch_grid()
 
     def chat_text(self, prompt: str, system: str | None = SYSTEM_PROMPT) -> str:
         return prompt if system is None else f"{system}\n{prompt}"
