@@ -49,11 +49,16 @@ def runs(cluster, tmp_path_factory) -> dict[str, tuple[Path, float, str]]:
         log = open(wd / "snakemake.log", "w")
         started[name] = (wd, log, time.monotonic(), subprocess.Popen([*SNAKEMAKE, *args], cwd=wd, stdout=log,
                                                                       stderr=subprocess.STDOUT))
-    done = {}
+    done, ended, deadline = {}, {}, time.monotonic() + 3 * 3600
     try:
+        while len(ended) < len(started) and time.monotonic() < deadline:   # each run's own end time
+            for name, (*_, proc) in started.items():
+                if name not in ended and proc.poll() is not None:
+                    ended[name] = time.monotonic()
+            time.sleep(1)
         for name, (wd, log, t0, proc) in started.items():
-            rc = proc.wait(timeout=3 * 3600)
-            done[name] = (wd, time.monotonic() - t0, (wd / "snakemake.log").read_text())
+            rc = proc.wait(timeout=60)
+            done[name] = (wd, ended[name] - t0, (wd / "snakemake.log").read_text())
             log.close()
             assert rc == 0, f"{name}:\n" + done[name][2][-4000:]
     finally:

@@ -1,8 +1,12 @@
 """The DAG end to end on a tiny config: a tiny organism-shaped LLaVA checkpoint, two directions."""
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -53,6 +57,41 @@ def test_full_run(workdir):
     assert probes["acc"].between(0, 1).all() and (probes.query("setting == 'squares'")["n_ambiguous"] > 0).all()
     for f in ("figures/fig4_tiny_squares.pdf", "figures/fig4_tiny-untrained_grid2.pdf", "figures/probe_depth_tiny.pdf"):
         assert (workdir / f).stat().st_size > 0
+
+
+def _result_bytes(wd: Path) -> dict[str, bytes]:
+    """Every table, activation store and stimulus list of a run (figures carry timestamps)."""
+    files = [*wd.glob("results/tables/*"), *wd.glob("results/activations/**/*.safetensors"),
+             *wd.glob("results/stimuli/**/items.parquet")]
+    return {str(f.relative_to(wd)): f.read_bytes() for f in files if f.is_file()}
+
+
+def test_resume_after_kill_is_byte_identical(workdir, tmp_path):
+    """kill -9 of the whole run mid-DAG, then the README's two commands (--unlock, --rerun-incomplete): every
+    table, activation store and stimulus list equals the uninterrupted run's, byte for byte."""
+    wd = make_workdir(tmp_path / "killed")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:     # kill once 20 steps are done
+            logs = sorted(wd.glob(".snakemake/log/*.snakemake.log"))
+            if logs and len(re.findall(r"^\d+ of \d+ steps", logs[-1].read_text(), re.M)) >= 20:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    out = snakemake(wd)
+    assert out.returncode != 0 and "locked" in out.stdout + out.stderr    # as the README says
+    out = snakemake(wd, "--unlock")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    out = snakemake(wd, "--rerun-incomplete")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    resumed, reference = _result_bytes(wd), _result_bytes(workdir)
+    assert sorted(resumed) == sorted(reference) and len(reference) > 30
+    assert [f for f in reference if resumed[f] != reference[f]] == []
 
 
 def test_rerun_is_byte_identical(workdir, tmp_path):
