@@ -190,6 +190,16 @@ class VLMAdapter:
         msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
         return self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
 
+    def tokenize_with_images(self, texts: list[str], placeholder: str, blocks) -> dict:
+        """Tokenise chat texts with each one's single image `placeholder` replaced by its block (the image's
+        token run, one per text), as the HF processors expand it."""
+        expanded = []
+        for text, block in zip(texts, blocks):
+            if text.count(placeholder) != 1:
+                raise ValueError(f"{self.spec.name}: expected one {placeholder} in the prompt, got {text!r}")
+            expanded.append(text.replace(placeholder, block))
+        return dict(self.tokenizer(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts)))
+
     def text_kwargs(self, texts: list[str]) -> dict:
         """Tokenizer options for chat-formatted texts: like HF's `apply_chat_template(tokenize=True)`, add no
         second BOS when the template already wrote one (Gemma 3, Pixtral templates start with it)."""

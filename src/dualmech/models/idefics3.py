@@ -52,12 +52,7 @@ class Idefics3Adapter(VLMAdapter):
         if vision["pixel_values"].shape[1] != 1:
             raise UnsupportedModel(f"{self.spec.name}: the image processor split the canvas")
         block = FAKE_IMAGE + GLOBAL_IMAGE + img * self.geometry.grid ** 2 + FAKE_IMAGE
-        expanded = []
-        for text in texts:
-            if text.count(img) != 1:
-                raise ValueError(f"{self.spec.name}: expected one {img} in the prompt, got {text!r}")
-            expanded.append(text.replace(img, block))
-        enc = dict(tok(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts)))
+        enc = self.tokenize_with_images(texts, img, [block] * len(texts))
         return enc | {k: vision[k] for k in ("pixel_values", "pixel_attention_mask")}
 
     @property

@@ -46,12 +46,7 @@ class InternVLAdapter(VLMAdapter):
         if len(vision["pixel_values"]) != len(images):
             raise UnsupportedModel(f"{self.spec.name}: the image processor split the canvas into tiles")
         block = start + ctx * self.geometry.grid ** 2 + end
-        expanded = []
-        for text in texts:
-            if text.count(ctx) != 1:
-                raise ValueError(f"{self.spec.name}: expected one {ctx} in the prompt, got {text!r}")
-            expanded.append(text.replace(ctx, block))
-        enc = dict(tok(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts)))
+        enc = self.tokenize_with_images(texts, ctx, [block] * len(texts))
         return enc | {"pixel_values": vision["pixel_values"]}
 
     @property

@@ -50,10 +50,6 @@ class PixtralAdapter(VLMAdapter):
         if tok.convert_tokens_to_ids(img) != self.image_token_id:
             raise UnsupportedModel(f"{self.spec.name}: {img} is not the config's image token {self.image_token_id}")
         vision = dict(self.processor.image_processor(images=images, patch_size=p, return_tensors="pt"))
-        expanded = []
-        for text, (h, w) in zip(texts, vision["image_sizes"].tolist()):
-            if text.count(img) != 1:
-                raise ValueError(f"{self.spec.name}: expected one {img} in the prompt, got {text!r}")
-            rows = ((img * (w // p) + brk) * (h // p))[: -len(brk)] + end   # last break -> [IMG_END]
-            expanded.append(text.replace(img, rows))
-        return dict(tok(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts))) | vision
+        rows = [((img * (w // p) + brk) * (h // p))[: -len(brk)] + end     # last break -> [IMG_END]
+                for h, w in vision["image_sizes"].tolist()]
+        return self.tokenize_with_images(texts, img, rows) | vision

@@ -66,11 +66,6 @@ class Qwen2VLAdapter(VLMAdapter):
         vision = dict(ip(images=images, size={"shortest_edge": lo, "longest_edge": hi}, return_tensors="pt"))
         placeholder = tok.convert_ids_to_tokens(self.image_token_id)
         counts = (vision["image_grid_thw"].prod(-1) // ip.merge_size ** 2).tolist()
-        expanded = []
-        for text, n in zip(texts, counts):     # one image per prompt: its placeholder -> n image tokens
-            if text.count(placeholder) != 1:
-                raise ValueError(f"{self.spec.name}: expected one {placeholder} in the prompt, got {text!r}")
-            expanded.append(text.replace(placeholder, placeholder * n))
-        enc = dict(tok(expanded, padding=True, return_tensors="pt", **self.text_kwargs(texts)))
+        enc = self.tokenize_with_images(texts, placeholder, [placeholder * n for n in counts])
         enc["mm_token_type_ids"] = (enc["input_ids"] == self.image_token_id).to(torch.long)
         return enc | vision
