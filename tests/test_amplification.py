@@ -101,14 +101,11 @@ def test_amplify_mask_restricts_to_tokens():
 
 
 # ================================================================== random directions and probes
-def test_random_directions_match_the_probe_norms_and_are_seeded():
-    ref = _w(d=16, c=3).float() * torch.tensor([1.0, 10.0, 0.1])
-    ref[:, 2] = 0                                                # a missing class: unit norm
+def test_random_directions_are_seeded():
+    ref = _w(d=16, c=3).float()
     dirs = amp.random_directions(ref, 4, 11, "coco", "horizontal")
     assert len(dirs) == 4
-    for M in dirs:
-        assert M.shape == ref.shape and M.dtype == torch.float32
-        torch.testing.assert_close(M.norm(dim=0), torch.tensor([float(ref[:, 0].norm()), float(ref[:, 1].norm()), 1.0]))
+    assert all(M.shape == ref.shape and M.dtype == torch.float32 for M in dirs)
     assert not torch.allclose(dirs[0], dirs[1])
     again = amp.random_directions(ref, 4, 11, "coco", "horizontal")
     assert all(torch.equal(a, b) for a, b in zip(dirs, again))
@@ -116,6 +113,29 @@ def test_random_directions_match_the_probe_norms_and_are_seeded():
     assert not torch.equal(amp.random_directions(ref, 1, 11, "coco", "vertical")[0], dirs[0])
     # the k-th direction does not depend on how many are drawn
     assert torch.equal(amp.random_directions(ref, 2, 11, "coco", "horizontal")[1], dirs[1])
+
+
+def test_a_random_direction_moves_every_token_exactly_as_far_as_the_probe():
+    """The null is matched per token: |step| under a random direction = |step| under the probe, token by token,
+    at every alpha; only the direction differs. Rescaling the random columns to the probe's column norms (the
+    old null) matches nothing, since the projection form is invariant to column norms."""
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(2, 9, 16, generator=g)
+    W = _w(d=16, c=3).float() * torch.tensor([1.0, 10.0, 0.1])
+    R = amp.random_directions(W, 1, 11, "tb", "horizontal")[0]
+    probe_step = (amp.amplify(e, W, 3.0) - e).norm(dim=-1)                      # (2, 9) per token
+    rand = amp.amplify(e, R, 3.0, match=W) - e
+    torch.testing.assert_close(rand.norm(dim=-1), probe_step)
+    assert probe_step.std() > 0.1 * probe_step.mean()                           # sizes do vary across tokens
+    cos = torch.nn.functional.cosine_similarity(rand, amp.amplify(e, W, 3.0) - e, dim=-1)
+    assert cos.abs().max() < 0.9                                                # a different direction
+    old = R / R.norm(dim=0) * W.norm(dim=0)
+    old_step = (amp.amplify(e, old, 3.0) - e).norm(dim=-1)
+    assert ((old_step - probe_step).abs() / probe_step).median() > 0.2
+    # a probe that is all zeros (no probe on this axis) makes the matched random step zero too
+    assert torch.equal(amp.amplify(e, R, 3.0, match=torch.zeros_like(W)), e)
+    # without `match` the step is the plain projection
+    torch.testing.assert_close(amp.perturbation(e, R), amp.projection(e, R))
 
 
 def test_train_probe_is_seeded_and_separates():
@@ -227,6 +247,23 @@ def test_summarise_counts_fixes_breaks_and_net():
     shown = amp.table2_display(t.reset_index())
     assert list(shown["Intervention"]) == [amp.LABELS[k] for k in t.index]
     assert shown.iloc[2]["% failures fixed"].startswith("75.0 [") and shown.iloc[2]["Breaks"] == "1"
+
+
+def test_only_ordering_failures_are_failures_to_fix():
+    """i5 fails by naming a colour absent from the scene: not an ordering failure, so the probe 'fixing' it does
+    not count. Old rule (every failure): 4 failures, 3 fixes, fix rate 0.75; new: 3 ordering failures, 2 fixes."""
+    baseline, outcomes, meta = _summary_inputs()
+    baseline["ordering_failure"] = ~baseline["correct"] & (baseline["item"] != "i5")
+    t = amp.summarise(baseline, outcomes, meta).set_index("row")
+    assert (t["n_fail"] == 3).all()
+    p = t.loc["probe"]
+    assert (p["fixes"], p["breaks"], p["correct"]) == (2, 1, 6)             # accuracy still counts every item
+    assert p["fix_rate"] == pytest.approx(2 / 3)
+    assert t.loc["probe_star", "fixes"] == 3                                # i4, i6, i7 (i7 at alpha 2)
+    assert "1 failure(s) name no entity of the scene" in t.loc["none", "note"]
+    assert amp._in_scene("red", json.dumps(["Red", "blue", "green"]))
+    assert not amp._in_scene("pink", json.dumps(["red", "blue", "green"]))
+    assert amp._in_scene("pink", None)                                       # no scene listed: every failure
 
 
 def test_amplification_curves():
@@ -538,6 +575,40 @@ def test_engine_alpha_zero_reproduces_the_baseline(coco, tmp_path):
     logits = iv.run(adapter, prepared, edits={iv.LM_INPUT: iv.replace_grid(prepared, new)}).logits
     preds = [nat_pred == "left" for nat_pred in (amp.normalise(t) for t in adapter.decode(logits.argmax(-1).tolist()))]
     assert bool(out.set_index(["item", "direction", "alpha"]).loc[("coco-0000", "probe", 8.0), "correct"]) == all(preds)
+
+
+def test_engine_gives_random_rows_the_probes_step_size(coco, tmp_path, monkeypatch):
+    """In the batched engine a random direction (match='probe') moves each image token by the probe's norm."""
+    from dualmech import models
+    from dualmech.tiny import make_tiny
+    torch.set_num_threads(1)
+    adapter = models.load(models.ModelSpec(name="llava", path=str(make_tiny("llava", tmp_path / "ckpt"))), device="cpu")
+    items = nat.coco_items(coco, G, tmp_path / "out")
+    tb = amp.Testbed("coco", items, tmp_path / "out", classes=2)
+    engine = amp.Engine(adapter, tb, batch_size=64, chunk_items=2)
+    D = adapter.model.config.text_config.hidden_size
+    W = {a: _w(d=D, c=2, seed=k).float() for k, a in enumerate(amp.AXES)}
+    R = {a: amp.random_directions(W[a], 1, 5, "coco", a)[0] for a in amp.AXES}
+    dirs = {"probe": amp.Direction("probe", "probe", W, "all"),
+            "random_00": amp.Direction("random_00", "random", R, "all", match="probe")}
+    seen = []
+    plain = engine._forward_rows
+
+    def spy(prepared, rows, images, qi, new):
+        seen.append((qi.clone(), new.clone()))
+        return plain(prepared, rows, images, qi, new)
+    monkeypatch.setattr(engine, "_forward_rows", spy)
+    jobs = pd.DataFrame([("coco-0000", d, 6.0) for d in dirs], columns=["item", "direction", "alpha"])
+    engine.evaluate(jobs, dirs)
+    qi, new = seen[-1]                       # rows: (query 0, probe), (query 0, random), (query 1, probe), ...
+    rows = tb.queries[tb.queries["item"] == "coco-0000"].reset_index(drop=True)
+    images = {p: Image.open(tmp_path / "out" / p).convert("RGB") for p in rows["image"]}
+    visual = adapter.visual_tokens([images[p] for p in rows["image"]]).float()
+    steps = (new - visual[qi]).norm(dim=-1)
+    assert len(qi) == 2 * len(rows)
+    for k in range(len(rows)):
+        torch.testing.assert_close(steps[2 * k + 1], steps[2 * k], rtol=1e-4, atol=1e-5)
+        assert steps[2 * k].max() > 0
 
 
 # ================================================================== COCO: box accounting, dynamic resolution

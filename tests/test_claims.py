@@ -259,30 +259,89 @@ def test_smallest_attainable_p_at_the_papers_depths(layers, capsys):
     assert old_claim3 > cl.ALPHA
 
 
-def test_control_gate():
-    """A supported setting needs a CI above the declared control's (the untrained twin)."""
-    model = probes(1.0, 0.95, 0.40, 0.001)
-    same = probes(1.0, 0.95, 0.42, 0.001, model="twin")                  # strips from position embeddings alone
-    ev = cl.Evidence(probes=pd.concat([model, same]))
+def strip_units(model: str, values, parts=("horizontal", "vertical")) -> pd.DataFrame:
+    """Claim-3 units (per-triple strip scores) of one model, the same values in every orientation."""
+    return pd.concat([cl.units_frame(3, model, "squares", o, np.arange(len(values)), np.asarray(values, float))
+                      for o in parts], ignore_index=True)
+
+
+def gate(model_rows, twin_rows, units) -> pd.DataFrame:
+    ev = cl.Evidence(probes=pd.concat([model_rows, twin_rows]), units=units)
     out = cl.evaluate(ev, ["m", "twin"], ["squares"], min_pairs=10, twins={"m": "twin"})
-    c3 = out[(out["claim"] == 3) & (out["model"] == "m")].set_index("level")
-    assert c3.loc["setting", "verdict"] == cl.NOT_SUPPORTED             # old rule: supported
-    assert c3.loc["setting", "reason"] == "the control shows the effect as well"
-    assert c3.loc["model", "verdict"] == cl.NOT_SUPPORTED
-    assert "control twin: 0.42" in c3.loc["setting", "note"]
-    flat = probes(1.0, 0.95, 0.0, 0.6, model="twin")
-    out = cl.evaluate(cl.Evidence(probes=pd.concat([model, flat])), ["m", "twin"], ["squares"], min_pairs=10,
-                      twins={"m": "twin"})
-    assert out[(out["claim"] == 3) & (out["model"] == "m")]["verdict"].eq(cl.SUPPORTED).all()
+    return out[(out["claim"] == 3) & (out["model"] == "m")].set_index("level")
+
+
+def test_control_gate_is_a_paired_test_over_the_same_items():
+    """Per-triple tables on which CI non-overlap (the old gate) and the paired test disagree.
+    (a) The triples differ a lot (strip scores 0-0.8) and the model beats its twin by 0.02 on every one: the
+        CIs overlap (old gate: not supported), the paired sign-flip test rejects: supported.
+    (b) Four triples, model 0.9 and twin 0.1 on each: the CIs do not overlap (old gate: supported), but four
+        sign flips cannot reach alpha (smallest p 1/16): not supported."""
+    twin_scores = np.linspace(0.0, 0.8, 40)
+    units = pd.concat([strip_units("m", twin_scores + 0.02), strip_units("twin", twin_scores)])
+    a = gate(probes(1.0, 0.95, 0.40, 0.001), probes(1.0, 0.95, 0.38, 0.001, model="twin"), units)
+    assert a.loc["setting", "ci_low"] <= 0.38 + 0.05                      # the intervals overlap
+    assert a.loc["setting", "verdict"] == cl.SUPPORTED                    # old gate: not supported
+    assert "paired difference 0.020 [0.020, 0.020] over 80 units, sign-flip p <1e-4: exceeds it" in \
+        a.loc["setting", "note"]
+    units = pd.concat([strip_units("m", [0.9] * 4), strip_units("twin", [0.1] * 4)])
+    b = gate(probes(1.0, 0.95, 0.9, 0.001), probes(1.0, 0.95, 0.1, 0.001, model="twin"), units)
+    assert b.loc["setting", "ci_low"] > 0.1 + 0.05                        # the intervals do not overlap
+    assert b.loc["setting", "verdict"] == cl.NOT_SUPPORTED                # old gate: supported
+    assert b.loc["setting", "reason"] == "does not exceed the control (paired test over the same items)"
+    assert b.loc["model", "verdict"] == cl.NOT_SUPPORTED
+    assert "control twin: supported, 0.10 [0.05, 0.15]" in b.loc["setting", "note"]
     # the per-setting verdicts are shown beside the summary
-    shown = cl.display(out, "all")
+    shown = cl.display(pd.concat([b.reset_index()]), "all")
     assert {"all", "squares"} <= set(shown["Setting"])
+
+
+def test_paired_test_statistic_null_and_intersection_union():
+    m = cl.units_frame(2, "m", "s", "horizontal", ["t0", "t1", "t2", "t3"], [3.0, 2.0, 4.0, np.nan], [4, 4, 4, 4])
+    c = cl.units_frame(2, "c", "s", "horizontal", ["t1", "t2", "t3", "t4"], [1.0, 1.0, 0.0, 2.0], [4, 4, 4, 4])
+    r = cl.paired_test(m, c, 0, "x")
+    # common units with a value for both: t1, t2 -> (1 + 3) / 8
+    assert r["n"] == 2 and r["diff"] == pytest.approx(0.5)
+    assert r["p"] == pytest.approx(0.25, abs=0.02)                        # 2 positive differences: 1/4
+    many = cl.units_frame(3, "m", "s", "horizontal", range(30), np.ones(30))
+    zero = cl.units_frame(3, "c", "s", "horizontal", range(30), np.zeros(30))
+    assert cl.paired_test(many, zero)["p"] == pytest.approx(1 / (cl.CONTROL_PERMUTATIONS + 1))
+    # intersection-union over orientations: the worse one decides
+    flat = cl.units_frame(3, "m", "s", "vertical", range(30), np.zeros(30))
+    both = cl.paired_test(pd.concat([many, flat]), pd.concat([zero, flat.assign(model="c")]))
+    assert both["diff"] == 0.0 and both["p"] > 0.5 and both["n"] == 60
+    # no unit in common: no test (the control cannot veto)
+    assert cl.paired_test(many, zero.assign(unit=zero["unit"] + 100)) is None
+    assert cl.paired_test(many, None) is None
+
+
+def test_a_control_without_common_units_cannot_veto():
+    model = probes(1.0, 0.95, 0.40, 0.001)
+    out = gate(model, probes(1.0, 0.95, 0.42, 0.001, model="twin"), strip_units("m", np.ones(30)))
+    assert out.loc["setting", "verdict"] == cl.SUPPORTED
+    assert "no paired unit in common: no veto" in out.loc["setting", "note"]
+
+
+def test_unit_builders_pair_the_same_items():
+    """Claim 5 per item (control - ablated, clean where the control was not run); claim 7 per ordering failure
+    of the evaluation split (fixed by the probe at its chosen alpha)."""
+    clean = pd.DataFrame(dict(model="m", setting="squares", item=["a", "b", "c"], correct=[True, True, False]))
+    abl = pd.DataFrame(dict(model="m", item=["a", "b", "c"], correct_ablated=[False, True, False],
+                            correct_control=[True, False, None]))
+    u = cl.ablation_units(clean, abl).set_index("unit")
+    assert u["num"].tolist() == [1.0, -1.0, 0.0] and (u["claim"] == 5).all()
+    base = pd.DataFrame(dict(item=["a", "b", "c", "d"], split=["eval", "eval", "eval", "dev"], dropped=False,
+                             correct=[False, False, True, False], ordering_failure=[True, False, False, True]))
+    out = pd.DataFrame(dict(item=["a", "b", "c"], split="eval", selected=True, direction="probe",
+                            correct=[True, True, True]))
+    u = cl.amplification_units("m", "synthetic", base, out)
+    assert u["unit"].tolist() == ["a"] and u["num"].tolist() == [1.0]   # b names no scene entity; d is dev
 
 
 def test_rules_table_states_every_rule_once():
     r = cl.rules()
     assert len(r) == len(cl.CLAIMS) and list(r.columns) == ["Claim", "Statistic", "Test", "Null", "Threshold",
-                                                          "Correction"]
+                                                          "Correction", "Control"]
     assert r.notna().all().all() and (r != "").all().all()
     assert "pre-specified" in r.loc[2, "Correction"]
 

@@ -77,9 +77,9 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     spec = validation.load_expected(EXPECTED)
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"]
     cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
-    probes = validation.planted_probes(str(REPO / spec["base"]), spec["fixtures"], spec["setting"], cfg, 0,
-                                       tmp_path, triples=24)
-    table = validation.compare(spec, validation.evaluate(spec, probes, min_pairs=10, seed=0))
+    probes, units = validation.planted_probes(str(REPO / spec["base"]), spec["fixtures"], spec["setting"], cfg, 0,
+                                              tmp_path, triples=24)
+    table = validation.compare(spec, validation.evaluate(spec, probes, min_pairs=10, seed=0, units=units))
     assert len(table) == sum(len(f["claims"]) for f in spec["fixtures"].values())
     shown = validation.display(table)
     assert table["agree"].all(), shown[~table["agree"]].to_string()

@@ -193,7 +193,7 @@ def test_whatsup_labels_and_probes(llava, tmp_path):
     store = extraction.ActivationStore(tmp_path / "acts")
     extraction.extract(llava, images[["image", "image_sha256"]], tmp_path / "out", store, ["lm_input"], desc="t")
     cfg = dict(seeds=1, test_fraction=0.25, C=1.0, bootstrap=20, permutations=10, strip_width=None)
-    metrics, arrays = probing.probe_setting("whatsup", g, {"horizontal": (items, store)}, {}, cfg, 0)
+    metrics, arrays, _ = probing.probe_setting("whatsup", g, {"horizontal": (items, store)}, {}, cfg, 0)
     assert list(metrics["orientation"]) == ["horizontal"] and list(metrics["site"]) == ["lm_input"]
     assert 0 <= metrics["acc"].iloc[0] <= 1 and arrays["horizontal/lm_input"].shape == (3, n, n)
     assert (arrays["horizontal/objects"].reshape(-1) == labels.obj[0]).all()

@@ -69,11 +69,24 @@ def projection(values: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bnc,bdc->bnd", coeff, W)
 
 
-def amplify(values: torch.Tensor, W: torch.Tensor, alpha, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """e <- e + alpha * projection(e, W) at the tokens selected by `mask` (..., N), all tokens when None.
+def perturbation(values: torch.Tensor, W: torch.Tensor, match: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-token step of the amplification: projection(values, W); with `match` (shaped like W), each token's
+    step is rescaled to the norm of projection(values, match), so that W moves every token by exactly as much as
+    `match` (the probe) does. A token whose own step is zero stays put."""
+    p = projection(values, W)
+    if match is None:
+        return p
+    own = p.norm(dim=-1, keepdim=True)
+    ref = projection(values, match).norm(dim=-1, keepdim=True)
+    return torch.where(own > 0, p * (ref / torch.where(own > 0, own, torch.ones_like(own))), torch.zeros_like(p))
+
+
+def amplify(values: torch.Tensor, W: torch.Tensor, alpha, mask: torch.Tensor | None = None,
+            match: torch.Tensor | None = None) -> torch.Tensor:
+    """e <- e + alpha * perturbation(e, W, match) at the tokens selected by `mask` (..., N), all tokens when None.
 
     `values` (N, D) or (B, N, D); `alpha` a number or (B,); alpha = 0 returns `values` unchanged (exactly)."""
-    p = projection(values, W)
+    p = perturbation(values, W, match)
     a = torch.as_tensor(alpha, dtype=values.dtype, device=values.device)
     scale = a.reshape(-1, *([1] * (values.dim() - 1))) if a.dim() else a
     if mask is not None:
@@ -82,15 +95,13 @@ def amplify(values: torch.Tensor, W: torch.Tensor, alpha, mask: torch.Tensor | N
 
 
 def random_directions(reference: torch.Tensor, n: int, seed: int, *names) -> list[torch.Tensor]:
-    """`n` Gaussian matrices shaped like `reference` (D, C), each column rescaled to the norm of the same
-    column of `reference` (unit norm where that column is zero), from the named seed stream."""
-    norms = reference.norm(dim=0)
-    norms = torch.where(norms > 0, norms, torch.ones_like(norms))
+    """`n` Gaussian matrices shaped like `reference` (D, C), from the named seed stream. Their scale does not
+    matter: in the projection form a column's norm cancels, and the engine rescales every token's step to the
+    probe's (`perturbation` with `match`), so a random direction differs from the probe in direction only."""
     out = []
     for k in range(n):
         g = torch_generator(seed, "amplification-random", *names, k)
-        M = torch.randn(reference.shape, generator=g, dtype=torch.float64).float()
-        out.append(M / M.norm(dim=0) * norms)
+        out.append(torch.randn(reference.shape, generator=g, dtype=torch.float64).float())
     return out
 
 
@@ -145,7 +156,9 @@ class Testbed:
 
     Required columns: item, prompt, answer, orientation, image, cells (JSON list of per-class cell lists).
     Optional: query, allowed (JSON list of answer words; an answer outside it drops the item at baseline,
-    the "strict both listings" protocol), probe_ok (False: the item gives no probe training rows), native +
+    the "strict both listings" protocol), scene (JSON list of the answer words of the scene's entities: a wrong
+    answer among them is an ordering error, one outside them, e.g. a colour absent from the scene, is not; without
+    it every wrong answer counts as an ordering error), probe_ok (False: the item gives no probe training rows), native +
     grid_rows + grid_cols (True: the image is seen at the model's dynamic resolution on that token grid)."""
     name: str
     queries: pd.DataFrame
@@ -159,6 +172,8 @@ class Testbed:
             q["query"] = "q"
         if "allowed" not in q:
             q["allowed"] = None
+        if "scene" not in q:
+            q["scene"] = None
         if "probe_ok" not in q:
             q["probe_ok"] = True
         if "native" not in q:
@@ -198,6 +213,7 @@ class Direction:
     kind: str                              # probe | probe_objects | probe_background | synthetic_probe | random
     W: dict[str, torch.Tensor]             # axis -> (D, C)
     region: str = "all"                    # all | objects | background
+    match: str | None = None               # each token moves by exactly as much as under this direction
 
 
 @dataclass
@@ -239,8 +255,9 @@ class Engine:
             _, logits, visual = self._capture(rows, images)
             preds = self._predict(logits)
             for i, row in rows.iterrows():
-                out.append(dict(item=row["item"], query=row["query"], prediction=preds[i],
-                                correct=preds[i] == normalise(row["answer"]),
+                correct = preds[i] == normalise(row["answer"])
+                out.append(dict(item=row["item"], query=row["query"], prediction=preds[i], correct=correct,
+                                ordering_error=not correct and _in_scene(preds[i], row["scene"]),
                                 off_axis=_off_axis(preds[i], row["allowed"])))
                 if row["item"] not in feats:
                     feats[row["item"]] = object_features(visual[i], json.loads(row["cells"]))
@@ -259,6 +276,10 @@ class Engine:
             for a, w in directions[n].W.items():
                 bank[i * len(AXES) + axes[a], :, :w.shape[1]] = w
         bank = bank.to(self.adapter.device)
+        index = {n: i for i, n in enumerate(names)}
+        # the bank row whose per-token step size each direction takes (its own, or its `match`'s)
+        ref = torch.tensor([index[directions[n].match or n] * len(AXES) + k for n in names for k in range(len(AXES))],
+                           device=bank.device)
         by_item = {it: g for it, g in jobs.groupby("item", sort=False)}
         results = []
         for rows, images in self._chunks(list(by_item)):
@@ -275,7 +296,7 @@ class Engine:
             for qi, row in rows.iterrows():
                 for j in by_item[row["item"]].itertuples():
                     q_idx.append(qi)
-                    dir_idx.append(names.index(j.direction) * len(AXES) + axes[row["orientation"]])
+                    dir_idx.append(index[j.direction] * len(AXES) + axes[row["orientation"]])
                     alphas.append(float(j.alpha))
                     region_rows.append(masks[directions[j.direction].region][qi])
                     job_ref.append((row["item"], j.direction, float(j.alpha), qi))
@@ -283,9 +304,9 @@ class Engine:
             for s in range(0, len(q_idx), self.batch_size):
                 sl = slice(s, s + self.batch_size)
                 qi = torch.tensor(q_idx[sl], device=visual.device)
-                new = amplify(visual[qi], bank[torch.tensor(dir_idx[sl], device=bank.device)],
-                              torch.tensor(alphas[sl], device=visual.device),
-                              torch.stack(region_rows[sl]).to(visual.device))
+                d = torch.tensor(dir_idx[sl], device=bank.device)
+                new = amplify(visual[qi], bank[d], torch.tensor(alphas[sl], device=visual.device),
+                              torch.stack(region_rows[sl]).to(visual.device), match=bank[ref[d]])
                 logits = self._forward_rows(prepared, rows, images, qi, new)
                 preds = self._predict(logits)
                 for k, p in enumerate(preds):
@@ -357,6 +378,13 @@ def _select(prepared: Prepared, idx: torch.Tensor, drop=()) -> Prepared:
     return Prepared(inputs, prepared.grid_positions[idx], prepared.final_position[idx])
 
 
+def _in_scene(prediction: str, scene) -> bool:
+    """The answer names an entity of the scene (always True where the testbed does not list them)."""
+    if scene is None or (isinstance(scene, float) and np.isnan(scene)):
+        return True
+    return prediction in {normalise(w) for w in json.loads(scene)}
+
+
 def _off_axis(prediction: str, allowed) -> bool:
     if allowed is None or (isinstance(allowed, float) and np.isnan(allowed)):
         return False
@@ -423,8 +451,12 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     # 1. baseline on every item, and the object features for the probes
     per_query, feats = engine.baseline(testbed.items)
     q = testbed.queries
+    per_query["ok_or_ordering"] = per_query["correct"] | per_query["ordering_error"]
     base = (per_query.groupby("item", sort=False).agg(correct=("correct", "all"), off_axis=("off_axis", "any"),
+                                                      ordering=("ok_or_ordering", "all"),
                                                       n_queries=("query", "size")).reset_index())
+    # a failure to fix is an ordering failure: every wrong answer names another entity of the scene
+    base["ordering_failure"] = ~base["correct"] & base["ordering"]
     meta_cols = q.drop_duplicates("item").set_index("item")
     base["split"] = base["item"].map(split)
     base["axis"] = base["item"].map(meta_cols["orientation"])
@@ -432,7 +464,8 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     base["dropped"] = base["off_axis"]
     kept = base[~base["dropped"]]
     log(f"{testbed.name}: {len(base)} items, {int(base['dropped'].sum())} dropped (answer off the axis), baseline "
-        f"accuracy {kept['correct'].mean():.3f} ({int((~kept['correct']).sum())} failures)")
+        f"accuracy {kept['correct'].mean():.3f} ({int((~kept['correct']).sum())} failures, "
+        f"{int(kept['ordering_failure'].sum())} of them ordering failures)")
 
     # 2. probes on correct development items
     pcfg = cfg["probe"]
@@ -469,7 +502,7 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     rand = {a: random_directions(W[a], cfg["n_random"], seed, testbed.name, a) for a in AXES}
     for k in range(cfg["n_random"]):
         name = f"random_{k:02d}"
-        directions[name] = Direction(name, "random", {a: rand[a][k] for a in AXES}, "all")
+        directions[name] = Direction(name, "random", {a: rand[a][k] for a in AXES}, "all", match="probe")
 
     # 3. development split: every direction x alpha > 0; alpha = 0 with the probe on every item (no-op check)
     dev_items = kept.loc[kept["split"] == "dev", "item"].tolist()
@@ -508,7 +541,7 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
                 selected_alpha=chosen, select_by=cfg["select_by"], alphas=alphas, n_random=cfg["n_random"],
                 probes=diag, engine=engine.parity, forwards=engine.forwards, box_status=_box_status(q),
                 seconds=round(time.perf_counter() - t0, 1))
-    columns = ["item", "split", "axis", "n_queries", "correct", "dropped", "probe_ok"]
+    columns = ["item", "split", "axis", "n_queries", "correct", "ordering_failure", "dropped", "probe_ok"]
     if controls is not None and len(controls):
         for name, c in control_results(adapter, testbed, controls).items():
             base[f"{name}_correct"] = base["item"].map(c)
@@ -572,9 +605,13 @@ CONTROLS = {
 
 def summarise(baseline: pd.DataFrame, outcomes: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Table 2 rows for one (model, testbed), all measured on the evaluation split."""
-    base = baseline[(baseline["split"] == "eval") & ~baseline["dropped"]].set_index("item")["correct"]
+    kept = baseline[(baseline["split"] == "eval") & ~baseline["dropped"]].set_index("item")
+    base = kept["correct"].astype(bool)
     items = base.index
-    n, n_fail = len(base), int((~base).sum())
+    # failures to fix: ordering failures only (the answer names another entity of the scene); every failure
+    # where the testbed does not list the scene's entities
+    fail = kept["ordering_failure"].astype(bool) if "ordering_failure" in kept else ~base
+    n, n_fail = len(base), int(fail.sum())
     sel = outcomes[(outcomes["split"] == "eval") & outcomes["selected"]]
     after = {d: g.set_index("item")["correct"].reindex(items) for d, g in sel.groupby("direction")}
     common = dict(model=meta["model"], testbed=meta["testbed"], n=n, n_fail=n_fail)
@@ -582,7 +619,7 @@ def summarise(baseline: pd.DataFrame, outcomes: pd.DataFrame, meta: dict) -> pd.
 
     def stats(d):
         a = after[d].astype(bool)
-        fixes, breaks = int((a & ~base).sum()), int((~a & base).sum())
+        fixes, breaks = int((a & fail).sum()), int((~a & base).sum())
         return a, fixes, breaks
 
     rand = sorted(d for d in after if d.startswith("random_"))
@@ -614,13 +651,13 @@ def summarise(baseline: pd.DataFrame, outcomes: pd.DataFrame, meta: dict) -> pd.
             row["p_null"] = (1 + sum(r_stats[d][1] >= fixes for d in rand)) / (1 + len(rand))
         rows.append(row)
         if kind == "probe":
-            rows.append(_oracle(outcomes, base, common, kind))
+            rows.append(_oracle(outcomes, base, fail, common, kind))
     for control in CONTROLS:
         col = f"{control}_correct"
         if col in baseline:
             after_c = baseline[(baseline["split"] == "eval") & ~baseline["dropped"]].set_index("item")[col]
             rows.append(control_row(control, base, after_c.reindex(items).fillna(False).astype(bool), common))
-    notes = _notes(meta, n_fail)
+    notes = _notes(meta, n_fail, int((~base & ~fail).sum()))
     out = pd.DataFrame(rows)
     out.insert(3, "label", out["row"].map(LABELS))
     out["note"] = notes
@@ -655,9 +692,9 @@ def _acc(correct) -> dict:
     return dict(correct=int(c.sum()), accuracy=float(c.mean()) if len(c) else np.nan, ci_low=lo, ci_high=hi)
 
 
-def _oracle(outcomes, base, common, kind) -> dict:
-    """Per-item oracle over alpha > 0 on the evaluation failures: an upper bound, never a result."""
-    fails = base.index[~base]
+def _oracle(outcomes, base, fail, common, kind) -> dict:
+    """Per-item oracle over alpha > 0 on the evaluation's ordering failures: an upper bound, never a result."""
+    fails = base.index[fail.to_numpy()]
     sub = outcomes[(outcomes["split"] == "eval") & (outcomes["direction"] == kind) & (outcomes["alpha"] > 0)
                    & outcomes["item"].isin(set(fails))]
     fixed = int(sub.groupby("item")["correct"].any().reindex(fails, fill_value=False).sum())
@@ -670,14 +707,17 @@ def _oracle(outcomes, base, common, kind) -> dict:
                 fix_high=fhi, breaks=np.nan, net=np.nan)
 
 
-def _notes(meta: dict, n_fail: int) -> str:
+def _notes(meta: dict, n_fail: int, other_fail: int = 0) -> str:
     notes = []
+    if other_fail:
+        notes.append(f"{other_fail} failure(s) name no entity of the scene: not ordering failures, not counted as "
+                     "failures to fix")
     boxes = {k: v for k, v in meta.get("box_status", {}).items() if k != "ok"}
     if boxes:
         notes.append(f"{sum(boxes.values())} of {meta['items']} items give no probe rows ("
                      + ", ".join(f"{v} {k}" for k, v in sorted(boxes.items())) + "); they are still asked")
     if n_fail == 0:
-        notes.append("no failures on the evaluation split: nothing to fix")
+        notes.append("no ordering failures on the evaluation split: nothing to fix")
     for axis in AXES:
         d = meta["probes"].get(axis, {})
         if d and not d.get("available", True):

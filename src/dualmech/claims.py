@@ -17,8 +17,8 @@ Every claim's verdict rule (statistic, null, threshold, correction, control) is 
 below; `rules()` renders it as the table the README and the manuscript quote.
 
 Negative controls enter the verdicts: where a model has a declared control (its untrained twin, `twin_of`
-in the config), a setting is supported only if the model's effect exceeds the control's on the same items
-and setting (`control_gate`: the model's 95% CI lies entirely above the control's), and the per-setting
+in the config), a setting is supported only if the model's effect exceeds the control's by a paired test over
+the same items (`control_gate`, rule `CONTROL_RULE`, per-unit statistic `Claim.control`), and the per-setting
 verdicts are listed in `claims.md` beside the summary.
 
 Then one row per (claim, model) summarises the settings: ``supported`` when every testable setting is,
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .seeding import rng
 from .stats import bootstrap_ci, holm, wilson
 
 ALPHA = 0.05
@@ -50,7 +51,8 @@ LM_INPUT = "lm_input"
 class Claim:
     """One claim's verdict rule. `effect` is the statistic (larger = more of the claimed mechanism), `test` and
     `null` the test, `threshold` the decision, `correction` the multiplicity handling; every claim also
-    passes the control gate (module docstring) where the model has a declared control."""
+    passes the control gate (`CONTROL_RULE`) where the model has a declared control; `control` is the per-unit
+    statistic (and units) of that paired test."""
     number: int
     short: str
     statement: str
@@ -60,6 +62,7 @@ class Claim:
     null: str
     threshold: str = f"p < {ALPHA} and the effect points the claimed way"
     correction: str = "none (one pre-specified site; a conjunction is an intersection-union test: largest p)"
+    control: str = "none: no paired units reach the claims rule, so the control cannot veto"
 
 
 CLAIMS = {c.number: c for c in [
@@ -75,7 +78,12 @@ CLAIMS = {c.number: c for c in [
           f"Holm-adjusted p < {ALPHA} at some site with a positive mean, then attribute transfer at a later "
           "site before the last",
           "Holm over the sites of the sweep (existential claim); not testable when the smallest attainable "
-          "adjusted p (2^-pairs x sites) is not below alpha"),
+          "adjusted p (2^-pairs x sites) is not below alpha",
+          "per golden pair (the same pair id: the same entity tuple, images and prompts), P(t2) - max(P(t0), "
+          "P(t3)) at each model's own best site; pairs golden for both. An untrained twin has no golden pairs (it "
+          "answers neither item of a pair), so it shares none and cannot veto: an interchange effect is measured "
+          "against answers it never gives, and the claim's own null (the clean item's slot) is a within-model "
+          "control on the same pairs"),
     Claim(2, "ordering decodable after the projector",
           "Ordering is linearly decodable from the post-projector visual tokens, before any LM layer, with "
           "near-perfect accuracy.",
@@ -87,7 +95,8 @@ CLAIMS = {c.number: c for c in [
           "slot = cell, and a control task of identity labels is passed by any model that names the entity",
           f"canonical accuracy >= {NEAR_PERFECT:.2f} and the ambiguous-token CI above both the position-only "
           "baseline and chance, in every orientation",
-          "none (one pre-specified site; orientations: intersection-union)"),
+          "none (one pre-specified site; orientations: intersection-union)",
+          'per held-out triple: correct predictions on its position-ambiguous tokens (weight: their number)'),
     Claim(3, "ordering lives in strips",
           "The ordering signal is not confined to object tokens: the probe labels background tokens by the "
           "strip (columns / rows) they share with an object.",
@@ -97,7 +106,8 @@ CLAIMS = {c.number: c for c in [
           "the probe's predictions shuffled among each image's background tokens",
           f"permutation p < {ALPHA} and strip score > 0 in every orientation",
           "none: one pre-specified site (the other probed sites are descriptive); orientations: "
-          "intersection-union"),
+          "intersection-union",
+          'per held-out triple: the strip score of its background tokens (weight 1)'),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -109,7 +119,9 @@ CLAIMS = {c.number: c for c in [
           "the strip swap flips no more often than a random-region swap or than the object swap",
           f"strip vs random p < {ALPHA}, strip vs object p < {ALPHA}, and the object swap NOT above the "
           f"random-region swap (its p >= {ALPHA})",
-          "none (one pre-specified site; conjunction: largest p)"),
+          "none (one pre-specified site; conjunction: largest p)",
+          "per golden pair: the strip swap flips the answer at Embed (1/0); pairs golden for both, as for claim 1 (an"
+          " untrained twin shares none and cannot veto)"),
     Claim(5, "vision encoder is the main source of ordering",
           "Removing vision-derived ordering at the LM input lowers accuracy a lot but leaves it above chance.",
           "Table 5",
@@ -121,7 +133,9 @@ CLAIMS = {c.number: c for c in [
           f"no drop beyond the control's (identity / context damage), or accuracy at chance ({CHANCE:.2f})",
           f"both p < {ALPHA} and the lower end of the share's 95% CI (from the ablated accuracy's Wilson "
           f"interval) >= {MOSTLY:.0%}",
-          "none (conjunction: largest p)"),
+          "none (conjunction: largest p)",
+          "per item: own-slot control correct minus ablated correct (the clean answer where the control was not run):"
+          " the accuracy the ablation removes beyond its control"),
     Claim(6, "the LM builds a backup ordering",
           "Under that ablation the LM backbone builds its own ordering on the object tokens in middle layers: "
           "the object-only swap now flips the answer there, not at the visual-embedding slot.",
@@ -130,24 +144,32 @@ CLAIMS = {c.number: c for c in [
           "one-sided exact sign test vs a random-region swap per LM layer; no significant flip at Embed",
           "the object swap flips no more often than a random-region swap at any LM layer",
           f"Holm-adjusted p < {ALPHA} at some LM layer and no significant flip at Embed",
-          "Holm over the LM layers (existential claim)"),
+          "Holm over the LM layers (existential claim)",
+          "none: only the pooled flip tests under the ablation reach the claims rule, so there are no paired units "
+          "and the control cannot veto"),
     Claim(7, "amplifying ordering fixes failures",
           "Amplifying the vision-derived ordering (probe) directions at the LM input corrects many failures, "
           "far more than random directions.",
           "Table 2",
-          "fraction of evaluation-split failures fixed by the probe directions",
+          "fraction of the evaluation split's ordering failures (every wrong answer names another entity of the "
+          "scene, not a colour absent from it) fixed by the probe directions",
           "rank of the probe's fixes among random directions' (permutation p) and exact McNemar vs none",
-          "random directions of the probe's norm fix as many; accuracy unchanged",
+          "random directions fix as many: each a Gaussian subspace of the probe's shape that moves every token "
+          "by exactly the probe's per-token step (only the direction differs), its alpha chosen on the "
+          "development split as the probe's; accuracy unchanged",
           f"both p < {ALPHA}, more fixes than random and accuracy above none; not testable when "
-          "1 / (random directions + 1) is not below alpha",
-          "none (conjunction: largest p)"),
+          "1 / (random directions + 1) is not below alpha or there is no ordering failure to fix",
+          "none (conjunction: largest p)",
+          "per evaluation item that both models fail with an ordering error at baseline: fixed by the probe direction"
+          " (1/0); a control with no such failure cannot veto"),
     Claim(8, "the models are competent",
           "The models solve the tasks (a mechanism of success needs success).",
           "Table 1",
           f"top-1 accuracy; required >= {NEAR_PERFECT:.2f}",
           "one-sided exact binomial test vs chance",
           f"accuracy at chance ({CHANCE:.2f})",
-          f"p < {ALPHA} and accuracy >= {NEAR_PERFECT:.2f}"),
+          f"p < {ALPHA} and accuracy >= {NEAR_PERFECT:.2f}",
+          control='none: competence is judged against chance, not against a control'),
     Claim(9, "ordering is relative, not absolute",
           "Controls: the ordering code follows the entities' relative order, not their absolute position "
           "(shifted layouts); the realistic-background control is not part of this pipeline.",
@@ -157,18 +179,25 @@ CLAIMS = {c.number: c for c in [
           "the probe follows absolute position as often as relative order",
           f"p < {ALPHA} and relative > absolute in every orientation; not testable unless the canonical probe "
           "works (its accuracy CI above chance) and the geometry's shifts give conflict tokens",
-          "none (one pre-specified site; orientations: intersection-union)"),
+          "none (one pre-specified site; orientations: intersection-union)",
+          'per held-out triple: conflict tokens labelled by their relative slot (weight: their number)'),
 ]}
 
-CONTROL_RULE = ("a supported setting stays supported only if the model's 95% CI lies entirely above its declared "
-                "control's (the untrained twin) on the same setting and items; a control whose claim is not "
-                "testable there (e.g. no golden pairs) cannot veto")
+CONTROL_PERMUTATIONS = 10_000
+CONTROL_RULE = (f"paired test over the same items: each claim's effect is recomputed per unit (its `control` "
+                f"statistic) for the model and for its declared control (the untrained twin) on the units both "
+                f"have; statistic: sum over units of (model - control) / sum of the weights; null: model and "
+                f"control exchangeable within each unit (one-sided sign-flip test, {CONTROL_PERMUTATIONS:,} seeded "
+                f"flips); a supported setting stays supported only if p < {ALPHA} and the difference > 0 in every "
+                f"orientation (intersection-union); a control with no unit in common with the model cannot veto")
+UNIT_COLUMNS = ["claim", "model", "setting", "part", "unit", "num", "den"]
 
 
 def rules() -> pd.DataFrame:
     """The verdict rules, one row per claim: what README and manuscript quote (written by the claims rule)."""
     return pd.DataFrame([dict(Claim=f"{c.number}. {c.short}", Statistic=c.effect, Test=c.test, Null=c.null,
-                              Threshold=c.threshold, Correction=c.correction) for c in CLAIMS.values()])
+                              Threshold=c.threshold, Correction=c.correction, Control=c.control)
+                         for c in CLAIMS.values()])
 
 COLUMNS = ["claim", "short", "model", "setting", "level", "verdict", "reason", "effect_name", "effect", "ci_low",
            "ci_high", "p", "test", "null", "evidence", "note"]
@@ -435,11 +464,12 @@ def claim7(model: str, testbed: str, table2: pd.DataFrame | None) -> dict:
         return not_testable(7, model, testbed, NOT_RUN)
     pr = t.loc["probe"]
     if int(pr["n_fail"]) == 0:
-        return not_testable(7, model, testbed, "no failures on the evaluation split")
+        return not_testable(7, model, testbed, "no ordering failures on the evaluation split (a wrong answer that "
+                                               "names no entity of the scene is not one)")
     if "random" not in t.index or pd.isna(pr.get("p_null", np.nan)):
         return not_testable(7, model, testbed, "no random-direction null")
     rnd, none = t.loc["random"], t.loc["none"]
-    n_random = pr.get("n_random", np.nan)
+    n_random = rnd.get("directions", np.nan)
     if pd.notna(n_random) and 1 / (int(n_random) + 1) >= ALPHA:
         return not_testable(7, model, testbed, f"underpowered: {int(n_random)} random directions, smallest p "
                                                f"1/{int(n_random) + 1}")
@@ -447,7 +477,7 @@ def claim7(model: str, testbed: str, table2: pd.DataFrame | None) -> dict:
     ok = bool(pr["fix_rate"] > rnd["fix_rate"] and pr["accuracy"] > none["accuracy"] and p < ALPHA)
     note = (f"accuracy {_f(none['accuracy'])} -> {_f(pr['accuracy'])} (random {_f(rnd['accuracy'])}); fixed "
             f"{_f(pr['fix_rate'])} vs random {_f(rnd['fix_rate'])}; {int(pr['breaks'])} correct items broken; "
-            f"{int(pr['n_fail'])} failures of {int(pr['n'])}")
+            f"{int(pr['n_fail'])} ordering failures of {int(pr['n'])} items")
     return _row(7, model, testbed, _verdict(ok), pr["fix_rate"], (pr["fix_low"], pr["fix_high"]), p, note=note)
 
 
@@ -477,6 +507,7 @@ class Evidence:
     criss_cross_stats: dict = field(default_factory=dict)   # (model, setting) -> flip tests
     criss_cross: dict = field(default_factory=dict)         # (model, setting) -> criss-cross sweep
     ablated_stats: dict = field(default_factory=dict)       # (model, setting) -> flip tests under the ablation
+    units: pd.DataFrame | None = None                        # per-unit values for the control gate (UNIT_COLUMNS)
 
 
 def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_pairs: int, seed: int = 0,
@@ -506,7 +537,9 @@ def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_p
         beds = list(testbeds.get(m, []))
         cells += [claim7(m, t, ev.table2) for t in beds] or [not_testable(7, m, "-", NOT_RUN)]
         rows += cells
-    detail = control_gate(pd.DataFrame(rows, columns=COLUMNS), twins or {})
+    units = pd.concat([u for u in [ev.units, patching_units(ev)] if u is not None and len(u)] or
+                      [pd.DataFrame(columns=UNIT_COLUMNS)], ignore_index=True)
+    detail = control_gate(pd.DataFrame(rows, columns=COLUMNS), twins or {}, units, seed)
     summary = summarise(detail)
     verdicts = summary.set_index(["claim", "model"])["verdict"]
     for i, r in summary.iterrows():
@@ -519,11 +552,15 @@ def evaluate(ev: Evidence, models: Sequence[str], settings: Sequence[str], min_p
     return out.iloc[np.lexsort([order["level"], order["model"], order["claim"]])].reset_index(drop=True)[COLUMNS]
 
 
-def control_gate(detail: pd.DataFrame, controls: Mapping[str, str]) -> pd.DataFrame:
+def control_gate(detail: pd.DataFrame, controls: Mapping[str, str], units: pd.DataFrame | None = None,
+                 seed: int = 0) -> pd.DataFrame:
     """Apply CONTROL_RULE to the setting rows: `controls` maps a model to its declared control (the untrained
-    twin). A supported setting whose 95% CI does not lie entirely above the control's (the control's point
-    effect where it has no CI) becomes not supported, with both effects in the note."""
+    twin), `units` holds the per-unit values (UNIT_COLUMNS) the paired test runs on. A supported setting that
+    does not exceed its control becomes not supported; every gated row's note gives the control's verdict and
+    effect and the paired difference with its CI and p."""
     out = detail.copy()
+    units = units if units is not None else pd.DataFrame(columns=UNIT_COLUMNS)
+    by = {k: g for k, g in units.groupby(["claim", "model", "setting"], sort=False)}
     key = out.set_index(["claim", "model", "setting"]).index
     where = {k: i for i, k in zip(out.index, key)}
     for i, r in out.iterrows():
@@ -532,19 +569,112 @@ def control_gate(detail: pd.DataFrame, controls: Mapping[str, str]) -> pd.DataFr
         if j is None:
             continue
         c = out.loc[j]
-        if c["verdict"] == NOT_TESTABLE or np.isnan(c["effect"]):
-            out.loc[i, "note"] = _join(r["note"], f"control {control}: not testable, no veto")
+        seen = f"control {control}: {c['verdict']}, {_f(c['effect'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}]"
+        test = paired_test(by.get((r["claim"], r["model"], r["setting"])), by.get((r["claim"], control, r["setting"])),
+                           seed, r["claim"], r["setting"])
+        if test is None:
+            out.loc[i, "note"] = _join(r["note"], f"{seen}; no paired unit in common: no veto")
             continue
-        bar = c["effect"] if np.isnan(c["ci_high"]) else c["ci_high"]
-        low = r["effect"] if np.isnan(r["ci_low"]) else r["ci_low"]
-        above = bool(low > bar)
-        text = (f"control {control}: {_f(c['effect'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}], model's CI "
-                f"{'above' if above else 'not above'} it")
-        out.loc[i, "note"] = _join(r["note"], text)
+        above = bool(test["p"] < ALPHA and test["diff"] > 0)
+        out.loc[i, "note"] = _join(r["note"], f"{seen}; paired difference {test['diff']:.3f} [{test['lo']:.3f}, "
+                                              f"{test['hi']:.3f}] over {test['n']} units, sign-flip p "
+                                              f"{_p(test['p'])}: {'exceeds' if above else 'does not exceed'} it")
         if r["verdict"] == SUPPORTED and not above:
             out.loc[i, "verdict"] = NOT_SUPPORTED
-            out.loc[i, "reason"] = "the control shows the effect as well"
+            out.loc[i, "reason"] = "does not exceed the control (paired test over the same items)"
     return out
+
+
+def paired_test(model: pd.DataFrame | None, control: pd.DataFrame | None, seed: int = 0, *names,
+                n_flip: int = CONTROL_PERMUTATIONS, n_boot: int = 2000) -> dict | None:
+    """CONTROL_RULE on the units of one (claim, setting): per part (orientation), units present (num not NaN)
+    for both, d = num_model - num_control, statistic sum(d) / sum(den_model), one-sided sign-flip p and a
+    percentile bootstrap CI over units; over parts the smallest difference and the largest p
+    (intersection-union). None when model and control share no unit."""
+    if model is None or control is None:
+        return None
+    parts = []
+    for part, m in model.groupby("part", sort=True):
+        j = m.merge(control[control["part"] == part], on="unit", suffixes=("_m", "_c"))
+        j = j[j["num_m"].notna() & j["num_c"].notna() & (j["den_m"] > 0)]
+        if j.empty:
+            continue
+        d, w = (j["num_m"] - j["num_c"]).to_numpy(float), j["den_m"].to_numpy(float)
+        g = rng(seed, "control-sign-flip", *names, part)
+        signs = g.choice([-1.0, 1.0], size=(n_flip, len(d)))
+        p = (1 + np.sum(signs @ d >= d.sum() - 1e-12)) / (1 + n_flip)
+        idx = g.integers(0, len(d), size=(n_boot, len(d)))
+        boot = d[idx].sum(1) / w[idx].sum(1)
+        parts.append(dict(part=part, diff=d.sum() / w.sum(), lo=float(np.percentile(boot, 2.5)),
+                          hi=float(np.percentile(boot, 97.5)), p=float(p), n=len(d)))
+    if not parts:
+        return None
+    worst = min(parts, key=lambda x: x["diff"])
+    return dict(worst, p=max(x["p"] for x in parts), n=sum(x["n"] for x in parts))
+
+
+# ------------------------------------------------------------------ per-unit values for the control gate
+def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) -> pd.DataFrame:
+    """Rows of UNIT_COLUMNS for one (claim, model, setting)."""
+    df = pd.DataFrame({"part": part, "unit": unit, "num": num, "den": den})
+    return df.assign(claim=claim, model=model, setting=setting)[UNIT_COLUMNS]
+
+
+def probe_units(units: pd.DataFrame) -> pd.DataFrame:
+    """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
+    ambiguous-token hits / count, strip score, relative-slot hits / conflict tokens."""
+    u = units[units["site"] == LM_INPUT]
+    out = []
+    for (model, setting), g in u.groupby(["model", "setting"], sort=False):
+        out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
+                            g["amb_n"]),
+                units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"]),
+                units_frame(9, model, setting, g["orientation"], g["unit"], g["conf_rel"].where(g["conf_n"] > 0),
+                            g["conf_n"])]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)
+
+
+def ablation_units(clean: pd.DataFrame, ablated: pd.DataFrame) -> pd.DataFrame:
+    """Claim 5 per item: own-slot control (clean where not run) correct minus ablated correct."""
+    df = clean.merge(ablated, on=["model", "item"])
+    ref = (np.where(df["correct_control"].isna(), df["correct"], df["correct_control"]) if "correct_control" in df
+           else df["correct"])
+    return units_frame(5, df["model"], df["setting"], "all", df["item"],
+                       np.asarray(ref, float) - df["correct_ablated"].astype(float)) if len(df) else \
+        pd.DataFrame(columns=UNIT_COLUMNS)
+
+
+def amplification_units(model: str, testbed: str, baseline: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Claim 7 per evaluation item that the model fails with an ordering error (`ordering_failure`; every
+    failure where the testbed does not say): fixed by the probe direction at its chosen alpha."""
+    b = baseline[(baseline["split"] == "eval") & ~baseline["dropped"]].set_index("item")
+    fail = b["ordering_failure"] if "ordering_failure" in b else ~b["correct"].astype(bool)
+    items = b.index[fail.astype(bool)]
+    sel = outcomes[(outcomes["split"] == "eval") & outcomes["selected"] & (outcomes["direction"] == "probe")]
+    fixed = sel.set_index("item")["correct"].reindex(items).eq(True).astype(float)
+    return units_frame(7, model, testbed, "all", items, fixed.to_numpy())
+
+
+def patching_units(ev: "Evidence") -> pd.DataFrame:
+    """Claims 1 and 4 per golden pair (pair ids name the same tuple for every model): P(t2) - max(P(t0), P(t3))
+    at the model's best site; the strip swap's flip at Embed."""
+    out = []
+    for (model, setting), sweep in ev.last_token.items():
+        df = sweep[sweep["kind"] == "last_token"] if "kind" in sweep else sweep
+        if not len(df):
+            continue
+        wide = df.pivot_table(index="pair", columns=["site_index", "candidate"], values="probability")
+        d = pd.DataFrame({k: wide[(k, "t2")] - np.maximum(wide[(k, "t0")], wide[(k, "t3")])
+                          for k in sorted(df["site_index"].unique())})
+        best = d.mean().idxmax()
+        out.append(units_frame(1, model, setting, "all", d.index, d[best].to_numpy()))
+    for (model, setting), sweep in ev.criss_cross.items():
+        f = sweep[(sweep["candidate"] == "c2") & (sweep["site_index"] == 0) & (sweep["draw"] == 0)
+                  & (sweep["kind"] == "strip")]
+        if len(f):
+            flips = f.groupby("pair")["flipped"].max().astype(float)
+            out.append(units_frame(4, model, setting, "all", flips.index, flips.to_numpy()))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)
 
 
 def _join(*parts: str) -> str:

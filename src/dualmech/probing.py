@@ -343,10 +343,13 @@ def _apply(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
 
 
 def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, test_fraction: float, C: float,
-                 root_seed: int, n_entities: int, n_boot: int, n_perm: int, tag: tuple = ()) -> tuple[dict, np.ndarray]:
+                 root_seed: int, n_entities: int, n_boot: int, n_perm: int,
+                 tag: tuple = ()) -> tuple[dict, np.ndarray, pd.DataFrame]:
     """All metrics of one (model, setting, orientation, site). `data` holds canonical and (optionally)
     shifted images. Returns (metrics row, heat map (K, T) = mean class probability over held-out canonical
-    images). Random streams depend on (setting, orientation, seed index, `tag`), not on the model, so a
+    images, per-unit counts: one row per held-out triple / grid image with its ambiguous-token hits and count,
+    strip score and relative-slot hits on conflict tokens, the units a paired comparison with a control runs on).
+    Random streams depend on (setting, orientation, seed index, `tag`), not on the model, so a
     model and its untrained twin get the same splits, control labels and resamples."""
     lab, k = data.labels, data.labels.k
     positions = data.positions()
@@ -463,7 +466,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     if row["n_conflict"] == 0:
         notes.append(UNDEFINED_CONFLICT)
     row["note"] = "; ".join(notes)
-    return row, heat / max(heat_n, 1)
+    units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
+                                 strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_n=pick(conf["n"])))
+    return row, heat / max(heat_n, 1), units_df
 
 
 # ------------------------------------------------------------------ one (model, setting): every orientation x site
@@ -486,14 +491,15 @@ def relation_set(table: pd.DataFrame, index: pd.DataFrame, geometry: Geometry, o
 
 
 def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: dict, cfg: dict, root_seed: int,
-                  log=None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+                  log=None) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
     """Every orientation x site of one model on one setting.
 
     canonical / shifted: orientation -> (stimulus table, ActivationStore); for grid settings `canonical`
     maps both orientations to the same (table, store) and `shifted` is empty.
-    cfg: the `probing` config section. Returns (metrics, arrays for the heat-map file)."""
+    cfg: the `probing` config section. Returns (metrics, arrays for the heat-map file, per-unit counts of every
+    orientation x site: `analyse_site`'s units)."""
     grid = setting.startswith("grid")
-    rows, arrays = [], {}
+    rows, arrays, units = [], {}, []
     for orientation, (table, store) in canonical.items():
         index = store.index()
         if setting == "whatsup":     # composites: slot regions from the per-reference boxes (App C.7)
@@ -531,8 +537,10 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
         for depth, site in enumerate(store.sites()):
             X = np.concatenate([st.load([site])[site][r] for st, r in parts])
             data = ImageSet(X, labels, group, canon)
-            row, heat = analyse_site(data, setting, orientation, cfg["seeds"], cfg["test_fraction"], cfg["C"],
-                                     root_seed, len(ids), cfg["bootstrap"], cfg["permutations"], tag=(site,))
+            row, heat, per_unit = analyse_site(data, setting, orientation, cfg["seeds"], cfg["test_fraction"],
+                                               cfg["C"], root_seed, len(ids), cfg["bootstrap"], cfg["permutations"],
+                                               tag=(site,))
+            units.append(per_unit.assign(setting=setting, orientation=orientation, site=site))
             rows.append(dict(setting=setting, orientation=orientation, site=site, depth=depth,
                              shifts=",".join(f"{k:+d}" for k in shifts)) | row)
             arrays[f"{orientation}/{site}"] = heat.reshape(labels.k, n, n).astype(np.float32)
@@ -543,7 +551,9 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
     metrics = pd.DataFrame(rows)
     metrics.insert(metrics.columns.get_loc("strip_p") + 1, "strip_p_holm",
                    holm_by(metrics, "strip_p", ["setting", "orientation"]))
-    return metrics, arrays
+    units = pd.concat(units, ignore_index=True)
+    return metrics, arrays, units[["setting", "orientation", "site", *[c for c in units if c not in
+                                                                     ("setting", "orientation", "site")]]]
 
 
 # ------------------------------------------------------------------ the probe table

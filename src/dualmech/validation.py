@@ -43,9 +43,10 @@ def load_expected(path: Path | str) -> dict:
 
 
 def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, seed: int, work_dir: Path | str,
-                   triples: int | None = None, log=None) -> pd.DataFrame:
+                   triples: int | None = None, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
-    block of rows per fixture (`model` = fixture name); `triples`: only the first that many ordered triples."""
+    block of rows per fixture (`model` = fixture name), and their per-triple units (`probing.probe_setting`);
+    `triples`: only the first that many ordered triples."""
     work = Path(work_dir)
     probing_cfg = probing_cfg | {k: max(int(probing_cfg[k]), v) for k, v in FLOOR.items()}
     if triples is not None and triples < MIN_TRIPLES:
@@ -58,7 +59,7 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
         sets["shifted"] = shifted_items(setting, geometry, adapter.palette, work / "shifted", probing_cfg["shifts"])
     if triples is not None:
         sets = {k: t[t["triple"] < triples].reset_index(drop=True) for k, t in sets.items()}
-    out = []
+    out, units = [], []
     for name, f in fixtures.items():
         code = planted.planted(adapter, f["code"], seed)
         try:
@@ -78,17 +79,21 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
         if "shifted" in stores and len(stores["shifted"][0]):
             s_table, s_store = stores["shifted"]
             shifted = {o: (s_table, s_store) for o in dict.fromkeys(s_table["orientation"]) if o in canonical}
-        metrics, _ = probing.probe_setting(setting, geometry, canonical, shifted, probing_cfg, seed, log)
+        metrics, _, per_unit = probing.probe_setting(setting, geometry, canonical, shifted, probing_cfg, seed, log)
         metrics.insert(0, "model", name)
         out.append(metrics)
-    return pd.concat(out, ignore_index=True)
+        units.append(per_unit.assign(model=name))
+    return pd.concat(out, ignore_index=True), pd.concat(units, ignore_index=True)
 
 
-def evaluate(spec: dict, probes: pd.DataFrame, min_pairs: int, seed: int) -> pd.DataFrame:
-    """The claims table of the fixtures, each held to its declared control."""
+def evaluate(spec: dict, probes: pd.DataFrame, min_pairs: int, seed: int,
+             units: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The claims table of the fixtures, each held to its declared control (a paired test over the same held-out
+    triples, from `units`: `planted_probes`' per-triple counts)."""
     names = list(spec["fixtures"])
     controls = {n: f["control"] for n, f in spec["fixtures"].items() if f.get("control")}
-    return cl.evaluate(cl.Evidence(probes=probes), names, [spec["setting"]], min_pairs, seed, twins=controls)
+    ev = cl.Evidence(probes=probes, units=None if units is None else cl.probe_units(units))
+    return cl.evaluate(ev, names, [spec["setting"]], min_pairs, seed, twins=controls)
 
 
 def compare(spec: dict, claims: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ rule claims:
         settings=SETTINGS,
         cells=CELLS,
         testbeds=lambda w: {m: ts for m, ts in AMP_TESTBEDS.items()} if AMP_PAIRS else {},
+        amp_pairs=AMP_PAIRS,
         min_pairs=config["patching"]["min_pairs"],
         seed=config["seed"],
     message:

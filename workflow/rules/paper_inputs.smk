@@ -54,7 +54,19 @@ def _tables_input(wildcards):
 
 
 def _claims_input(wildcards):
+    """The result tables, and the per-item files the control gate pairs a model with its control on."""
     inputs = _tables_input(wildcards)
+    if "probes" in inputs:
+        inputs["probe_units"] = [
+            f"results/probes/{m}/{s}_units.parquet" for m in MODELS for s in SETTINGS + GRIDS + WHATSUP
+        ]
+    if "table5" in inputs:
+        inputs |= dict(
+            clean=_cell_files("results/behaviour/{model}/{setting}.parquet"),
+            ablated=_cell_files("results/ablation/{model}/{setting}/predictions.parquet"),
+        )
+    if "table2" in inputs:
+        inputs |= dict(amp_baseline=_amp_files("baseline.parquet"), amp_outcomes=_amp_files("outcomes.parquet"))
     if "patching_summary" in inputs:
         inputs |= dict(
             last_token=_cell_files("results/patching/{model}/{setting}/last_token.parquet"),

@@ -64,6 +64,7 @@ rule probes:
     output:
         metrics="results/probes/{model}/{setting}.parquet",
         heatmaps="results/probes/{model}/{setting}_heatmaps.npz",
+        units="results/probes/{model}/{setting}_units.parquet",
     log:
         "results/logs/probes/{model}/{setting}.log",
     conda:

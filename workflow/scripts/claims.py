@@ -16,9 +16,21 @@ def per_cell(name):
     return {cell: pd.read_parquet(f) for cell, f in zip(map(tuple, par.cells), files)}
 
 
+def files(name):
+    return [pd.read_parquet(f) for f in getattr(inp, name)] if hasattr(inp, name) else []
+
+
+# the per-item values the control gate pairs a model with its control on
+units = [claims.probe_units(pd.concat(u, ignore_index=True)) for u in [files("probe_units")] if u]
+clean, ablated = files("clean"), files("ablated")
+if clean and ablated:
+    units.append(claims.ablation_units(pd.concat(clean, ignore_index=True), pd.concat(ablated, ignore_index=True)))
+units += [claims.amplification_units(m, t, b, o) for (m, t), b, o in
+          zip(map(tuple, par.amp_pairs), files("amp_baseline"), files("amp_outcomes"))]
 ev = claims.Evidence(table1=table("table1"), table5=table("table5"), table2=table("table2"), probes=table("probes"),
                      last_token=per_cell("last_token"), criss_cross_stats=per_cell("criss_cross_stats"),
-                     criss_cross=per_cell("criss_cross"), ablated_stats=per_cell("ablated_stats"))
+                     criss_cross=per_cell("criss_cross"), ablated_stats=per_cell("ablated_stats"),
+                     units=pd.concat(units, ignore_index=True) if units else None)
 twins = {m["twin_of"]: m["name"] for m in snakemake.config["models"] if m.get("twin_of")}
 result = claims.evaluate(ev, par.models, par.settings, par.min_pairs, par.seed, par.testbeds, twins)
 tables.write(result, claims.display(result, "all"), snakemake.output.csv[:-4],

@@ -25,11 +25,12 @@ else:
     if len(sets) > 1 and len(sets[1][0]):
         s_table, s_store = sets[1]
         shifted = {o: (s_table, s_store) for o in dict.fromkeys(s_table["orientation"]) if o in canonical}
-metrics, arrays = probing.probe_setting(setting, geometry, canonical, shifted, snakemake.params.probing,
-                                        snakemake.params.seed, log)
+metrics, arrays, units = probing.probe_setting(setting, geometry, canonical, shifted, snakemake.params.probing,
+                                               snakemake.params.seed, log)
 metrics.insert(0, "model", model)
 metrics.insert(1, "twin_of", entry.get("twin_of") or "")
 atomic_write(snakemake.output.metrics, metrics.to_parquet(index=False))
+atomic_write(snakemake.output.units, units.assign(model=model).to_parquet(index=False))  # the control gate's units
 k = int(table["k"].iloc[0]) if setting.startswith("grid") else 3
 meta = dict(model=model, setting=setting, sites=store.sites(), orientations=list(canonical), grid=geometry.grid,
             classes={o: probing.class_names(o, k) for o in canonical},

@@ -10,9 +10,9 @@ spec = validation.load_expected(snakemake.input.expected)
 Path("results").mkdir(exist_ok=True)
 with tempfile.TemporaryDirectory(dir="results", prefix=".validation-") as work:
     repo = Path(snakemake.scriptdir).resolve().parents[1]   # workflow/scripts -> the repository
-    probes = validation.planted_probes(str(repo / spec["base"]), spec["fixtures"], spec["setting"],
+    probes, units = validation.planted_probes(str(repo / spec["base"]), spec["fixtures"], spec["setting"],
                                        par.probing, par.seed, work, par.triples, log)
-result = validation.compare(spec, validation.evaluate(spec, probes, par.min_pairs, par.seed))
+result = validation.compare(spec, validation.evaluate(spec, probes, par.min_pairs, par.seed, units))
 expected = snakemake.config["validation"]["expected"]
 tables.write(result, validation.display(result), snakemake.output.csv[:-4],
              f"Validation (expected verdicts v{spec['version']}, {expected}): each claim detector on planted-mechanism "

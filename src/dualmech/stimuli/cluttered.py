@@ -85,7 +85,8 @@ def cluttered_items(settings, directions, geometry: Geometry, palette: str, n_it
                     difficulty: Difficulty, out_dir: Path) -> pd.DataFrame:
     """`n_items` items, balanced over settings x directions, each with its own image.
 
-    `cells` holds the row-major grid cells of the entity in slot 0, 1, 2 (left/top to right/bottom)."""
+    `cells` holds the row-major grid cells of the entity in slot 0, 1, 2 (left/top to right/bottom); `scene` the
+    answer words of the three entities (an answer among them but wrong is an ordering failure)."""
     g = geometry
     rows = []
     cells_of = [(s, d) for d in directions for s in settings]
@@ -109,6 +110,7 @@ def cluttered_items(settings, directions, geometry: Geometry, palette: str, n_it
         rows.append(dict(item=f"cluttered-{i:05d}", setting=setting, direction=direction, orientation=orientation,
                          e0=triple[0].name, e1=triple[1].name, e2=triple[2].name, reference=triple[1].name,
                          answer=triple[ANSWER_SLOT[direction]].answer, prompt=prompt(setting, direction, triple[1]),
+                         scene=json.dumps([e.answer for e in triple]),
                          slots=json.dumps([list(c) for c in layout]),
                          cells=json.dumps([g.index(g.cells(tl)) for tl in layout]), image=rel,
                          image_sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
