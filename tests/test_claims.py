@@ -241,22 +241,27 @@ def test_conflict_shifts_per_geometry():
 @pytest.mark.parametrize("layers", [28, 34, 40, 32])
 def test_smallest_attainable_p_at_the_papers_depths(layers, capsys):
     """Every rule must be able to reach well under alpha (here alpha / 5) at the paper's depths with the paper's
-    50 golden pairs and the configured permutations / random directions (config.yaml, and config/paper.yaml's
-    random directions for the paper's models). The old claim-3 rule (Holm over every probed site, 200
-    permutations) could not: its floor was (sites) / 201."""
+    50 golden pairs and the configured permutations and random directions (config.yaml, the default run, and
+    config/paper.yaml, the paper's models), and so must the control gate's paired test. The old claim-3 rule
+    (Holm over every probed site, 200 permutations) could not: its floor was (sites) / 201; nor could claim 7
+    with the old default of 20 random directions (1/21 = 0.048)."""
     import yaml
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
-    cfg = yaml.safe_load((root / "config.yaml").read_text())
-    paper = yaml.safe_load((root / "config" / "paper.yaml").read_text())
-    floor = cl.smallest_p(layers, pairs=50, permutations=cfg["probing"]["permutations"],
-                          n_random=paper["amplification"]["n_random"])
-    old_claim3 = (layers + 3) / (cfg["probing"]["permutations"] + 1)        # vision, lm_input, LM layers, ...
-    with capsys.disabled():
-        print(f"\n{layers} LM layers: smallest attainable p " +
-              ", ".join(f"claim {k} {v:.2g}" for k, v in floor.items()) + f"; old claim-3 rule {old_claim3:.2f}")
-    assert all(v <= cl.ALPHA / 5 for v in floor.values())
-    assert old_claim3 > cl.ALPHA
+    for name in ("config.yaml", "config/paper.yaml"):
+        cfg = yaml.safe_load((root / "config.yaml").read_text())
+        over = yaml.safe_load((root / name).read_text())
+        permutations = over.get("probing", {}).get("permutations", cfg["probing"]["permutations"])
+        n_random = over["amplification"]["n_random"]
+        floor = cl.smallest_p(layers, pairs=50, permutations=permutations, n_random=n_random)
+        gate = max(0.5 ** 50, 1 / (cl.CONTROL_PERMUTATIONS + 1))       # sign flips over 50 paired units
+        old_claim3 = (layers + 3) / (permutations + 1)                  # vision, lm_input, LM layers, ...
+        with capsys.disabled():
+            print(f"\n{name}, {layers} LM layers ({permutations} permutations, {n_random} random directions): "
+                  "smallest attainable p " + ", ".join(f"claim {k} {v:.2g}" for k, v in floor.items())
+                  + f"; control gate {gate:.2g}; old claim-3 rule {old_claim3:.2f}, old claim 7 {1 / 21:.3f}")
+        assert all(v <= cl.ALPHA / 5 for v in floor.values()) and gate <= cl.ALPHA / 5
+        assert old_claim3 > cl.ALPHA and n_random >= 100
 
 
 def strip_units(model: str, values, parts=("horizontal", "vertical")) -> pd.DataFrame:

@@ -184,12 +184,13 @@ CLAIMS = {c.number: c for c in [
 ]}
 
 CONTROL_PERMUTATIONS = 10_000
-CONTROL_RULE = (f"paired test over the same items: each claim's effect is recomputed per unit (its `control` "
-                f"statistic) for the model and for its declared control (the untrained twin) on the units both "
-                f"have; statistic: sum over units of (model - control) / sum of the weights; null: model and "
-                f"control exchangeable within each unit (one-sided sign-flip test, {CONTROL_PERMUTATIONS:,} seeded "
-                f"flips); a supported setting stays supported only if p < {ALPHA} and the difference > 0 in every "
-                f"orientation (intersection-union); a control with no unit in common with the model cannot veto")
+CONTROL_RULE = (f"paired test over the same items: each claim's effect is recomputed per unit (the paired-units "
+                f"statistic stated with the claim) for the model and for its declared control (the untrained twin) "
+                f"on the units both have; statistic: sum over units of (model - control) / sum of the weights; "
+                f"null: model and control exchangeable within each unit (one-sided sign-flip test, "
+                f"{CONTROL_PERMUTATIONS:,} seeded flips); a supported setting stays supported only if p < {ALPHA} "
+                f"and the difference > 0 in every orientation (intersection-union); a control with no unit in "
+                f"common with the model cannot veto")
 UNIT_COLUMNS = ["claim", "model", "setting", "part", "unit", "num", "den"]
 
 

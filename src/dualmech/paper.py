@@ -366,6 +366,7 @@ def claim_macros(claims: pd.DataFrame, primary: str) -> dict[str, str]:
         out[f"ClaimNull{word(k)}"] = tex_escape(cl.CLAIMS[k].null)
         out[f"ClaimThreshold{word(k)}"] = tex_escape(cl.CLAIMS[k].threshold)
         out[f"ClaimCorrection{word(k)}"] = tex_escape(cl.CLAIMS[k].correction)
+        out[f"ClaimControl{word(k)}"] = tex_escape(cl.CLAIMS[k].control)
     prim = claims[(claims["level"] == "model") & (claims["model"] == primary)]
     for name, verdict in (("Supported", cl.SUPPORTED), ("NotSupported", cl.NOT_SUPPORTED),
                           ("NotTestable", cl.NOT_TESTABLE)):
