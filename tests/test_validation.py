@@ -85,4 +85,13 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     assert table["agree"].all(), shown[~table["agree"]].to_string()
     strips = table[(table["fixture"] == "planted-strips")].set_index("claim")
     assert strips.loc[3, "effect"] > 0.5 and strips.loc[3, "p"] < 0.05
+    # the per-triple units pool back to the probe table's numbers (the control gate pairs these units)
+    u = units[units["site"] == "lm_input"].groupby(["model", "orientation"])[["amb_hit", "amb_n", "conf_rel",
+                                                                            "conf_n"]].sum()
+    row = probes[probes["site"] == "lm_input"].set_index(["model", "orientation"])
+    np.testing.assert_allclose(u["amb_hit"] / u["amb_n"], row.loc[u.index, "ambiguous_acc"])
+    np.testing.assert_allclose(u["conf_rel"] / u["conf_n"], row.loc[u.index, "follow_relative"])
+    # each fixture with a code is held to planted-none by the paired test over the same 24 triples' units
+    gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 3)]["note"].iloc[0]
+    assert "control planted-none" in gated and "sign-flip p" in gated and ": exceeds it" in gated
     assert np.isfinite(table["effect"]).sum() >= 10

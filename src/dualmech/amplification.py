@@ -17,8 +17,12 @@ What this reproduction adds:
   items train the probes and on which alpha is chosen, and an evaluation split on which everything is
   reported: the evaluation items are seen by neither the probe nor the alpha selection;
 * every item (also the already-correct ones) is re-evaluated under amplification: fixes, breaks, net accuracy;
-* >= 20 random directions (Gaussian, each column rescaled to the probe column's norm, seeded) give a null
-  distribution, each with its own alpha chosen on the development split the same way;
+* random directions (config: 100; Gaussian subspaces of the probe's shape, seeded) give a null distribution,
+  each with its own alpha chosen on the development split the same way. Each moves every token by exactly
+  the probe's step on that token (`perturbation` with `match`): the projection form cancels a column's norm,
+  so rescaling columns to the probe's norms would match nothing;
+* only ordering failures are failures to fix: where the testbed lists the scene's entities (`scene`), an
+  item whose wrong answer names no entity of the scene (e.g. a colour absent from it) is not one;
 * the per-item oracle over alpha ("Probe*") is reported only as an upper bound;
 * variants: amplification restricted to object tokens or to background tokens (is the effect really
   global?), and probes trained only on clean canonical synthetic stimuli (label-free transfer).
