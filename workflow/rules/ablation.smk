@@ -69,6 +69,8 @@ rule ablation_pairs:
         model=model_input,
         check="results/checks/{model}.json",
         references=f"{ABLATED}/references.safetensors",
+        items="results/stimuli/{model}/{setting}/items.parquet",
+        predictions=f"{ABLATED}/predictions.parquet",  # canonical runs under the ablation are looked up, not rerun
     output:
         criss_cross=f"{ABLATED}/pairs_criss_cross.parquet",
         images=directory(f"{ABLATED}/pair_images"),
