@@ -115,7 +115,9 @@ def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, 
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
         values = item_values(adapter.geometry, refs, chunk, grid).to(adapter.device)
-        logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: interventions.replace_grid(prepared, values)}).logits
+        with torch.inference_mode():
+            edit = interventions.replace_grid(prepared, values)
+            logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: edit}).logits
         for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
             rows.append({"item": item["item"], f"prediction_{name}": tok,
                          f"correct_{name}": behaviour.normalise(tok) == behaviour.normalise(item["answer"])})

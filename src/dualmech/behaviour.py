@@ -37,7 +37,8 @@ def predict(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, batch_si
     for sl in runtime.batches(len(items), size, desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(load_images(chunk, image_root), chunk["prompt"].tolist())
-        logits = interventions.final_logits(adapter, prepared)
+        with torch.inference_mode():
+            logits = interventions.final_logits(adapter, prepared)
         probs = torch.softmax(logits, -1)
         top = logits.argmax(-1).tolist()
         for (_, item), tok, p in zip(chunk.iterrows(), adapter.decode(top), probs):

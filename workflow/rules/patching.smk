@@ -13,7 +13,7 @@ rule patching_pairs:
     input:
         model=model_input,
         check="results/checks/{model}.json",
-        items="results/stimuli/{model}/{setting}/items.parquet",
+        stimuli="results/stimuli/{model}/{setting}/items.parquet",
         predictions="results/behaviour/{model}/{setting}.parquet",  # canonical runs are looked up, not rerun
     output:
         last_token=f"{PATCHING}/pairs_last_token.parquet",

@@ -26,7 +26,7 @@ else:
     tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
                              cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
                              lm_input_override=override, colour_pool=cfg["colour_pool"],
-                             known=pairs.known_predictions(pd.read_parquet(snakemake.input.items),
+                             known=pairs.known_predictions(pd.read_parquet(snakemake.input.stimuli),
                                                            pd.read_parquet(snakemake.input.predictions), column))
 for design, df in tables.items():
     df.insert(0, "model", model)
