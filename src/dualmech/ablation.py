@@ -37,7 +37,7 @@ def reference_tokens(adapter: VLMAdapter, setting: str, colour_pool: str = "pape
                                + pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)))
     images = [render_scene([], [], g)] + [render_scene([e], [middle], g) for e in ents]
     tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
-                        for sl in runtime.batches(len(images), runtime.batch_size(), f"references {setting}")])
+                        for sl in runtime.batches(len(images), runtime.batch_size(adapter), f"references {setting}")])
     return {EMPTY: tokens[0], **{e.name: tokens[i + 1] for i, e in enumerate(ents)}}
 
 
@@ -54,7 +54,7 @@ def own_slot_references(adapter: VLMAdapter, setting: str) -> dict[str, torch.Te
     keys = [own_slot_key(e.name, tl) for e in ents for tl in cells]
     images = [render_scene([], [], g)] + [render_scene([e], [tl], g) for e in ents for tl in cells]
     tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
-                        for sl in runtime.batches(len(images), runtime.batch_size(), f"own-slot {setting}")])
+                        for sl in runtime.batches(len(images), runtime.batch_size(adapter), f"own-slot {setting}")])
     return {EMPTY: tokens[0], **{k: tokens[i + 1] for i, k in enumerate(keys)}}
 
 
@@ -111,7 +111,7 @@ def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, 
     """Per-item top-1 prediction with the ablation (`grid`: ablated_grid, or own_slot_grid for the own-slot
     control) applied at the LM input; columns prediction_<name>, correct_<name>."""
     rows = []
-    for sl in runtime.batches(len(items), runtime.batch_size(), desc):
+    for sl in runtime.batches(len(items), runtime.batch_size(adapter), desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
         values = item_values(adapter.geometry, refs, chunk, grid).to(adapter.device)

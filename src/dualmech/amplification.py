@@ -417,7 +417,7 @@ def run(adapter: VLMAdapter, testbed: Testbed, cfg: dict, seed: int,
     t0 = time.perf_counter()
     alphas = [float(a) for a in cfg["alphas"]]
     assert 0.0 in alphas, "the alpha grid must contain 0 (the no-op check)"
-    engine = Engine(adapter, testbed, batch_size=runtime.batch_size())
+    engine = Engine(adapter, testbed, batch_size=runtime.batch_size(adapter))
     split = split_items(testbed.items, cfg["dev_fraction"], seed, testbed.name)
 
     # 1. baseline on every item, and the object features for the probes
@@ -522,7 +522,7 @@ def control_results(adapter: VLMAdapter, testbed: Testbed, controls: pd.DataFram
     """control -> per-item correctness (every query of the item answered with the control's answer)."""
     q = controls.assign(item=controls["item"] + "|" + controls["control"])
     tb = Testbed(f"{testbed.name}-controls", q, testbed.image_root, testbed.system, testbed.classes)
-    per_query, _ = Engine(adapter, tb, batch_size=runtime.batch_size()).baseline(tb.items)
+    per_query, _ = Engine(adapter, tb, batch_size=runtime.batch_size(adapter)).baseline(tb.items)
     per_item = per_query.groupby("item", sort=False)["correct"].all()
     split = per_item.index.str.rsplit("|", n=1)
     frame = pd.DataFrame({"item": split.str[0], "control": split.str[1], "correct": per_item.to_numpy()})

@@ -31,7 +31,7 @@ def predict(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, batch_si
     import torch
 
     from . import interventions, runtime
-    size = batch_size or runtime.batch_size()
+    size = batch_size or runtime.batch_size(adapter)
     answer_ids = {w: adapter.candidate_token_ids(w) for w in items["answer"].unique()}
     rows = []
     for sl in runtime.batches(len(items), size, desc):

@@ -204,7 +204,7 @@ def build_whatsup(adapter: VLMAdapter, whatsup_dir, directions, seed: int, targe
     the synthetic pairs are."""
     from .naturalistic import whatsup_index
     index = whatsup_index(whatsup_dir)
-    oracle = WhatsupOracle(adapter, index, image_dir, batch_size or runtime.batch_size())
+    oracle = WhatsupOracle(adapter, index, image_dir, batch_size or runtime.batch_size(adapter))
     dirs = [d for d in directions if d in ("left", "right")]
     with torch.inference_mode():
         return {d: build(adapter, "whatsup", d, dirs, seed, target, max_attempts, oracle,
@@ -291,7 +291,7 @@ def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: 
     lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
     every run (e.g. the ordering ablation), so pairs are golden under that intervention. known: predictions of
     the canonical items made with the same intervention (`known_predictions`), reused instead of recomputed."""
-    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override, known)
+    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(adapter), lm_input_override, known)
     with torch.inference_mode():
         tables = {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle,
                            colour_pool=colour_pool) for d in designs}

@@ -215,7 +215,7 @@ def run_sweeps(adapter: VLMAdapter, pairs: pd.DataFrame, image_root: Path, varia
     (B, N*N, D) replaces the visual tokens of both runs first (see `sweep_group`). Returns (probs (N, V, K, C),
     top (N, V, K)) in the order of `pairs`, or (None, None) when there are no pairs."""
     sites = list(sites or iv.all_sites(adapter.n_layers))
-    rows = rows_per_forward or runtime.batch_size()
+    rows = rows_per_forward or runtime.batch_size(adapter)
     if engine is None:
         engine = iv.resumable(adapter)
     per = max(1, rows // (n_variants * (1 if engine else len(sites))))
