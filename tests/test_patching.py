@@ -152,6 +152,52 @@ def test_build_all_tables(built, llava, design):
         assert np.array_equal(np.asarray(img), np.asarray(ref))
 
 
+def test_golden_filter_reads_the_canonical_predictions(llava, tmp_path):
+    """Runs that are canonical items take the behaviour rule's prediction: the same tables with fewer forwards,
+    and a prediction read from the table (not recomputed) decides the golden flag."""
+    from dualmech import behaviour
+    from dualmech.stimuli import relation_items
+    items = relation_items("squares", llava.geometry, llava.palette, tmp_path / "items", DIRS)
+    preds = behaviour.predict(llava, items, tmp_path / "items", batch_size=16)
+    known = pairs.known_predictions(items, preds)
+    assert len(known) == len(items)
+    args = (llava, "squares", DIRS, 3, 2, 12)
+    plain = pairs.build_all(*args, image_dir=tmp_path / "a", batch_size=8)
+    looked_up = pairs.build_all(*args, image_dir=tmp_path / "b", batch_size=8, known=known)
+    for design in pairs.DESIGNS:
+        pd.testing.assert_frame_equal(plain[design], looked_up[design])
+    wrong = {k: (prompt_, "nothing", sha) for k, (prompt_, _, sha) in known.items()}
+    misled = pairs.build_all(*args, image_dir=tmp_path / "c", batch_size=8, known=wrong)["criss_cross"]
+    canonical = misled["clean_scene"].map(lambda s: tuple(json.loads(s))).isin({k[0] for k in known})
+    assert canonical.any() and (misled.loc[canonical, "clean_prediction"] == "nothing").all()
+    assert not misled.loc[canonical, "golden"].any()
+    moved = {k: (prompt_, pred, "0" * 64) for k, (prompt_, pred, sha) in known.items()}   # another image
+    with pytest.raises(AssertionError, match="differs from the canonical item"):
+        pairs.build_all(*args, image_dir=tmp_path / "d", batch_size=8, known=moved)
+
+
+def test_results_do_not_depend_on_batch_size(llava, built, monkeypatch):
+    """Predictions and patching probabilities are the same whatever the rows per forward; the derived size is
+    capped by the device's free memory and DUALMECH_BATCH_SIZE overrides it."""
+    from dualmech import behaviour, runtime
+    root, tables, _, _ = built
+    golden = pairs.golden(tables["last_token"])
+    one, many = (patching.last_token(llava, "llava", golden, root / "a", rows_per_forward=r) for r in (1, 64))
+    assert len(one) > 0 and (one["top"] == many["top"]).all()
+    np.testing.assert_allclose(one["probability"], many["probability"], atol=1e-6)
+    df = tables["last_token"].assign(item=lambda d: d["pair"], image=lambda d: d["clean_image"],
+                                     prompt=lambda d: d["clean_prompt"], answer=lambda d: d["clean_answer"])
+    a, b = (behaviour.predict(llava, df, root / "a", batch_size=n) for n in (1, 5))
+    assert (a["prediction"] == b["prediction"]).all()
+    np.testing.assert_allclose(a["p_answer"], b["p_answer"], atol=1e-6)
+    monkeypatch.delenv("DUALMECH_BATCH_SIZE", raising=False)
+    assert runtime.batch_size(llava) == runtime.DEFAULT_BATCH          # a host with room: the default, not more
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 10 * runtime.row_bytes(llava))
+    assert runtime.batch_size(llava) == 5                              # half of the free memory
+    monkeypatch.setenv("DUALMECH_BATCH_SIZE", "3")
+    assert runtime.batch_size(llava) == 3
+
+
 def test_build_all_predictions_are_the_models_top1(built, llava):
     root, tables, _, _ = built
     df = tables["last_token"].iloc[:4]

@@ -59,6 +59,29 @@ def test_full_run(workdir):
         assert (workdir / f).stat().st_size > 0
 
 
+def test_figure_edit_reruns_only_figure_and_table_rules(workdir, tmp_path):
+    """After the tiny run, a colour change in plots/style.py makes `snakemake -n` list figure and table rules only
+    (the figure code is an input of every rule that draws): no model forward is repeated."""
+    code = tmp_path / "code"           # a copy of the workflow, file times kept, so the edit stays out of the repo
+    for part in ("Snakefile", "workflow", "src/dualmech", "profiles"):
+        copy = shutil.copy2 if (REPO / part).is_file() else shutil.copytree
+        (code / part).parent.mkdir(parents=True, exist_ok=True)
+        copy(REPO / part, code / part, **({} if (REPO / part).is_file() else {"copy_function": shutil.copy2}))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(code / "Snakefile"), "--directory", str(workdir), "-n"]
+    before = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert before.returncode == 0 and "Nothing to be done" in before.stdout + before.stderr, before.stdout[-2000:]
+    style = code / "src/dualmech/plots/style.py"
+    style.write_text(style.read_text() + "\nPALETTE_NOTE = 'a colour changed'\n")
+    after = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert after.returncode == 0, after.stderr[-2000:]
+    stats = after.stdout[after.stdout.index("Job stats"):]
+    rules = set(re.findall(r"^(\w+)\s+\d+$", stats, re.M)) - {"total", "all"}
+    local = set(re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "workflow/rules/common.smk").read_text(),
+                          re.M).group(1).replace(",", "").split())
+    assert {"fig_patching", "fig4", "probe_depth", "table1", "table5", "fig1_stimuli"} <= rules
+    assert rules <= local, f"not figure or table rules: {sorted(rules - local)}"
+
+
 def _result_bytes(wd: Path) -> dict[str, bytes]:
     """Every table, activation store and stimulus list of a run (figures carry timestamps)."""
     files = [*wd.glob("results/tables/*"), *wd.glob("results/activations/**/*.safetensors"),

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from . import behaviour, interventions, runtime
 from .models import Prepared, VLMAdapter
-from .stats import accuracy_summary, mcnemar_exact
+from .ablation_tables import table5, table5_display  # noqa: F401 (this module's API)
 from .stimuli import Geometry, entities, pair_entities, render_scene
 from .tables import atomic_write
 
@@ -37,7 +37,7 @@ def reference_tokens(adapter: VLMAdapter, setting: str, colour_pool: str = "pape
                                + pair_entities(setting, adapter.palette, colour_pool, adapter.exclude_objects)))
     images = [render_scene([], [], g)] + [render_scene([e], [middle], g) for e in ents]
     tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
-                        for sl in runtime.batches(len(images), runtime.batch_size(), f"references {setting}")])
+                        for sl in runtime.batches(len(images), runtime.batch_size(adapter), f"references {setting}")])
     return {EMPTY: tokens[0], **{e.name: tokens[i + 1] for i, e in enumerate(ents)}}
 
 
@@ -54,7 +54,7 @@ def own_slot_references(adapter: VLMAdapter, setting: str) -> dict[str, torch.Te
     keys = [own_slot_key(e.name, tl) for e in ents for tl in cells]
     images = [render_scene([], [], g)] + [render_scene([e], [tl], g) for e in ents for tl in cells]
     tokens = torch.cat([adapter.visual_tokens(images[sl]).float().cpu()
-                        for sl in runtime.batches(len(images), runtime.batch_size(), f"own-slot {setting}")])
+                        for sl in runtime.batches(len(images), runtime.batch_size(adapter), f"own-slot {setting}")])
     return {EMPTY: tokens[0], **{k: tokens[i + 1] for i, k in enumerate(keys)}}
 
 
@@ -111,50 +111,16 @@ def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, 
     """Per-item top-1 prediction with the ablation (`grid`: ablated_grid, or own_slot_grid for the own-slot
     control) applied at the LM input; columns prediction_<name>, correct_<name>."""
     rows = []
-    for sl in runtime.batches(len(items), runtime.batch_size(), desc):
+    for sl in runtime.batches(len(items), runtime.batch_size(adapter), desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
         values = item_values(adapter.geometry, refs, chunk, grid).to(adapter.device)
-        logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: interventions.replace_grid(prepared, values)}).logits
+        with torch.inference_mode():
+            edit = interventions.replace_grid(prepared, values)
+            logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: edit}).logits
         for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
             rows.append({"item": item["item"], f"prediction_{name}": tok,
                          f"correct_{name}": behaviour.normalise(tok) == behaviour.normalise(item["answer"])})
-    return pd.DataFrame(rows)
-
-
-def table5(clean: pd.DataFrame, ablated: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy with and without the ablation per (model, setting, direction), Wilson CIs, McNemar per cell."""
-    df = clean.merge(ablated, on=["model", "item"])
-    out = []
-    for (model, setting), d in df.groupby(["model", "setting"], sort=False):
-        groups = [*d.groupby("direction", sort=False)] + [("all", d)]
-        for direction, g in groups:
-            a = accuracy_summary(g["correct_ablated"])
-            row = dict(model=model, setting=setting, direction=direction, n=a["n"],
-                       accuracy_clean=float(g["correct"].mean()), accuracy_ablated=a["accuracy"],
-                       ci_low=a["ci_low"], ci_high=a["ci_high"], chance=1 / 3,
-                       drop=float(g["correct"].mean()) - a["accuracy"],
-                       mcnemar_p=mcnemar_exact(g["correct"], g["correct_ablated"]),
-                       above_chance=bool(a["ci_low"] > 1 / 3))
-            if "correct_control" in g:                   # the own-slot control, paired with the ablation
-                c = accuracy_summary(g["correct_control"])
-                row |= dict(accuracy_control=c["accuracy"], control_ci_low=c["ci_low"], control_ci_high=c["ci_high"],
-                            drop_vs_control=c["accuracy"] - a["accuracy"],
-                            mcnemar_control_p=mcnemar_exact(g["correct_control"], g["correct_ablated"]))
-            out.append(row)
-    return pd.DataFrame(out)
-
-
-def table5_display(t: pd.DataFrame) -> pd.DataFrame:
-    overall = t[t["direction"] == "all"]
-    rows = []
-    for r in overall.itertuples():
-        rows.append({"Model": r.model, "Setting": r.setting, "Clean": f"{r.accuracy_clean:.2f}",
-                     "Ablated [95% CI]": f"{r.accuracy_ablated:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]",
-                     "McNemar p": f"{r.mcnemar_p:.1e}", "Above chance (1/3)": "yes" if r.above_chance else "no",
-                     **({"Own-slot control [95% CI]": f"{r.accuracy_control:.2f} [{r.control_ci_low:.2f}, "
-                                                      f"{r.control_ci_high:.2f}]"}
-                        if "accuracy_control" in t and pd.notna(r.accuracy_control) else {})})
     return pd.DataFrame(rows)
 
 

@@ -1,16 +1,19 @@
-"""Top-1 next-token accuracy on the canonical stimuli (paper §4.3, Table 1)."""
+"""Top-1 next-token accuracy on the canonical stimuli (paper §4.3, Table 1).
+
+Torch is imported by `predict` alone, so that Table 1's rule (`accuracy_table`) starts without it."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import torch
 from PIL import Image
 
-from . import interventions, runtime
-from .models import VLMAdapter
 from .stats import accuracy_summary
+
+if TYPE_CHECKING:
+    from .models import VLMAdapter
 
 
 def normalise(word: str) -> str:
@@ -25,13 +28,17 @@ def load_images(items: pd.DataFrame, image_root: Path) -> list[Image.Image]:
 def predict(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, batch_size: int | None = None,
             desc: str = "items") -> pd.DataFrame:
     """One row per item: predicted token, correctness and the answer's probability (summed variants)."""
-    size = batch_size or runtime.batch_size()
+    import torch
+
+    from . import interventions, runtime
+    size = batch_size or runtime.batch_size(adapter)
     answer_ids = {w: adapter.candidate_token_ids(w) for w in items["answer"].unique()}
     rows = []
     for sl in runtime.batches(len(items), size, desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(load_images(chunk, image_root), chunk["prompt"].tolist())
-        logits = interventions.final_logits(adapter, prepared)
+        with torch.inference_mode():
+            logits = interventions.final_logits(adapter, prepared)
         probs = torch.softmax(logits, -1)
         top = logits.argmax(-1).tolist()
         for (_, item), tok, p in zip(chunk.iterrows(), adapter.decode(top), probs):

@@ -233,7 +233,7 @@ def extract(adapter, images: pd.DataFrame, image_root: Path | str, store: Activa
         for site, t in out.items():
             writer.write(site, sl.start, t)
     try:
-        runtime.batched(len(paths), batch_size or runtime.batch_size(), desc, batch)
+        runtime.batched(len(paths), batch_size or runtime.batch_size(adapter), desc, batch)
         if have:                           # sites already stored: copied over a batch of rows at a time
             from safetensors import safe_open
             with safe_open(store.tensors, "pt") as f:

@@ -16,7 +16,6 @@ import pandas as pd
 import yaml
 
 from . import claims as cl
-from .planted import SPEAKS_TO
 
 # The original paper's numbering of the artefacts this pipeline regenerates (macro name -> label).
 ORIGINAL = {"OrigFigStimuli": "Fig.~1", "OrigFigLastToken": "Fig.~3", "OrigFigProbe": "Fig.~4",
@@ -472,6 +471,7 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
              organisms: Sequence[str], patching: Mapping, amplification: Mapping,
              paper_dir: Path | str = "paper") -> dict[str, str]:
     """Write macros.tex, tab_*.tex and figs_*.tex into `out`; returns {file name: text}."""
+    from .planted import SPEAKS_TO      # here, not at the top: planted needs torch, the paper rule does not
     from .tables import atomic_write
     files: dict[str, str] = {}
     primary = models[0]

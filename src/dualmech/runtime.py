@@ -23,8 +23,45 @@ def setup(threads: int | None = None) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
-def batch_size(default: int = 64) -> int:
-    return int(os.environ.get("DUALMECH_BATCH_SIZE", default))
+DEFAULT_BATCH = 64
+TEXT_TOKENS = 96            # prompt + chat template around the image, a generous bound for the memory estimate
+
+
+def free_memory(device) -> int:
+    """Bytes free on `device`: CUDA's own count, or the host's available memory (MemAvailable)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        return kb * 1024
+    except (OSError, StopIteration):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def row_bytes(adapter) -> int:
+    """Memory one row of a forward may hold at its peak in the patching engine (the heaviest user): every decoder
+    layer's input and its keys/values for the whole sequence, in float32."""
+    width = adapter.model.get_input_embeddings().embedding_dim
+    tokens = adapter.geometry.grid ** 2 + TEXT_TOKENS
+    return 3 * (adapter.n_layers + 1) * tokens * width * 4
+
+
+def batch_size(adapter=None, default: int = DEFAULT_BATCH) -> int:
+    """Rows (images, or (pair, variant) rows) per forward. DUALMECH_BATCH_SIZE when set; otherwise `default`,
+    lowered to what half of the model's device's free memory holds (`row_bytes` a row), never raised, so a
+    machine with room runs the default and a small one starts where it fits (`batched` still halves on
+    out-of-memory). The choice is logged."""
+    if "DUALMECH_BATCH_SIZE" in os.environ:
+        return int(os.environ["DUALMECH_BATCH_SIZE"])
+    if adapter is None:
+        return default
+    free, per_row = free_memory(adapter.device), row_bytes(adapter)
+    size = max(1, min(default, free // 2 // per_row))
+    log.info("batch size %d: %.1f GB free on %s, about %.1f MB a row (DUALMECH_BATCH_SIZE overrides)", size,
+             free / 1e9, adapter.device, per_row / 1e6)
+    return size
 
 
 def batches(n: int, size: int, desc: str) -> Iterator[slice]:

@@ -4,22 +4,28 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import runtime
-from .models import ModelSpec
+if TYPE_CHECKING:
+    from .models import ModelSpec
 
 
 def start(snakemake) -> logging.Logger:
-    """Send this job's stderr (progress bars, warnings, errors) to its log file and bound the threads."""
+    """Send this job's stderr (progress bars, warnings, errors) to its log file; in a job that computes with
+    torch (imported before this call), bound its threads and make its kernels deterministic. Figure and table
+    jobs never import torch (their start-up is a third of a model job's)."""
     if snakemake.log:
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr = open(snakemake.log[0], "w", buffering=1)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    runtime.setup(snakemake.threads)
+    if "torch" in sys.modules:
+        from . import runtime
+        runtime.setup(snakemake.threads)
     return logging.getLogger(snakemake.rule)
 
 
 def model_spec(snakemake, name: str | None = None) -> ModelSpec:
+    from .models import ModelSpec
     name = name or snakemake.wildcards.model
     entry = next(m for m in snakemake.config["models"] if m["name"] == name)
     return ModelSpec.from_config(entry)

@@ -36,13 +36,19 @@ def bootstrap_ci(values, statistic=np.mean, seed: int = 0, n_resamples: int = 20
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm-adjusted p-values (family-wise error across a sweep)."""
-    from statsmodels.stats.multitest import multipletests
+    """Holm-adjusted p-values (family-wise error across a sweep), NaN where the p-value is NaN. The same
+    operations as statsmodels' `multipletests(method="holm")`, so the same bits, without its `gc.collect()` per
+    call (seconds per sweep)."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        order = np.argsort(p[ok])
+        ranked = np.maximum.accumulate(p[ok][order] * np.arange(len(order), 0, -1))
+        ranked[ranked > 1] = 1
+        adjusted = np.empty_like(ranked)
+        adjusted[order] = ranked
+        out[ok] = adjusted
     return out
 
 

@@ -45,6 +45,7 @@ rule table5:
     input:
         clean=expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS),
         ablated=expand("results/ablation/{model}/{setting}/predictions.parquet", model=MODELS, setting=SETTINGS),
+        code=PLOT_CODE,
     output:
         csv="results/tables/table5.csv",
         md=report("results/tables/table5.md", caption="../report/table5.rst", category="Ablation"),
@@ -69,6 +70,8 @@ rule ablation_pairs:
         model=model_input,
         check="results/checks/{model}.json",
         references=f"{ABLATED}/references.safetensors",
+        stimuli="results/stimuli/{model}/{setting}/items.parquet",
+        predictions=f"{ABLATED}/predictions.parquet",  # canonical runs under the ablation are looked up, not rerun
     output:
         criss_cross=f"{ABLATED}/pairs_criss_cross.parquet",
         images=directory(f"{ABLATED}/pair_images"),

@@ -80,6 +80,7 @@ rule fig_amplification:
     input:
         outcomes=lambda w: _amp_files("outcomes.parquet", w.model),
         meta=lambda w: _amp_files("meta.json", w.model),
+        code=PLOT_CODE,
     output:
         report(
             "figures/fig_amplification_{model}.pdf",

@@ -23,7 +23,8 @@ rule behaviour:
 
 rule table1:
     input:
-        expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + WHATSUP),
+        predictions=expand("results/behaviour/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + WHATSUP),
+        code=PLOT_CODE,
     output:
         csv="results/tables/table1.csv",
         md=report("results/tables/table1.md", caption="../report/table1.rst", category="Behaviour"),

@@ -24,6 +24,9 @@ MODELS = [m["name"] for m in config["models"]]
 SETTINGS = config["settings"]
 GRIDS = [f"grid{k}" for k in config["grids"]]
 ENV = "../../envs/dualmech.yaml"
+# The figure code, an input of every rule that draws a figure: editing a figure (a colour in plots/style.py) reruns
+# the figure and table rules that use it, never a model job.
+PLOT_CODE = sorted(str(p) for p in (Path(workflow.basedir) / "src/dualmech/plots").glob("*.py"))
 
 
 # What'sUp composites join Table 1, Figs 3/6/7 and the App C.7 probes only when data.whatsup_dir names the photos
@@ -113,7 +116,7 @@ def _fig_patching_input(wildcards):
     inputs = dict(pairs=f"{root}/pairs_{design}.parquet", curves=f"{root}/{design}_curves.parquet")
     if design == "criss_cross":
         inputs["stats"] = f"{root}/criss_cross_stats.parquet"
-    return {k: v.format(**wildcards) for k, v in inputs.items()}
+    return {k: v.format(**wildcards) for k, v in inputs.items()} | {"code": PLOT_CODE}
 
 
 # Table 2 testbeds (workflow/rules/amplification.smk)

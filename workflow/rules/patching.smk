@@ -13,6 +13,8 @@ rule patching_pairs:
     input:
         model=model_input,
         check="results/checks/{model}.json",
+        stimuli="results/stimuli/{model}/{setting}/items.parquet",
+        predictions="results/behaviour/{model}/{setting}.parquet",  # canonical runs are looked up, not rerun
     output:
         last_token=f"{PATCHING}/pairs_last_token.parquet",
         criss_cross=f"{PATCHING}/pairs_criss_cross.parquet",

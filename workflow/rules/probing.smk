@@ -81,7 +81,8 @@ rule probes:
 
 rule fig4:
     input:
-        "results/probes/{model}/{setting}_heatmaps.npz",
+        heatmaps="results/probes/{model}/{setting}_heatmaps.npz",
+        code=PLOT_CODE,
     output:
         report(
             "figures/fig4_{model}_{setting}.pdf",
@@ -101,7 +102,8 @@ rule fig4:
 
 rule probe_depth:
     input:
-        lambda w: expand(
+        code=PLOT_CODE,
+        metrics=lambda w: expand(
             "results/probes/{model}/{setting}.parquet",
             setting=SETTINGS + GRIDS,
             model=[w.model] + [m["name"] for m in config["models"] if m.get("twin_of") == w.model],

@@ -25,6 +25,7 @@ rule stimuli:
 rule fig1_stimuli:
     input:
         tables=expand("results/stimuli/{{model}}/{setting}/items.parquet", setting=SETTINGS + GRIDS),
+        code=PLOT_CODE,
     output:
         report(
             "figures/fig1_stimuli_{model}.pdf",

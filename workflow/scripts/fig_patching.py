@@ -1,7 +1,7 @@
 """Fig 3 (last-token) or Figs 6/7 (criss-cross object / strip swap) for one model and setting."""
 import pandas as pd
 
-from dualmech import patching, snake
+from dualmech import patching_tables, snake
 from dualmech.plots.patching import fig3_last_token, fig_criss_cross
 
 log = snake.start(snakemake)
@@ -9,10 +9,10 @@ model, setting, fig = snakemake.wildcards.model, snakemake.wildcards.setting, sn
 directions, min_pairs = snakemake.params.directions, snakemake.params.min_pairs
 if setting == "whatsup":   # What'sUp composites are horizontal: left/right panels only
     directions = [d for d in directions if d in ("left", "right")]
-counts = patching.pair_counts(pd.read_parquet(snakemake.input.pairs), directions)
+counts = patching_tables.pair_counts(pd.read_parquet(snakemake.input.pairs), directions)
 curves = pd.read_parquet(snakemake.input.curves)
 if fig == "3":
-    ranges = {d: patching.transfer_ranges(curves, d) for d in list(directions) + ["all"]}
+    ranges = {d: patching_tables.transfer_ranges(curves, d) for d in list(directions) + ["all"]}
     fig3_last_token(curves, counts, ranges, snakemake.output[0],
                     f"Fig 3 \u2014 last-token interchange, {model}, {setting}", min_pairs)
 else:

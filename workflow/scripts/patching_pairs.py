@@ -1,6 +1,9 @@
 """Counterfactual pairs of one model and setting, golden-filtered (paper §5.3, §5.4); with `references` in the
-input, golden under the ordering ablation and criss-cross design only (Fig 9, paper §5.6)."""
+input, golden under the ordering ablation and criss-cross design only (Fig 9, paper §5.6). Runs that are canonical
+items take their prediction from `predictions` (Table 1's, or Table 5's under the ablation) instead of the model."""
 from pathlib import Path
+
+import pandas as pd
 
 from dualmech import ablation, models, pairs, snake
 from dualmech.tables import atomic_write
@@ -10,10 +13,10 @@ adapter = models.load(snake.model_spec(snakemake))
 cfg, setting, model = snakemake.params.patching, snakemake.wildcards.setting, snakemake.wildcards.model
 images = Path(snakemake.output.images)
 images.mkdir(parents=True, exist_ok=True)
-override = None
+override, column = None, "prediction"
 if "references" in snakemake.input.keys():
     refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
-    override = ablation.scene_values(adapter.geometry, refs)
+    override, column = ablation.scene_values(adapter.geometry, refs), "prediction_ablated"
 designs = [d for d in pairs.DESIGNS if d in snakemake.output.keys()]
 if setting == "whatsup":   # composites of side objects around a reference, left/right (paper §5.3, §5.4)
     tables = pairs.build_whatsup(adapter, snakemake.params.data["whatsup_dir"], snakemake.params.directions,
@@ -22,7 +25,9 @@ if setting == "whatsup":   # composites of side objects around a reference, left
 else:
     tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
                              cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
-                             lm_input_override=override, colour_pool=cfg["colour_pool"])
+                             lm_input_override=override, colour_pool=cfg["colour_pool"],
+                             known=pairs.known_predictions(pd.read_parquet(snakemake.input.stimuli),
+                                                           pd.read_parquet(snakemake.input.predictions), column))
 for design, df in tables.items():
     df.insert(0, "model", model)
     atomic_write(snakemake.output[design], df.to_parquet(index=False))

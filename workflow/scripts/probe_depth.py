@@ -4,7 +4,7 @@ import pandas as pd
 from dualmech import plots, snake
 
 log = snake.start(snakemake)
-metrics = pd.concat([pd.read_parquet(p) for p in snakemake.input], ignore_index=True)
+metrics = pd.concat([pd.read_parquet(p) for p in snakemake.input.metrics], ignore_index=True)
 plots.probe_depth_figure(metrics, snakemake.output[0],
                          f"Where ordering lives \u2014 {', '.join(dict.fromkeys(metrics['model']))}")
 log.info("%d rows", len(metrics))

@@ -4,7 +4,7 @@ import pandas as pd
 from dualmech import behaviour, plots, snake, tables
 
 log = snake.start(snakemake)
-preds = pd.concat([pd.read_parquet(p) for p in snakemake.input], ignore_index=True)
+preds = pd.concat([pd.read_parquet(p) for p in snakemake.input.predictions], ignore_index=True)
 acc = behaviour.accuracy_table(preds)
 skipped = snakemake.params.skipped
 caption = "Table 1. Top-1 accuracy on the canonical stimuli [Wilson 95% CI]."
