@@ -2,7 +2,8 @@
 
 Builds the default synthetic (cluttered) testbed of config.yaml at the organism's geometry and runs
 `amplification.run` once per requested number of random directions (everything else as configured),
-printing wall and CPU time (CPU time: robust on a shared machine), forwards and the probe's fixes against the random directions' on the evaluation split.
+printing wall and CPU time (CPU time: robust on a shared machine), forwards and the probe's fixes against
+the random directions' on the evaluation split.
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/amplification_random.py --n-random 20 100
 """
@@ -42,6 +43,7 @@ for n in args.n_random:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     t2 = amplification.summarise(base, outcomes, meta).set_index("row")
     probe, rnd = t2.loc["probe"], t2.loc["random"]
-    print(f"n_random {n:4d}: {seconds:7.1f} s wall, {cpu:7.1f} s CPU, {meta['forwards']} forwards ({meta['engine'].get('mode')}); "
+    print(f"n_random {n:4d}: {seconds:7.1f} s wall, {cpu:7.1f} s CPU, {meta['forwards']} forwards "
+          f"({meta['engine'].get('mode')}); "
           f"{int(probe['n_fail'])} failures to fix of {int(probe['n'])}; probe fixes {probe['fixes']:.0f} "
           f"(p_null {probe.get('p_null', float('nan')):.3f}), random mean {rnd['fixes']:.2f}", flush=True)

@@ -397,3 +397,21 @@ def test_display_of_a_claims_table_read_back_from_csv(tmp_path):
     rows.to_csv(tmp_path / "claims.csv", index=False)
     shown = cl.display(pd.read_csv(tmp_path / "claims.csv"), "setting")["Verdict"].tolist()
     assert shown == ["not supported", "not testable (too few items)"]
+
+
+def test_patching_claims_pair_golden_pairs_by_id():
+    """Claim 1 per golden pair at each model's best site; a control that shares the pairs is held to them, an
+    untrained twin with no golden pairs cannot veto (stated in CLAIMS[1].control)."""
+    ev = cl.Evidence(last_token={("m", "squares"): last_token_sweep(True, n=20),
+                                 ("twin", "squares"): last_token_sweep(False, n=20, seed=1)})
+    u = cl.patching_units(ev)
+    m = u[u["model"] == "m"]
+    assert len(m) == 20 and (m["claim"] == 1).all() and m["num"].between(0.6, 0.7).all()   # t2 0.7 vs 0.05
+    out = cl.evaluate(ev, ["m", "twin"], ["squares"], min_pairs=10, twins={"m": "twin"})
+    row = out[(out["claim"] == 1) & (out["model"] == "m") & (out["level"] == "setting")].iloc[0]
+    assert row["verdict"] == cl.SUPPORTED and "over 20 units" in row["note"] and ": exceeds it" in row["note"]
+    none = cl.Evidence(last_token={("m", "squares"): last_token_sweep(True, n=20)})
+    out = cl.evaluate(none, ["m", "twin"], ["squares"], min_pairs=10, twins={"m": "twin"})
+    row = out[(out["claim"] == 1) & (out["model"] == "m") & (out["level"] == "setting")].iloc[0]
+    assert row["verdict"] == cl.SUPPORTED and "control twin: not testable" in row["note"]
+    assert "no paired unit in common: no veto" in row["note"]

@@ -71,18 +71,22 @@ def test_expected_file_needs_a_verdict_and_a_reason(tmp_path):
 
 
 def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
-    """The validation table on 24 of the 120 squares triples, one probe seed: every row must agree. (Old rules
+    """The validation table on 48 of the 120 squares triples, one probe seed: every row must agree. (Old rules
     disagreed here: claim 2's identity control called planted-strips/objects not supported, claim 9 judged
     planted-none with a probe below chance.)"""
     spec = validation.load_expected(EXPECTED)
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"]
     cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
+    # 48 triples: the paired control test of claim 9 needs enough held-out triples with conflict tokens (on the
+    # organism's layout each shifted image has one, and ties carry no sign): with 24 (6 held out) it cannot
+    # reach alpha against planted-none
     probes, units = validation.planted_probes(str(REPO / spec["base"]), spec["fixtures"], spec["setting"], cfg, 0,
-                                              tmp_path, triples=24)
+                                              tmp_path, triples=48)
     table = validation.compare(spec, validation.evaluate(spec, probes, min_pairs=10, seed=0, units=units))
     assert len(table) == sum(len(f["claims"]) for f in spec["fixtures"].values())
     shown = validation.display(table)
-    assert table["agree"].all(), shown[~table["agree"]].to_string()
+    assert table["agree"].all(), shown[~table["agree"]].to_string() + "\n" + "\n".join(table.loc[~table["agree"],
+                                                                                              "note"])
     strips = table[(table["fixture"] == "planted-strips")].set_index("claim")
     assert strips.loc[3, "effect"] > 0.5 and strips.loc[3, "p"] < 0.05
     # the per-triple units pool back to the probe table's numbers (the control gate pairs these units)
