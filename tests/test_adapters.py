@@ -26,6 +26,7 @@ EXPECTED = {
     "idefics3": ("idefics3", 8, 8, 64, "standard"),
     "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
     "paligemma": ("paligemma", 8, 8, 64, "standard"),
+    "llava_onevision": ("llava_onevision", 8, 8, 64, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -85,7 +86,7 @@ def test_token_layout(case):
     ids, mask, n = p.inputs["input_ids"], p.inputs["attention_mask"], adapter.geometry.grid
     assert p.grid_positions.shape == (2, n * n)
     assert bool((ids.gather(1, p.grid_positions) == adapter.image_token_id).all())
-    assert ((ids == adapter.image_token_id).sum(1) == n * n).all()
+    assert ((ids == adapter.image_token_id).sum(1) == n * n + adapter.trailing_image_tokens).all()
     assert not bool(mask.all()), "the two prompts should differ in length"
     if adapter.tokenizer.bos_token_id is not None:    # the template writes BOS; the tokenizer must not add another
         assert ((ids == adapter.tokenizer.bos_token_id).sum(1) == 1).all()
@@ -104,6 +105,10 @@ def test_token_layout(case):
         assert (after[:, :-1] == tok("[IMG_BREAK]")).all() and (after[:, -1] == tok("[IMG_END]")).all()
     else:                       # one contiguous block of image tokens
         assert torch.equal(p.grid_positions, p.grid_positions[:, :1] + torch.arange(n * n))
+    if name == "llava_onevision":     # the image_newline token closes the run, outside the grid
+        after = ids.gather(1, p.grid_positions[:, -1:] + 1)
+        assert (after == adapter.image_token_id).all() and adapter.trailing_image_tokens == 1
+        assert not (ids.gather(1, p.grid_positions[:, -1:] + 2) == adapter.image_token_id).any()
 
 
 def test_all_stimulus_prompts_tokenize(case):
@@ -131,13 +136,19 @@ def test_canvas_is_not_resampled(case):
         g = x.shape[1] // p
         x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
         x = x.permute(2, 5, 3, 6, 1, 0, 4, 7).reshape(g * g, 3 * t * p * p)
+    if name == "llava_onevision":      # the base view only; the canvas padded with its edge to the tower's size
+        assert pv.shape[:2] == (1, 1)
+        pad = pv.shape[-1] - x.shape[-1]
+        assert pad == 4 and pv.shape[-2] == pv.shape[-1]
+        torch.testing.assert_close(pv[0, 0, :, -pad:, :-pad], x[:, -1:, :].expand(-1, pad, -1), atol=1e-5, rtol=0)
+        pv = pv[..., :-pad, :-pad]
     torch.testing.assert_close(pv.reshape(x.shape), x, atol=1e-5, rtol=0)
 
 
 def test_parity(case):
     name, adapter = case
     r = check_model(adapter)
-    assert r["image_tokens"] == [adapter.geometry.grid ** 2] * r["examples"]
+    assert r["image_tokens"] == [adapter.geometry.grid ** 2 + adapter.trailing_image_tokens] * r["examples"]
     assert r["parity_max_abs_diff"] == 0.0 and r["parity_tolerance"] == 0.0     # float32: exact
     assert r["patch_all_max_abs_diff"] <= 1e-5 and r["patch_grid_max_abs_diff"] <= 1e-5
     assert r["image_effect_max_abs_diff"] > 0 and r["batch_vs_single_max_abs_diff"] <= 1e-4

@@ -97,6 +97,7 @@ class VLMAdapter:
     resumable: ClassVar[bool] = False
     default_exclude_objects: ClassVar[tuple[str, ...]] = ()     # Objects left out of every setting
     dynamic_resolution: ClassVar[bool] = False   # True: `native_grid` + `prepare(grid=...)` see photos as they are
+    trailing_image_tokens: ClassVar[int] = 0     # image-token positions after the grid (not grid cells)
 
     def __init__(self, model, processor, spec: ModelSpec):
         self.model = model
@@ -230,13 +231,14 @@ class VLMAdapter:
             inputs = self.processor_inputs(list(images), texts, native=True)
             rows, cols = grid
         ids = inputs["input_ids"]
-        n = rows * cols
+        n, extra = rows * cols, self.trailing_image_tokens
         is_img = ids == self.image_token_id
         counts = is_img.sum(1)
-        if not bool((counts == n).all()):
-            raise UnsupportedModel(f"{self.spec.name}: expected {n} image tokens per example for a "
-                                   f"{rows}x{cols} grid, found {counts.tolist()}")
-        grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n)
+        if not bool((counts == n + extra).all()):
+            raise UnsupportedModel(f"{self.spec.name}: expected {n + extra} image tokens per example for a "
+                                   f"{rows}x{cols} grid" + (f" + {extra}" if extra else "") +
+                                   f", found {counts.tolist()}")
+        grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n + extra)[:, :n]
         mask = inputs.get("attention_mask", torch.ones_like(ids))
         final = mask.sum(1) - 1
         dev = self.device
