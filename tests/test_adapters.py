@@ -10,6 +10,7 @@ from PIL import Image
 from dualmech import organism
 from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
+from dualmech.models.base import VLMAdapter
 from dualmech.models.registry import load_config
 from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt
 from dualmech.tiny import FAMILIES, build, main, make_tiny
@@ -27,6 +28,7 @@ EXPECTED = {
     "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
     "paligemma": ("paligemma", 8, 8, 64, "standard"),
     "llava_onevision": ("llava_onevision", 8, 8, 64, "standard"),
+    "qwen3vl": ("qwen3vl", 12, 8, 96, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -131,7 +133,7 @@ def test_canvas_is_not_resampled(case):
     ip = adapter.processor.image_processor
     x = torch.from_numpy(np.array(imgs[0])).permute(2, 0, 1).float() / 255
     x = (x - torch.tensor(ip.image_mean)[:, None, None]) / torch.tensor(ip.image_std)[:, None, None]
-    if name in ("qwen2vl", "qwen2_5vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
+    if name in ("qwen2vl", "qwen2_5vl", "qwen3vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
         p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
         g = x.shape[1] // p
         x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
@@ -202,7 +204,7 @@ def test_geometry_grid_override(case):
     """Dynamic-resolution families take `geometry.grid`; fixed ones refuse a grid they cannot see."""
     name, adapter = case
     spec = ModelSpec(name=name, path=adapter.spec.path, geometry={"grid": 6})
-    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3"):
+    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3", "qwen3vl"):
         other = type(adapter)(adapter.model, adapter.processor, spec)
         assert other.geometry.grid == 6 and other.geometry.canvas_px == 6 * adapter.geometry.px_per_token
         p = other.prepare(*_batch(other, n=1))
@@ -213,11 +215,11 @@ def test_geometry_grid_override(case):
 
 
 def test_errors_name_the_problem(tmp_path, checkpoints):
-    cfg = T.Qwen3VLConfig()
-    cfg.architectures = ["Qwen3VLForConditionalGeneration"]
-    cfg.save_pretrained(tmp_path / "qwen3vl")
-    with pytest.raises(UnsupportedModel, match=r"Qwen3VLForConditionalGeneration.*Supported families.*README") as e:
-        load(ModelSpec(name="q3", path=str(tmp_path / "qwen3vl")))
+    cfg = T.LlavaNextConfig()
+    cfg.architectures = ["LlavaNextForConditionalGeneration"]
+    cfg.save_pretrained(tmp_path / "llava_next")
+    with pytest.raises(UnsupportedModel, match=r"LlavaNextForConditionalGeneration.*Supported families.*README") as e:
+        load(ModelSpec(name="next", path=str(tmp_path / "llava_next")))
     assert "ARCHITECTURE" not in str(e.value)
     text = T.LlamaConfig(num_hidden_layers=1)
     text.architectures = ["LlamaForCausalLM"]
@@ -291,6 +293,33 @@ def test_vision_sites_map_to_the_grid(case, cell):
     assert int(moved.argmax()) == r * n + c
 
 
+def test_qwen3vl_deepstack_travels_with_the_visual_tokens(checkpoints):
+    """Qwen3-VL's `lm_input` carries each position's DeepStack features (zero at text positions); they
+    change the answer, and patching a counterfactual's visual tokens gives its logits only with them."""
+    from dualmech import interventions as iv
+    adapter = load(ModelSpec(name="qwen3vl", path=str(checkpoints["qwen3vl"])), device="cpu")
+    k, d = adapter.deepstack_layers, adapter.model.config.text_config.hidden_size
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    mine, theirs = iv.run(adapter, clean, capture=[iv.LM_INPUT]), iv.run(adapter, cf, capture=[iv.LM_INPUT])
+    x = mine.captured[iv.LM_INPUT]
+    assert k == 2 and x.shape[-1] == (k + 1) * d
+    text = torch.ones(x.shape[:2], dtype=torch.bool)
+    text[torch.arange(2)[:, None], clean.grid_positions] = False
+    assert not x[text][:, d:].any() and x[~text][:, d:].abs().amin(0).amax() > 0
+    no_deepstack = iv.run(adapter, clean, edits={iv.LM_INPUT: lambda h: torch.cat([h[..., :d], 0 * h[..., d:]], -1)})
+    assert (no_deepstack.logits - mine.logits).abs().max() > 1e-4
+    rows = torch.arange(2).repeat_interleave(clean.grid_positions.shape[1])
+    pos = clean.grid_positions.reshape(-1)
+    y = theirs.captured[iv.LM_INPUT]
+    full = iv.run(adapter, clean, edits={iv.LM_INPUT: iv.replace_at(rows, pos, y[rows, pos])}).logits
+    torch.testing.assert_close(full, theirs.logits, atol=1e-6, rtol=0)
+    tokens_only = y[rows, pos].clone()
+    tokens_only[:, d:] = x[rows, pos][:, d:]          # the visual tokens without their DeepStack features
+    partial = iv.run(adapter, clean, edits={iv.LM_INPUT: iv.replace_at(rows, pos, tokens_only)}).logits
+    assert (partial - theirs.logits).abs().max() > 1e-4
+
+
 def test_hooks_agree_with_nnsight(case):
     """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
     captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
@@ -298,6 +327,8 @@ def test_hooks_agree_with_nnsight(case):
     nnsight = pytest.importorskip("nnsight")
     from dualmech import interventions as iv
     name, adapter = case
+    if type(adapter).lm_input_site is not VLMAdapter.lm_input_site:
+        pytest.skip(f"{name}: lm_input carries more than the first layer's input (DeepStack)")
     imgs, prompts = _batch(adapter)
     clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
     last = adapter.n_layers - 1

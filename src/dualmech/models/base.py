@@ -170,6 +170,17 @@ class VLMAdapter:
     def n_layers(self) -> int:
         return len(self.layers)
 
+    def lm_input_site(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The `lm_input` site's value for the LM input `hidden` (B, T, D): the LM input itself, or, for a
+        family whose image also enters later LM layers (Qwen3-VL's DeepStack), the LM input with those
+        per-position features appended, so that an edit of a position's visual token edits all of it."""
+        return hidden
+
+    def lm_input_apply(self, value: torch.Tensor) -> torch.Tensor:
+        """The LM input (B, T, D) from an (edited) `lm_input` site value; a family that appends features
+        in `lm_input_site` keeps them for the forward (or resumed layers) that follows."""
+        return value
+
     @property
     def vision_layers(self) -> torch.nn.ModuleList:
         """Vision-encoder blocks: site `vision.l` is the output of vision_layers[l], `vision_input` the input of

@@ -19,10 +19,11 @@ from .paligemma import PaliGemmaAdapter
 from .pixtral import PixtralAdapter
 from .qwen2_5vl import Qwen25VLAdapter
 from .qwen2vl import Qwen2VLAdapter
+from .qwen3vl import Qwen3VLAdapter
 
 ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (
     LlavaAdapter, PixtralAdapter, Qwen2VLAdapter, Gemma3Adapter, Qwen25VLAdapter, Mistral3Adapter, InternVLAdapter,
-    Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter, LlavaOnevisionAdapter)}
+    Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter, LlavaOnevisionAdapter, Qwen3VLAdapter)}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
