@@ -323,12 +323,13 @@ def test_qwen3vl_deepstack_travels_with_the_visual_tokens(checkpoints):
 def test_hooks_agree_with_nnsight(case):
     """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
     captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
-    lm_input in at the top half of the grid and a counterfactual resid_post.0 at the final position."""
+    lm_input in at the top half of the grid and a counterfactual resid_post.0 at the final position. nnsight
+    sees the first layer's input only: where `lm_input` carries more (Qwen3-VL's DeepStack features), the
+    project's patch keeps the clean run's extra features, as nnsight's does."""
     nnsight = pytest.importorskip("nnsight")
     from dualmech import interventions as iv
     name, adapter = case
-    if type(adapter).lm_input_site is not VLMAdapter.lm_input_site:
-        pytest.skip(f"{name}: lm_input carries more than the first layer's input (DeepStack)")
+    d = adapter.model.get_input_embeddings().embedding_dim
     imgs, prompts = _batch(adapter)
     clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
     last = adapter.n_layers - 1
@@ -337,21 +338,26 @@ def test_hooks_agree_with_nnsight(case):
     half, rows = adapter.geometry.grid ** 2 // 2, torch.arange(2)   # half the grid: the run is not the cf run
     r, pos = rows.repeat_interleave(half), clean.grid_positions[:, :half].reshape(-1)
     fin = clean.final_position
-    embed = {iv.LM_INPUT: iv.replace_at(r, pos, theirs[iv.LM_INPUT][r, pos])}
+    cf_input = torch.cat([theirs[iv.LM_INPUT][..., :d], ours.captured[iv.LM_INPUT][..., d:]], -1)
+    embed = {iv.LM_INPUT: iv.replace_at(r, pos, cf_input[r, pos])}
     patched = iv.run(adapter, clean, edits=embed | {
         iv.resid_post(0): iv.replace_at(rows, fin, theirs[iv.resid_post(0)][rows, fin])})
     model = nnsight.NNsight(adapter.model)
-    layers = model
-    for part in next(k for k, m in adapter.model.named_modules() if m is adapter.layers).split("."):
-        layers = getattr(layers, part)
-    with torch.no_grad(), model.trace(**clean.inputs):
-        x0, xl = layers[0].input.save(), layers[last].output.save()
+
+    def envoy(module):
+        out = model
+        for part in next(k for k, m in adapter.model.named_modules() if m is module).split("."):
+            out = getattr(out, part)
+        return out
+    layers, norm = envoy(adapter.layers), envoy(adapter.language_model.norm)
+    with torch.no_grad(), model.trace(**clean.inputs):   # the final norm's input: the last layer's residual
+        x0, xl = layers[0].input.save(), norm.input.save()
         logits = model.output.logits.save()
     with torch.no_grad(), model.trace(**clean.inputs):
-        layers[0].input[r, pos] = theirs[iv.LM_INPUT][r, pos]
+        layers[0].input[r, pos] = cf_input[r, pos, :d]
         layers[0].output[rows, fin] = theirs[iv.resid_post(0)][rows, fin]
         nn_patched = model.output.logits.save()
-    assert torch.equal(x0, ours.captured[iv.LM_INPUT]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
+    assert torch.equal(x0, ours.captured[iv.LM_INPUT][..., :d]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
     assert torch.equal(logits[rows, fin], ours.logits)
     assert torch.equal(nn_patched[rows, fin], patched.logits)
     assert (iv.run(adapter, clean, edits=embed).logits - patched.logits).abs().max() > 0   # both edits matter

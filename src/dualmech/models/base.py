@@ -186,7 +186,7 @@ class VLMAdapter:
         """Vision-encoder blocks: site `vision.l` is the output of vision_layers[l], `vision_input` the input of
         vision_layers[0] (patch + position embeddings). Families that can map these to the grid override it."""
         raise UnsupportedModel(f"{self.spec.name}: vision-encoder sites are not supported for the "
-                               f"'{self.family}' family (only 'llava'); drop 'vision' from probing.sites")
+                               f"'{self.family}' family; drop 'vision' from probing.sites")
 
     def vision_grid(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, tokens, D) vision-encoder hidden states -> (B, N*N, D) in the row-major grid order of the LM's
