@@ -320,6 +320,31 @@ def test_qwen3vl_deepstack_travels_with_the_visual_tokens(checkpoints):
     assert (partial - theirs.logits).abs().max() > 1e-4
 
 
+def test_qwen3vl_resumed_rows_carry_their_own_deepstack(checkpoints):
+    """The patching engine's resumed rows (any order, repeated) add their own DeepStack features: resuming
+    at layer 1 (after a patch of resid_post.0) and at layer 0 (after a patch of the visual tokens) equals
+    the full forward of those rows with the same patch."""
+    from dualmech import interventions as iv
+    adapter = load(ModelSpec(name="qwen3vl", path=str(checkpoints["qwen3vl"])), device="cpu")
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    sites = [iv.resid_post(0), iv.LM_INPUT]
+    theirs = iv.run(adapter, cf, capture=sites).captured
+    order = [1, 0, 1]
+    rows = torch.tensor(order)
+    again = adapter.prepare([imgs[i] for i in order], [prompts[i] for i in order])
+    n = clean.grid_positions.shape[1]
+    r, pos = torch.arange(3).repeat_interleave(n // 2), again.grid_positions[:, n // 2:].reshape(-1)
+    tr = iv.trace(adapter, clean)
+    for site in sites:
+        edit = iv.replace_at(r, pos, theirs[site][rows][r, pos])
+        full = iv.run(adapter, again, edits={site: edit}).logits
+        assert (full - iv.run(adapter, again).logits).abs().max() > 1e-4      # the patch matters
+        iv.run(adapter, cf)                     # other forwards run between a trace and its resumes
+        resumed = iv.resume(adapter, tr, iv.start_layer(site, adapter.n_layers), rows, edit, int(pos.min()))
+        torch.testing.assert_close(resumed, full, atol=1e-5, rtol=0)
+
+
 def test_hooks_agree_with_nnsight(case):
     """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
     captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
