@@ -156,7 +156,7 @@ def test_parity(case):
     assert r["image_effect_max_abs_diff"] > 0 and r["batch_vs_single_max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3"])
+@pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3", "llava_onevision", "qwen3vl"])
 def test_parity_bfloat16(name, checkpoints):
     adapter = load(ModelSpec(name=name, path=str(checkpoints[name]), dtype="bfloat16"), device="cpu")
     r = check_model(adapter)
