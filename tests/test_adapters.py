@@ -10,6 +10,7 @@ from PIL import Image
 from dualmech import organism
 from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
+from dualmech.models.base import VLMAdapter
 from dualmech.models.registry import load_config
 from dualmech.stimuli import DIRECTIONS, SETTINGS, entities, prompt
 from dualmech.tiny import FAMILIES, build, main, make_tiny
@@ -26,6 +27,8 @@ EXPECTED = {
     "idefics3": ("idefics3", 8, 8, 64, "standard"),
     "smolvlm": ("smolvlm", 8, 8, 64, "standard"),
     "paligemma": ("paligemma", 8, 8, 64, "standard"),
+    "llava_onevision": ("llava_onevision", 8, 8, 64, "standard"),
+    "qwen3vl": ("qwen3vl", 12, 8, 96, "standard"),
     "organism": ("llava", 8, 8, 64, "standard"),
 }
 
@@ -85,7 +88,7 @@ def test_token_layout(case):
     ids, mask, n = p.inputs["input_ids"], p.inputs["attention_mask"], adapter.geometry.grid
     assert p.grid_positions.shape == (2, n * n)
     assert bool((ids.gather(1, p.grid_positions) == adapter.image_token_id).all())
-    assert ((ids == adapter.image_token_id).sum(1) == n * n).all()
+    assert ((ids == adapter.image_token_id).sum(1) == n * n + adapter.trailing_image_tokens).all()
     assert not bool(mask.all()), "the two prompts should differ in length"
     if adapter.tokenizer.bos_token_id is not None:    # the template writes BOS; the tokenizer must not add another
         assert ((ids == adapter.tokenizer.bos_token_id).sum(1) == 1).all()
@@ -104,6 +107,10 @@ def test_token_layout(case):
         assert (after[:, :-1] == tok("[IMG_BREAK]")).all() and (after[:, -1] == tok("[IMG_END]")).all()
     else:                       # one contiguous block of image tokens
         assert torch.equal(p.grid_positions, p.grid_positions[:, :1] + torch.arange(n * n))
+    if name == "llava_onevision":     # the image_newline token closes the run, outside the grid
+        after = ids.gather(1, p.grid_positions[:, -1:] + 1)
+        assert (after == adapter.image_token_id).all() and adapter.trailing_image_tokens == 1
+        assert not (ids.gather(1, p.grid_positions[:, -1:] + 2) == adapter.image_token_id).any()
 
 
 def test_all_stimulus_prompts_tokenize(case):
@@ -126,24 +133,30 @@ def test_canvas_is_not_resampled(case):
     ip = adapter.processor.image_processor
     x = torch.from_numpy(np.array(imgs[0])).permute(2, 0, 1).float() / 255
     x = (x - torch.tensor(ip.image_mean)[:, None, None]) / torch.tensor(ip.image_std)[:, None, None]
-    if name in ("qwen2vl", "qwen2_5vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
+    if name in ("qwen2vl", "qwen2_5vl", "qwen3vl"):      # flattened patches in 2x2 merge-block order, repeated over 2 frames
         p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
         g = x.shape[1] // p
         x = x.unsqueeze(0).repeat(t, 1, 1, 1).reshape(t, 3, g // m, m, p, g // m, m, p)
         x = x.permute(2, 5, 3, 6, 1, 0, 4, 7).reshape(g * g, 3 * t * p * p)
+    if name == "llava_onevision":      # the base view only; the canvas padded with its edge to the tower's size
+        assert pv.shape[:2] == (1, 1)
+        pad = pv.shape[-1] - x.shape[-1]
+        assert pad == 4 and pv.shape[-2] == pv.shape[-1]
+        torch.testing.assert_close(pv[0, 0, :, -pad:, :-pad], x[:, -1:, :].expand(-1, pad, -1), atol=1e-5, rtol=0)
+        pv = pv[..., :-pad, :-pad]
     torch.testing.assert_close(pv.reshape(x.shape), x, atol=1e-5, rtol=0)
 
 
 def test_parity(case):
     name, adapter = case
     r = check_model(adapter)
-    assert r["image_tokens"] == [adapter.geometry.grid ** 2] * r["examples"]
+    assert r["image_tokens"] == [adapter.geometry.grid ** 2 + adapter.trailing_image_tokens] * r["examples"]
     assert r["parity_max_abs_diff"] == 0.0 and r["parity_tolerance"] == 0.0     # float32: exact
     assert r["patch_all_max_abs_diff"] <= 1e-5 and r["patch_grid_max_abs_diff"] <= 1e-5
     assert r["image_effect_max_abs_diff"] > 0 and r["batch_vs_single_max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3"])
+@pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3", "llava_onevision", "qwen3vl"])
 def test_parity_bfloat16(name, checkpoints):
     adapter = load(ModelSpec(name=name, path=str(checkpoints[name]), dtype="bfloat16"), device="cpu")
     r = check_model(adapter)
@@ -191,7 +204,7 @@ def test_geometry_grid_override(case):
     """Dynamic-resolution families take `geometry.grid`; fixed ones refuse a grid they cannot see."""
     name, adapter = case
     spec = ModelSpec(name=name, path=adapter.spec.path, geometry={"grid": 6})
-    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3"):
+    if name in ("qwen2vl", "pixtral", "qwen2_5vl", "mistral3", "qwen3vl"):
         other = type(adapter)(adapter.model, adapter.processor, spec)
         assert other.geometry.grid == 6 and other.geometry.canvas_px == 6 * adapter.geometry.px_per_token
         p = other.prepare(*_batch(other, n=1))
@@ -202,11 +215,11 @@ def test_geometry_grid_override(case):
 
 
 def test_errors_name_the_problem(tmp_path, checkpoints):
-    cfg = T.Qwen3VLConfig()
-    cfg.architectures = ["Qwen3VLForConditionalGeneration"]
-    cfg.save_pretrained(tmp_path / "qwen3vl")
-    with pytest.raises(UnsupportedModel, match=r"Qwen3VLForConditionalGeneration.*Supported families.*README") as e:
-        load(ModelSpec(name="q3", path=str(tmp_path / "qwen3vl")))
+    cfg = T.LlavaNextConfig()
+    cfg.architectures = ["LlavaNextForConditionalGeneration"]
+    cfg.save_pretrained(tmp_path / "llava_next")
+    with pytest.raises(UnsupportedModel, match=r"LlavaNextForConditionalGeneration.*Supported families.*README") as e:
+        load(ModelSpec(name="next", path=str(tmp_path / "llava_next")))
     assert "ARCHITECTURE" not in str(e.value)
     text = T.LlamaConfig(num_hidden_layers=1)
     text.architectures = ["LlamaForCausalLM"]
@@ -257,38 +270,91 @@ def test_table1_on_every_family(case, tmp_path):
     assert overall["n"] == 4 and overall["accuracy"] == preds["correct"].mean()
 
 
-NO_VISION_SITES = ("pixtral", "qwen2vl", "gemma3")
-
-
-def test_vision_sites_map_to_the_grid(case):
+@pytest.mark.parametrize("cell", [(2, 5), (5, 2)])
+def test_vision_sites_map_to_the_grid(case, cell):
     """Changing the pixels of one grid cell changes `vision_input` (patch + position embeddings) at that
-    cell only, once the adapter has merged/pixel-shuffled the encoder's patches to the LM's grid."""
+    cell only, once the adapter has merged/pooled/pixel-shuffled the encoder's patches to the LM's grid
+    (row-major: (2, 5) and its transpose land on different cells), and moves that cell the most at the
+    encoder's last block."""
     from dualmech import extraction
     name, adapter = case
-    if name in NO_VISION_SITES:
-        with pytest.raises(UnsupportedModel, match="vision-encoder sites are not supported"):
-            adapter.vision_layers
-        return
     g = adapter.geometry
-    n, px, (r, c) = g.grid, g.px_per_token, (2, 5)
+    n, px, (r, c) = g.grid, g.px_per_token, cell
     plain = np.full((g.canvas_px, g.canvas_px, 3), 255, dtype=np.uint8)
     marked = plain.copy()
     marked[r * px:(r + 1) * px, c * px:(c + 1) * px] = (200, 30, 30)
-    sites = [extraction.VISION_INPUT, f"vision.{len(adapter.vision_layers) - 1}"]
-    out = extraction.capture(adapter, [Image.fromarray(plain), Image.fromarray(marked)], sites)
-    for s in sites:
-        assert out[s].shape[:2] == (2, n * n)
+    last = f"vision.{len(adapter.vision_layers) - 1}"
+    out = extraction.capture(adapter, [Image.fromarray(plain), Image.fromarray(marked)], [extraction.VISION_INPUT, last])
+    for s in out.values():
+        assert s.shape[:2] == (2, n * n)
     changed = (out[extraction.VISION_INPUT][0] - out[extraction.VISION_INPUT][1]).abs().amax(-1) > 0
     assert changed.nonzero().flatten().tolist() == [r * n + c]
+    moved = (out[last][0] - out[last][1]).float().norm(dim=-1)
+    assert int(moved.argmax()) == r * n + c
+
+
+def test_qwen3vl_deepstack_travels_with_the_visual_tokens(checkpoints):
+    """Qwen3-VL's `lm_input` carries each position's DeepStack features (zero at text positions); they
+    change the answer, and patching a counterfactual's visual tokens gives its logits only with them."""
+    from dualmech import interventions as iv
+    adapter = load(ModelSpec(name="qwen3vl", path=str(checkpoints["qwen3vl"])), device="cpu")
+    k, d = adapter.deepstack_layers, adapter.model.config.text_config.hidden_size
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    mine, theirs = iv.run(adapter, clean, capture=[iv.LM_INPUT]), iv.run(adapter, cf, capture=[iv.LM_INPUT])
+    x = mine.captured[iv.LM_INPUT]
+    assert k == 2 and x.shape[-1] == (k + 1) * d
+    text = torch.ones(x.shape[:2], dtype=torch.bool)
+    text[torch.arange(2)[:, None], clean.grid_positions] = False
+    assert not x[text][:, d:].any() and x[~text][:, d:].abs().amin(0).amax() > 0
+    no_deepstack = iv.run(adapter, clean, edits={iv.LM_INPUT: lambda h: torch.cat([h[..., :d], 0 * h[..., d:]], -1)})
+    assert (no_deepstack.logits - mine.logits).abs().max() > 1e-4
+    rows = torch.arange(2).repeat_interleave(clean.grid_positions.shape[1])
+    pos = clean.grid_positions.reshape(-1)
+    y = theirs.captured[iv.LM_INPUT]
+    full = iv.run(adapter, clean, edits={iv.LM_INPUT: iv.replace_at(rows, pos, y[rows, pos])}).logits
+    torch.testing.assert_close(full, theirs.logits, atol=1e-6, rtol=0)
+    tokens_only = y[rows, pos].clone()
+    tokens_only[:, d:] = x[rows, pos][:, d:]          # the visual tokens without their DeepStack features
+    partial = iv.run(adapter, clean, edits={iv.LM_INPUT: iv.replace_at(rows, pos, tokens_only)}).logits
+    assert (partial - theirs.logits).abs().max() > 1e-4
+
+
+def test_qwen3vl_resumed_rows_carry_their_own_deepstack(checkpoints):
+    """The patching engine's resumed rows (any order, repeated) add their own DeepStack features: resuming
+    at layer 1 (after a patch of resid_post.0) and at layer 0 (after a patch of the visual tokens) equals
+    the full forward of those rows with the same patch."""
+    from dualmech import interventions as iv
+    adapter = load(ModelSpec(name="qwen3vl", path=str(checkpoints["qwen3vl"])), device="cpu")
+    imgs, prompts = _batch(adapter)
+    clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
+    sites = [iv.resid_post(0), iv.LM_INPUT]
+    theirs = iv.run(adapter, cf, capture=sites).captured
+    order = [1, 0, 1]
+    rows = torch.tensor(order)
+    again = adapter.prepare([imgs[i] for i in order], [prompts[i] for i in order])
+    n = clean.grid_positions.shape[1]
+    r, pos = torch.arange(3).repeat_interleave(n // 2), again.grid_positions[:, n // 2:].reshape(-1)
+    tr = iv.trace(adapter, clean)
+    for site in sites:
+        edit = iv.replace_at(r, pos, theirs[site][rows][r, pos])
+        full = iv.run(adapter, again, edits={site: edit}).logits
+        assert (full - iv.run(adapter, again).logits).abs().max() > 1e-4      # the patch matters
+        iv.run(adapter, cf)                     # other forwards run between a trace and its resumes
+        resumed = iv.resume(adapter, tr, iv.start_layer(site, adapter.n_layers), rows, edit, int(pos.min()))
+        torch.testing.assert_close(resumed, full, atol=1e-5, rtol=0)
 
 
 def test_hooks_agree_with_nnsight(case):
     """Cross-check of the project's hooks against nnsight (optional: `pip install -e ".[crosscheck]"`):
     captured lm_input / last-layer residual, plain logits, and the logits after patching the counterfactual
-    lm_input in at the top half of the grid and a counterfactual resid_post.0 at the final position."""
+    lm_input in at the top half of the grid and a counterfactual resid_post.0 at the final position. nnsight
+    sees the first layer's input only: where `lm_input` carries more (Qwen3-VL's DeepStack features), the
+    project's patch keeps the clean run's extra features, as nnsight's does."""
     nnsight = pytest.importorskip("nnsight")
     from dualmech import interventions as iv
     name, adapter = case
+    d = adapter.model.get_input_embeddings().embedding_dim
     imgs, prompts = _batch(adapter)
     clean, cf = adapter.prepare(imgs, prompts), adapter.prepare(imgs[::-1], prompts)
     last = adapter.n_layers - 1
@@ -297,21 +363,26 @@ def test_hooks_agree_with_nnsight(case):
     half, rows = adapter.geometry.grid ** 2 // 2, torch.arange(2)   # half the grid: the run is not the cf run
     r, pos = rows.repeat_interleave(half), clean.grid_positions[:, :half].reshape(-1)
     fin = clean.final_position
-    embed = {iv.LM_INPUT: iv.replace_at(r, pos, theirs[iv.LM_INPUT][r, pos])}
+    cf_input = torch.cat([theirs[iv.LM_INPUT][..., :d], ours.captured[iv.LM_INPUT][..., d:]], -1)
+    embed = {iv.LM_INPUT: iv.replace_at(r, pos, cf_input[r, pos])}
     patched = iv.run(adapter, clean, edits=embed | {
         iv.resid_post(0): iv.replace_at(rows, fin, theirs[iv.resid_post(0)][rows, fin])})
     model = nnsight.NNsight(adapter.model)
-    layers = model
-    for part in next(k for k, m in adapter.model.named_modules() if m is adapter.layers).split("."):
-        layers = getattr(layers, part)
-    with torch.no_grad(), model.trace(**clean.inputs):
-        x0, xl = layers[0].input.save(), layers[last].output.save()
+
+    def envoy(module):
+        out = model
+        for part in next(k for k, m in adapter.model.named_modules() if m is module).split("."):
+            out = getattr(out, part)
+        return out
+    layers, norm = envoy(adapter.layers), envoy(adapter.language_model.norm)
+    with torch.no_grad(), model.trace(**clean.inputs):   # the final norm's input: the last layer's residual
+        x0, xl = layers[0].input.save(), norm.input.save()
         logits = model.output.logits.save()
     with torch.no_grad(), model.trace(**clean.inputs):
-        layers[0].input[r, pos] = theirs[iv.LM_INPUT][r, pos]
+        layers[0].input[r, pos] = cf_input[r, pos, :d]
         layers[0].output[rows, fin] = theirs[iv.resid_post(0)][rows, fin]
         nn_patched = model.output.logits.save()
-    assert torch.equal(x0, ours.captured[iv.LM_INPUT]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
+    assert torch.equal(x0, ours.captured[iv.LM_INPUT][..., :d]) and torch.equal(xl, ours.captured[iv.resid_post(last)])
     assert torch.equal(logits[rows, fin], ours.logits)
     assert torch.equal(nn_patched[rows, fin], patched.logits)
     assert (iv.run(adapter, clean, edits=embed).logits - patched.logits).abs().max() > 0   # both edits matter

@@ -60,7 +60,7 @@ def test_loaded_file_is_named_in_the_error(tmp_path):
 # ================================================================== checkpoints, YAML and overlays, at config time
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    """A tiny Qwen2-VL, a text-only Llama, an unsupported VLM (Qwen3-VL config), and a folder that is no checkpoint."""
+    """A tiny Qwen2-VL, a text-only Llama, an unsupported VLM (LLaVA-NeXT config), and a folder that is no checkpoint."""
     import transformers as T
     from dualmech.tiny import make_tiny
     root = tmp_path_factory.mktemp("cfg-ckpt")
@@ -69,9 +69,9 @@ def ckpts(tmp_path_factory):
                           num_attention_heads=2)
     llama.architectures = ["LlamaForCausalLM"]
     llama.save_pretrained(root / "llama")
-    qwen3 = T.Qwen3VLConfig()
-    qwen3.architectures = ["Qwen3VLForConditionalGeneration"]
-    qwen3.save_pretrained(root / "qwen3vl")
+    nxt = T.LlavaNextConfig()
+    nxt.architectures = ["LlavaNextForConditionalGeneration"]
+    nxt.save_pretrained(root / "llava_next")
     (root / "empty").mkdir()
     (root / "empty" / "weights.txt").write_text("not a checkpoint\n")
     return root
@@ -80,7 +80,8 @@ def ckpts(tmp_path_factory):
 @pytest.mark.parametrize("entry,message", [
     (dict(path="llama"), "models/m: ['LlamaForCausalLM'] (model_type 'llama') is not a vision-language model"),
     (dict(path="empty"), "models/m: 'empty' is a directory but not a Hugging Face checkpoint (no config.json)"),
-    (dict(path="qwen3vl"), "models/m: no adapter handles ['Qwen3VLForConditionalGeneration'] (model_type 'qwen3_vl')"),
+    (dict(path="llava_next"), "models/m: no adapter handles ['LlavaNextForConditionalGeneration'] "
+                              "(model_type 'llava_next')"),
     (dict(path="qwen", family="llava"), "models/m: family 'llava' is set in the config, but the checkpoint is "
                                         "['Qwen2VLForConditionalGeneration'] (model_type 'qwen2_vl'), which is the "
                                         "'qwen2vl' family"),

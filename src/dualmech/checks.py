@@ -53,7 +53,9 @@ def check_model(adapter: VLMAdapter) -> dict:
     # 1. token layout
     ids = clean.inputs["input_ids"]
     counts = (ids == adapter.image_token_id).sum(1).tolist()
-    assert counts == [n] * len(prompts), f"{name}: image tokens per example {counts}, expected {n} (grid**2)"
+    extra = adapter.trailing_image_tokens
+    assert counts == [n + extra] * len(prompts), (f"{name}: image tokens per example {counts}, expected {n + extra} "
+                                                  f"(grid**2 + {extra} after the grid)")
     assert tuple(clean.grid_positions.shape) == (len(prompts), n), f"{name}: grid_positions {clean.grid_positions.shape}"
     at_grid = ids.gather(1, clean.grid_positions)
     assert bool((at_grid == adapter.image_token_id).all()), f"{name}: grid_positions point at non-image tokens"

@@ -13,8 +13,8 @@ Sites, in depth order (`site_order`):
   `vision.{l}`            output of vision-encoder block l, mapped to the grid by the adapter (`vision_grid`);
   `lm_input`              the LM input at the image positions = post-projector visual tokens (paper "Embed");
   `resid_post.{l}`        output of LM decoder layer l at the image positions.
-Vision sites need an adapter with `vision_layers` (the LLaVA family, incl. the organism); others raise
-`UnsupportedModel`. Config groups expand with `resolve_sites`: `vision` -> vision_input + every vision.l,
+Vision sites need an adapter with `vision_layers` and `vision_grid` (every supported family has them; an
+adapter without raises `UnsupportedModel`). Config groups expand with `resolve_sites`: `vision` -> vision_input + every vision.l,
 `lm` -> every resid_post.l.
 
 `extract` only runs the model for sites the store does not hold yet: asking again for stored sites costs

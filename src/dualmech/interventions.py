@@ -1,7 +1,8 @@
 """Capture and edit the LM residual stream with plain torch forward hooks.
 
 Sites: `lm_input` (input of decoder layer 0 = post-projector visual tokens at image positions; the
-paper's "Embed") and `resid_post.{l}` (output of decoder layer l). An edit is a function
+paper's "Embed"; for Qwen3-VL it also carries each position's DeepStack features, see
+`VLMAdapter.lm_input_site`) and `resid_post.{l}` (output of decoder layer l). An edit is a function
 (B, T, D) -> (B, T, D) applied at its site; the helpers below build the paper's operations
 (replace, swap, add) from per-row position lists so that one batched forward can carry a different
 intervention in every row (a whole layer sweep in one pass).
@@ -81,10 +82,13 @@ def run(adapter: VLMAdapter, prepared: Prepared, edits: dict[str, Edit] | None =
             raise _Stop
         return hidden
 
+    def at_input(hidden: torch.Tensor) -> torch.Tensor:
+        return adapter.lm_input_apply(apply(LM_INPUT, adapter.lm_input_site(hidden)))
+
     def pre_hook(module, args, kwargs):
         if args:
-            return (apply(LM_INPUT, args[0]),) + tuple(args[1:]), kwargs
-        kwargs["hidden_states"] = apply(LM_INPUT, kwargs["hidden_states"])
+            return (at_input(args[0]),) + tuple(args[1:]), kwargs
+        kwargs["hidden_states"] = at_input(kwargs["hidden_states"])
         return args, kwargs
 
     def post_hook(layer: int):
@@ -164,7 +168,8 @@ def _rows(x, rows: torch.Tensor):
 class Trace:
     """One forward of a batch, kept so that its rows can be resumed at any layer (see `resume`)."""
     prepared: Prepared
-    inputs: list[torch.Tensor]     # inputs[j]: (B, T, D) input of decoder layer j; inputs[L]: the last layer's output
+    inputs: list[torch.Tensor]     # inputs[j]: (B, T, D) input of decoder layer j (j = 0: the lm_input site's value);
+    #                                inputs[L]: the last layer's output
     kwargs: list[dict]             # kwargs[j]: what the LM passed to layer j besides the hidden states
     record: _Record                # keys/values of every layer
     captured: dict[str, torch.Tensor]
@@ -246,12 +251,14 @@ def trace(adapter: VLMAdapter, prepared: Prepared, edits: dict[str, Edit] | None
 
     def at(j: int, hidden: torch.Tensor) -> torch.Tensor:
         site = by_layer.get(j)
+        if j == 0:
+            hidden = adapter.lm_input_site(hidden)
         if site in edits:
             hidden = edits[site](hidden)
         if site in capture:
             captured[site] = hidden
         inputs[j] = hidden
-        return hidden
+        return adapter.lm_input_apply(hidden) if j == 0 else hidden
 
     def pre_hook(j: int):
         def hook(module, args, kw):
@@ -290,6 +297,10 @@ def resume(adapter: VLMAdapter, tr: Trace, layer: int, rows: torch.Tensor, edit:
     hidden = tr.inputs[layer].index_select(0, rows)
     if edit is not None:
         hidden = edit(hidden)
+    if layer == 0:
+        hidden = adapter.lm_input_apply(hidden)
+    elif type(adapter).lm_input_apply is not VLMAdapter.lm_input_apply:    # what the LM input carries for
+        adapter.lm_input_apply(tr.inputs[0].index_select(0, rows))         # later layers (DeepStack)
     start = tr.suffix_start(first_changed, layer)
     h = hidden[:, start:]
     for j in range(layer, L):

@@ -22,7 +22,7 @@ from . import organism
 from .seeding import torch_seed
 
 FAMILIES = ("llava", "pixtral", "qwen2vl", "gemma3", "qwen2_5vl", "mistral3", "internvl", "idefics3", "smolvlm",
-            "paligemma")
+            "paligemma", "llava_onevision", "qwen3vl")
 D_VISION, D_LM, LAYERS, HEADS = 32, 64, 2, 2     # tiny widths: a forward takes a few ms on CPU
 CLIP_MEAN, CLIP_STD = list(organism.CLIP_MEAN), list(organism.CLIP_STD)
 
@@ -55,6 +55,7 @@ MISTRAL3_TEMPLATE = (  # Mistral-Small-3.1: the system prompt in its own [SYSTEM
     "{% elif m['role'] == 'user' %}[INST]{% for c in content %}"
     "{% if c['type'] == 'image' %}[IMG]{% else %}{{ c['text'] }}{% endif %}{% endfor %}[/INST]"
     "{% else %}{{ content[0]['text'] }}{{ eos_token }}{% endif %}{% endfor %}")
+ONEVISION_TEMPLATE = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>\n")
 INTERNVL_TEMPLATE = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<IMG_CONTEXT>")
 IDEFICS3_TEMPLATE = (  # "User:<image>...<end_of_utterance>\nAssistant:" with the system turn first
     "{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}:"
@@ -221,6 +222,28 @@ def _qwen2_5vl(seed: int):
     return _init(T.Qwen2_5_VLForConditionalGeneration, cfg, seed, "qwen2_5vl"), _qwen_save(ip, tok, "Qwen2_5_VLProcessor")
 
 
+def _qwen3vl(seed: int):
+    """Qwen3-VL: ViT with learned + rotary position embeddings, 2x2 patch merger, DeepStack (the merged states
+    of vision blocks 0 and 1 added to the outputs of LM layers 0 and 1 at the image positions), Qwen3 LM with
+    interleaved M-RoPE; patch 4 px, 8 px per merged token."""
+    tok = _qwen_tokenizer()
+    patch, merge = 4, 2
+    vc = T.Qwen3VLVisionConfig(depth=LAYERS, hidden_size=D_VISION, intermediate_size=2 * D_VISION, num_heads=HEADS,
+                               out_hidden_size=D_LM, patch_size=patch, spatial_merge_size=merge,
+                               temporal_patch_size=2, num_position_embeddings=256,
+                               deepstack_visual_indexes=list(range(LAYERS)))
+    head_dim = D_LM // HEADS
+    tc = T.Qwen3VLTextConfig(**_text_kw(tok), head_dim=head_dim, rope_parameters={
+        "rope_type": "default", "rope_theta": 10000.0, "mrope_interleaved": True,
+        "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8]})
+    img, vid, vs, ve = _ids(tok, "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    cfg = T.Qwen3VLConfig(text_config=tc.to_dict(), vision_config=vc.to_dict(), image_token_id=img,
+                          video_token_id=vid, vision_start_token_id=vs, vision_end_token_id=ve)
+    ip = T.Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2,
+                                 image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    return _init(T.Qwen3VLForConditionalGeneration, cfg, seed, "qwen3vl"), _qwen_save(ip, tok, "Qwen3VLProcessor")
+
+
 def _mistral3(seed: int):
     """Mistral-Small-3.1 style: Pixtral tower (patch 4 px) + 2x2 patch merger + Mistral LM; 8 px per token,
     an 8x8-token canvas (dualmech.json: the Pixtral tower attends over all patches of a batch at once, so
@@ -319,9 +342,38 @@ def _paligemma(seed: int):
     return _init(T.PaliGemmaForConditionalGeneration, cfg, seed, "paligemma"), processor.save_pretrained
 
 
+def _llava_onevision(seed: int):
+    """LLaVA-OneVision: SigLIP (no CLS) over 8 px patches of a 68 px image (like the real 384 px / 14 px, the
+    patches do not fill the image: 8x8 tokens of 8 px, the last 4 px unseen), MLP projector, Qwen2 LM, a
+    learned image_newline after the base view; anyres grid pinpoints scaled from the real ones."""
+    tok = word_tokenizer(["<|endoftext|>", "<unk>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"],
+                         ["system", "user", "assistant"], ONEVISION_TEMPLATE, unk_token="<unk>",
+                         pad_token="<|endoftext|>", eos_token="<|im_end|>", image_token="<image>",
+                         video_token="<video>")
+    image, patch = 68, 8
+    pinpoints = [[image * a, image * b] for a in (1, 2) for b in (1, 2)]
+    vc = T.SiglipVisionConfig(**_vision_kw(), image_size=image, patch_size=patch)
+    tc = T.Qwen2Config(**_text_kw(tok))
+    img, vid = _ids(tok, "<image>", "<video>")
+    cfg = T.LlavaOnevisionConfig(vision_config=vc.to_dict() | {"model_type": "siglip_vision_model"},
+                                 text_config=tc.to_dict() | {"model_type": "qwen2"}, image_token_id=img,
+                                 video_token_id=vid, image_grid_pinpoints=pinpoints,
+                                 vision_feature_select_strategy="full", vision_feature_layer=-1)
+    ip = T.LlavaOnevisionImageProcessorPil(size={"height": image, "width": image}, image_grid_pinpoints=pinpoints,
+                                           image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+    def save(out: Path):      # LlavaOnevisionProcessor needs torchvision (video processor); write its files
+        ip.save_pretrained(out)
+        tok.save_pretrained(out)
+        _write_processor_config(out, "LlavaOnevisionProcessor", num_image_tokens=(image // patch) ** 2,
+                                vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9")
+    return _init(T.LlavaOnevisionForConditionalGeneration, cfg, seed, "llava_onevision"), save
+
+
 BUILDERS = {"llava": _llava, "pixtral": _pixtral, "qwen2vl": _qwen2vl, "gemma3": _gemma3, "qwen2_5vl": _qwen2_5vl,
             "mistral3": _mistral3, "internvl": _internvl, "idefics3": _idefics3,
-            "smolvlm": lambda seed: _idefics3(seed, smolvlm=True), "paligemma": _paligemma}
+            "smolvlm": lambda seed: _idefics3(seed, smolvlm=True), "paligemma": _paligemma,
+            "llava_onevision": _llava_onevision, "qwen3vl": _qwen3vl}
 
 
 def _init(cls, cfg, seed: int, family: str):

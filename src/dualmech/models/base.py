@@ -97,6 +97,7 @@ class VLMAdapter:
     resumable: ClassVar[bool] = False
     default_exclude_objects: ClassVar[tuple[str, ...]] = ()     # Objects left out of every setting
     dynamic_resolution: ClassVar[bool] = False   # True: `native_grid` + `prepare(grid=...)` see photos as they are
+    trailing_image_tokens: ClassVar[int] = 0     # image-token positions after the grid (not grid cells)
 
     def __init__(self, model, processor, spec: ModelSpec):
         self.model = model
@@ -169,12 +170,23 @@ class VLMAdapter:
     def n_layers(self) -> int:
         return len(self.layers)
 
+    def lm_input_site(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The `lm_input` site's value for the LM input `hidden` (B, T, D): the LM input itself, or, for a
+        family whose image also enters later LM layers (Qwen3-VL's DeepStack), the LM input with those
+        per-position features appended, so that an edit of a position's visual token edits all of it."""
+        return hidden
+
+    def lm_input_apply(self, value: torch.Tensor) -> torch.Tensor:
+        """The LM input (B, T, D) from an (edited) `lm_input` site value; a family that appends features
+        in `lm_input_site` keeps them for the forward (or resumed layers) that follows."""
+        return value
+
     @property
     def vision_layers(self) -> torch.nn.ModuleList:
         """Vision-encoder blocks: site `vision.l` is the output of vision_layers[l], `vision_input` the input of
         vision_layers[0] (patch + position embeddings). Families that can map these to the grid override it."""
         raise UnsupportedModel(f"{self.spec.name}: vision-encoder sites are not supported for the "
-                               f"'{self.family}' family (only 'llava'); drop 'vision' from probing.sites")
+                               f"'{self.family}' family; drop 'vision' from probing.sites")
 
     def vision_grid(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, tokens, D) vision-encoder hidden states -> (B, N*N, D) in the row-major grid order of the LM's
@@ -230,13 +242,14 @@ class VLMAdapter:
             inputs = self.processor_inputs(list(images), texts, native=True)
             rows, cols = grid
         ids = inputs["input_ids"]
-        n = rows * cols
+        n, extra = rows * cols, self.trailing_image_tokens
         is_img = ids == self.image_token_id
         counts = is_img.sum(1)
-        if not bool((counts == n).all()):
-            raise UnsupportedModel(f"{self.spec.name}: expected {n} image tokens per example for a "
-                                   f"{rows}x{cols} grid, found {counts.tolist()}")
-        grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n)
+        if not bool((counts == n + extra).all()):
+            raise UnsupportedModel(f"{self.spec.name}: expected {n + extra} image tokens per example for a "
+                                   f"{rows}x{cols} grid" + (f" + {extra}" if extra else "") +
+                                   f", found {counts.tolist()}")
+        grid_positions = is_img.nonzero()[:, 1].reshape(len(ids), n + extra)[:, :n]
         mask = inputs.get("attention_mask", torch.ones_like(ids))
         final = mask.sum(1) - 1
         dev = self.device

@@ -4,6 +4,10 @@ The grid is sqrt(mm_tokens_per_image) tokens per side (16 for Gemma-3 at 896 px)
 tower's image_size, and a pooled token covers image_size / grid px (56). Gemma3Processor builds
 without torchvision and returns `token_type_ids` (1 at image tokens: bidirectional attention over the
 image); it wants the images nested per prompt ([[img], [img], ...]).
+
+Vision-encoder sites: the SigLIP tower gives one state per patch (no CLS), row-major; each grid cell is the
+projector's own k x k average pool of its patches (k = patches per side / grid, 4 for Gemma-3), i.e. the
+vector the projector normalises and projects into that cell's LM token.
 """
 from __future__ import annotations
 
@@ -36,3 +40,16 @@ class Gemma3Adapter(VLMAdapter):
     def processor_inputs(self, images, texts) -> dict:
         return dict(self.processor(images=[[im] for im in images], text=texts, return_tensors="pt", padding=True,
                                    **self.text_kwargs(texts)))
+
+    @property
+    def vision_layers(self):
+        return self.model.model.vision_tower.encoder.layers
+
+    def vision_grid(self, hidden):
+        proj, n = self.model.model.multi_modal_projector, self.geometry.grid
+        side = proj.patches_per_image
+        if hidden.shape[1] != side * side:
+            raise UnsupportedModel(f"{self.spec.name}: vision encoder gives {hidden.shape[1]} tokens, expected "
+                                   f"{side}x{side} patches")
+        x = hidden.transpose(1, 2).reshape(len(hidden), -1, side, side)
+        return proj.avg_pool(x).reshape(len(hidden), -1, n * n).transpose(1, 2)

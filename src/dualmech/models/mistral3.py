@@ -8,8 +8,6 @@ The sequence layout is Pixtral's: each row of N [IMG] tokens ends with [IMG_BREA
 """
 from __future__ import annotations
 
-import torch
-
 from .base import UnsupportedModel, sidecar
 from .pixtral import PixtralAdapter
 
@@ -37,15 +35,5 @@ class Mistral3Adapter(PixtralAdapter):
                                    f"tower's maximum image size {vc.image_size}")
         return grid, px
 
-    @property
-    def vision_layers(self):
-        return self.model.model.vision_tower.transformer.layers
-
-    def vision_grid(self, hidden):
-        """The tower runs every image's patches as one sequence (1, B*P, D), row-major per image; each grid
-        cell is the merger's input: its k x k patches concatenated (the merger's unfold order)."""
-        n, k = self.geometry.grid, self.model.config.spatial_merge_size
-        d = hidden.shape[-1]
-        x = hidden.reshape(-1, n * k, n * k, d).permute(0, 3, 1, 2)                       # (B, D, H, W)
-        x = torch.nn.functional.unfold(x, kernel_size=k, stride=k)                      # (B, D*k*k, N*N)
-        return x.transpose(1, 2)
+    def merge(self) -> int:
+        return self.model.config.spatial_merge_size

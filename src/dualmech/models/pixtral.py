@@ -6,8 +6,13 @@ tokens is followed by [IMG_BREAK], the last by [IMG_END], so grid cell (r, c) si
 start + r*(N+1) + c: the base `prepare` finds it by taking the [IMG] positions in order. PixtralProcessor
 needs torchvision, so inputs are built here from the image processor + tokenizer exactly as it builds
 them (pixel_values, image_sizes, the expanded placeholder rows).
+
+Vision-encoder sites: the tower runs every image's patches as one sequence (1, B*P, D), row-major per
+image, so grid cell (r, c) is patch (r, c) (Mistral 3 adds a k x k merge, see `merge`).
 """
 from __future__ import annotations
+
+import torch
 
 from .base import ImageTextProcessor, UnsupportedModel, VLMAdapter
 
@@ -53,3 +58,22 @@ class PixtralAdapter(VLMAdapter):
         rows = [((img * (w // p) + brk) * (h // p))[: -len(brk)] + end     # last break -> [IMG_END]
                 for h, w in vision["image_sizes"].tolist()]
         return self.tokenize_with_images(texts, img, rows) | vision
+
+    def merge(self) -> int:
+        """Patches per side of one LM token (1: no merger)."""
+        return 1
+
+    @property
+    def vision_layers(self):
+        return self.model.model.vision_tower.transformer.layers
+
+    def vision_grid(self, hidden):
+        """Each grid cell is its k x k patches concatenated, in the merger's unfold order (k = `merge`)."""
+        n, k = self.geometry.grid, self.merge()
+        d = hidden.shape[-1]
+        if hidden.numel() % ((n * k) ** 2 * d):
+            raise UnsupportedModel(f"{self.spec.name}: vision encoder states {tuple(hidden.shape)} are not whole "
+                                   f"{n * k}x{n * k}-patch images")
+        x = hidden.reshape(-1, n * k, n * k, d).permute(0, 3, 1, 2)                       # (B, D, H, W)
+        x = torch.nn.functional.unfold(x, kernel_size=k, stride=k)                      # (B, D*k*k, N*N)
+        return x.transpose(1, 2)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from transformers.vision_utils import get_vision_window_index
 
-from .base import UnsupportedModel
 from .qwen2vl import Qwen2VLAdapter
 
 
@@ -26,20 +25,13 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
     def handles(cls, config) -> bool:
         return config.model_type == "qwen2_5_vl"
 
-    @property
-    def vision_layers(self):
-        return self.model.model.visual.blocks
-
-    def vision_grid(self, hidden):
+    def _merge_order(self, hidden):
+        """Undo the window permutation, as the model does after its merger."""
         vis, n = self.model.model.visual, self.geometry.grid
         k = vis.spatial_merge_size
-        per_image = (n * k) ** 2
-        if hidden.dim() != 2 or hidden.shape[0] % per_image:
-            raise UnsupportedModel(f"{self.spec.name}: vision encoder states {tuple(hidden.shape)} are not whole "
-                                   f"{n * k}x{n * k}-patch images")
-        b = hidden.shape[0] // per_image
+        b = hidden.shape[0] // (n * k) ** 2
         thw = torch.tensor([[1, n * k, n * k]] * b)
         window_index, _ = get_vision_window_index(thw, spatial_merge_size=k, window_size=vis.window_size,
                                                   patch_size=vis.patch_size)
         units = hidden.reshape(-1, k * k * hidden.shape[-1])[torch.argsort(window_index.to(hidden.device))]
-        return units.reshape(b, n * n, -1)
+        return units.reshape(hidden.shape)

@@ -10,6 +10,10 @@ the image processor + tokenizer exactly as the processor builds them, plus `mm_t
 Naturalistic photos (COCO, paper §5.7) can instead be seen at the model's own dynamic resolution, as the
 authors do: the image processor's default min/max pixels and aspect-preserving `smart_resize`, a
 rows x cols grid per image (`native_grid`, `prepare(..., grid=(rows, cols))`).
+
+Vision-encoder sites: the ViT runs every image of a batch as one (B * patches, D) sequence whose patches
+the image processor already put in 2x2 merge-block order (block by block, row-major), so each grid cell is
+its merged token's k*k patch states concatenated, as the merger's MLP reads them.
 """
 from __future__ import annotations
 
@@ -39,6 +43,22 @@ class Qwen2VLAdapter(VLMAdapter):
             raise UnsupportedModel(f"{self.spec.name}: image processor patch/merge {ip.patch_size}/{ip.merge_size} "
                                    f"!= vision config {vc.patch_size}/{vc.spatial_merge_size}")
         return int(self.spec.geometry.get("grid", DEFAULT_GRID)), vc.patch_size * vc.spatial_merge_size
+
+    @property
+    def vision_layers(self):
+        return self.model.model.visual.blocks
+
+    def vision_grid(self, hidden):
+        n, k = self.geometry.grid, self.model.model.visual.spatial_merge_size
+        per_image = (n * k) ** 2
+        if hidden.dim() != 2 or hidden.shape[0] % per_image:
+            raise UnsupportedModel(f"{self.spec.name}: vision encoder states {tuple(hidden.shape)} are not whole "
+                                   f"{n * k}x{n * k}-patch images")
+        return self._merge_order(hidden).reshape(-1, n * n, k * k * hidden.shape[-1])
+
+    def _merge_order(self, hidden):
+        """(B * patches, D) encoder states in merge-block order (Qwen2-VL's own order)."""
+        return hidden
 
     def _pixel_bounds(self) -> tuple[int, int]:
         """The image processor's own (min, max) pixel counts for dynamic resolution."""

@@ -13,15 +13,17 @@ from .gemma3 import Gemma3Adapter
 from .idefics3 import Idefics3Adapter, SmolVLMAdapter
 from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
+from .llava_onevision import LlavaOnevisionAdapter
 from .mistral3 import Mistral3Adapter
 from .paligemma import PaliGemmaAdapter
 from .pixtral import PixtralAdapter
 from .qwen2_5vl import Qwen25VLAdapter
 from .qwen2vl import Qwen2VLAdapter
+from .qwen3vl import Qwen3VLAdapter
 
 ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (
     LlavaAdapter, PixtralAdapter, Qwen2VLAdapter, Gemma3Adapter, Qwen25VLAdapter, Mistral3Adapter, InternVLAdapter,
-    Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter)}
+    Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter, LlavaOnevisionAdapter, Qwen3VLAdapter)}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
