@@ -209,7 +209,8 @@ class SceneSampler:
         first turn is exactly the evaluation format (causal attention never sees what follows it), the second
         adds a supervised answer that differs from the first only through the direction word.
         Returns (model inputs, answer positions (n, turns), answer token ids (n, turns), cell of each scene)."""
-        cells, triples, _, pixel_values = self.scenes(n, weights)
+        cells, triples, layouts, pixel_values = self.scenes(n, weights)
+        self.last_scenes = (triples, layouts)
         ids, positions, answers = [], [], []
         for cell, triple in zip(cells, triples):
             setting, direction = CELLS[cell]
@@ -251,12 +252,13 @@ def answer_logits(model, inputs: dict, positions: torch.Tensor | None = None) ->
 
 # ------------------------------------------------------------------ training
 def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, vision_state: dict | None = None,
-          shuffle_image_order: float = 0.0):
+          shuffle_image_order: float = 0.0, ablate_image_order: float = 0.0):
     """Train until `evaluate(model)` (min per-cell accuracy) reaches `stop_accuracy` or time runs out.
 
     End to end from scratch by default; with `vision_state` (a pretrained vision tower, stage 1) the tower is
     loaded and frozen and only projector + LM train (stage 2). `shuffle_image_order`: the fraction of training
-    examples whose image tokens' sequence order is permuted (`ShuffledImageOrder`).
+    examples whose image tokens' sequence order is permuted (`ShuffledImageOrder`); `ablate_image_order`: the
+    fraction whose visual tokens have vision-derived ordering removed (`AblatedImageOrder`).
     Returns (model, history). `evaluate` returns (min_accuracy, per_cell dict)."""
     model = build_model(spec, seed)
     if vision_state is not None:
@@ -265,6 +267,7 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
     processor = build_processor(spec)
     sampler = SceneSampler(spec, processor, seed)
     shuffle = ShuffledImageOrder(model, shuffle_image_order, seed, "organism-train-shuffle", training_only=True)
+    ablate = AblatedImageOrder(model, spec, sampler, ablate_image_order, seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train_cfg["lr"],
                             weight_decay=train_cfg["weight_decay"], betas=(0.9, 0.98))
     warm, total = train_cfg["warmup_steps"], train_cfg["max_steps"]
@@ -281,6 +284,7 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
             weights = 1.25 - train_acc
             weights /= weights.sum()
         inputs, positions, answers, cells = sampler.batch(train_cfg["batch_size"], weights, train_cfg["turns"])
+        ablate.scenes(*sampler.last_scenes)
         logits = answer_logits(model, inputs, positions)
         loss = F.cross_entropy(logits.flatten(0, 1), answers.flatten())
         opt.zero_grad(set_to_none=True)
@@ -304,6 +308,7 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
             if acc >= train_cfg["stop_accuracy"]:
                 break
     shuffle.remove()
+    ablate.remove()
     model.eval()
     return model, history
 
@@ -339,23 +344,44 @@ def _normalise(sampler: SceneSampler, images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
-def running_evaluator(spec: OrganismSpec, per_cell: int, seed: int, shuffled: bool = False):
-    """A fast in-memory evaluator on random canonical items: returns (min accuracy, per-cell accuracies).
-    With `shuffled`, the minimum also runs over every cell with the image-token order shuffled."""
+def running_evaluator(spec: OrganismSpec, per_cell: int, seed: int, bars: dict | None = None,
+                      target: float = 0.95):
+    """A fast in-memory evaluator on random canonical items: returns (score, per-cell accuracies); the score is
+    the worst canonical cell. With `bars` ({"shuffled": worst-cell bar, "ablated": mean bar}, None = no bar) the
+    score is the smallest margin above any bar, on the canonical bar's scale: min(worst canonical cell, worst
+    shuffled cell + target - its bar, ablated mean + target - its bar)."""
     cells = canonical_cells(spec, per_cell, seed)
+    bars = {k: v for k, v in (bars or {}).items() if v is not None}
+    sampler = SceneSampler(spec, build_processor(spec), seed) if "ablated" in bars else None
+    g = spec.geometry
 
     @torch.no_grad()
     def evaluate(model):
-        acc = {k: round((answer_logits(model, x).argmax(-1) == a).float().mean().item(), 4)
-               for k, (x, a, _) in cells.items()}
-        if shuffled:
+        def acc(x, a):
+            return round((answer_logits(model, x).argmax(-1) == a).float().mean().item(), 4)
+        out = {k: acc(x, a) for k, (x, a, _) in cells.items()}
+        score = min(out.values())
+        if "shuffled" in bars:
             hook = ShuffledImageOrder(model, 1.0, seed, "organism-eval-shuffle")
             try:
-                acc |= {f"{k}/shuffled": round((answer_logits(model, x).argmax(-1) == a).float().mean().item(), 4)
-                        for k, (x, a, _) in cells.items()}
+                shuffled = {f"{k}/shuffled": acc(x, a) for k, (x, a, _) in cells.items()}
             finally:
                 hook.remove()
-        return min(acc.values()), acc
+            out |= shuffled
+            score = min(score, min(shuffled.values()) + target - bars["shuffled"])
+        if "ablated" in bars:
+            ablated = {}
+            for k, (x, a, triples) in cells.items():
+                layout = g.canonical_layout(ORIENTATION_OF[k.split("/")[1]])
+                hook = ReplacedImageTokens(model, ablated_tokens(model, spec, sampler, triples,
+                                                                 [layout] * len(triples)))
+                try:
+                    ablated[f"{k}/ablated"] = acc(x, a)
+                finally:
+                    hook.remove()
+            out |= ablated
+            score = min(score, float(np.mean(list(ablated.values()))) + target - bars["ablated"])
+        return score, out
     return evaluate
 
 
@@ -363,31 +389,30 @@ CONDITIONS = ("canonical", "shuffled", "ablated")
 
 
 @torch.no_grad()
-def own_slot_tokens(model, spec: OrganismSpec, sampler: SceneSampler, triples, layout) -> torch.Tensor:
-    """(B, N*N, D) post-projector tokens of the own-slot ablation: the blank canvas's tokens everywhere, each
-    entity's cells from its rendering ALONE at the same place (identity, place and sequence position kept;
-    everything the tower computed from the other entities, its relative order, removed)."""
+def ablated_tokens(model, spec: OrganismSpec, sampler: SceneSampler, triples, layouts) -> torch.Tensor:
+    """(B, N*N, D) post-projector tokens with vision-derived ordering removed, as in Table 5's ablation
+    (`dualmech.ablation.ablated_grid`): the blank canvas's tokens everywhere, each entity's cells taken from its
+    rendering alone in the middle slot (`layouts`: each triple's layout). Identity and sequence position are
+    kept; everything the tower derived from where the entity is and from the other entities (relative and
+    absolute order) is removed."""
+    from .ablation import EMPTY, ablated_grid
     g = spec.geometry
-    px = [(a * g.px_per_token, b * g.px_per_token) for a, b in layout]
-    keys = sorted({(e.name, k) for t in triples for k, e in enumerate(t)})
-    sprites = {e.name: sampler.sprites[e] for t in triples for e in t}
-    images = [compose([], [], g.canvas_px)] + [compose([sprites[n]], [px[k]], g.canvas_px) for n, k in keys]
+    middle = g.canonical_layout("horizontal")[1]
+    ents = list({e.name: e for t in triples for e in t}.values())
+    images = [compose([], [], g.canvas_px)] + [
+        compose([sampler.sprites[e]], [(middle[0] * g.px_per_token, middle[1] * g.px_per_token)], g.canvas_px)
+        for e in ents]
     tokens = image_tokens(model, _normalise(sampler, images))
-    row = {key: i + 1 for i, key in enumerate(keys)}
-    out = tokens[0].expand(len(triples), -1, -1).clone()
-    for b, t in enumerate(triples):
-        for k, e in enumerate(t):
-            cells = g.index(g.cells(tuple(layout[k])))
-            out[b, cells] = tokens[row[(e.name, k)], cells]
-    return out
+    refs = {EMPTY: tokens[0], **{e.name: tokens[i + 1] for i, e in enumerate(ents)}}
+    return torch.stack([ablated_grid(g, refs, [e.name for e in t], list(lay)) for t, lay in zip(triples, layouts)])
 
 
 @torch.no_grad()
 def diagnostics(model, spec: OrganismSpec, seed: int, per_cell: int) -> dict:
     """Accuracy per (setting, direction) cell on random canonical items under three conditions:
     `canonical`; `shuffled`: the image tokens' sequence order permuted per example (what the visual tokens'
-    content carries, i.e. the tower); `ablated`: the own-slot ablation (`own_slot_tokens`: what the LM gets
-    without vision-derived ordering). Returns {condition: {"cells": {...}, "mean": m, "min": m}}."""
+    content carries, i.e. the tower); `ablated`: vision-derived ordering removed (`ablated_tokens`: what the
+    LM alone carries, from the tokens' sequence order). Returns {condition: {"cells": {...}, "mean": m, "min": m}}."""
     cells = canonical_cells(spec, per_cell, seed)
     sampler = SceneSampler(spec, build_processor(spec), seed)
     g = spec.geometry
@@ -402,7 +427,7 @@ def diagnostics(model, spec: OrganismSpec, seed: int, per_cell: int) -> dict:
         finally:
             hook.remove()
         layout = g.canonical_layout(ORIENTATION_OF[key.split("/")[1]])
-        hook = ReplacedImageTokens(model, own_slot_tokens(model, spec, sampler, triples, layout))
+        hook = ReplacedImageTokens(model, ablated_tokens(model, spec, sampler, triples, [layout] * len(triples)))
         try:
             out["ablated"][key] = acc()
         finally:
@@ -508,8 +533,11 @@ def train_and_accept(config: dict, out_dir: Path, log=print, name: str = "organi
     train_cfg = o["train"] | (o["stage2"] if two_stage else {})
     vision_state, stage1 = load_stage1(config, stage1_dir) if two_stage else (None, None)
     t0 = time.perf_counter()
-    evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed, shuffled=bool(v.get("shuffled_bar")))
-    model, history = train(spec, train_cfg, seed, evaluate, log, vision_state, v.get("shuffle_image_order", 0.0))
+    evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed,
+                                 dict(shuffled=v.get("shuffled_bar"), ablated=v.get("ablated_bar")),
+                                 train_cfg["target_accuracy"])
+    model, history = train(spec, train_cfg, seed, evaluate, log, vision_state, v.get("shuffle_image_order", 0.0),
+                           v.get("ablate_image_order", 0.0))
     minutes = (time.perf_counter() - t0) / 60
     diag = diagnostics(model, spec, seed, train_cfg["eval_per_cell"])
     log(json.dumps({c: {k: d[k] for k in ("mean", "min")} for c, d in diag.items()}))
@@ -591,6 +619,44 @@ class ReplacedImageTokens:
 
     def remove(self) -> None:
         self.handle.remove()
+
+
+class AblatedImageOrder:
+    """A forward hook on the projector that, in train mode, replaces the visual tokens of a `fraction` of the
+    examples by `ablated_tokens` (vision-derived ordering removed): on those the LM must order the entities
+    from the tokens' sequence positions itself. `scenes(triples, layouts)` names the batch's scenes first."""
+
+    def __init__(self, model, spec: OrganismSpec, sampler: SceneSampler, fraction: float, seed: int):
+        self.model, self.spec, self.sampler, self.fraction = model, spec, sampler, float(fraction)
+        self.generator = torch_generator(seed, "organism-train-ablate")
+        self.batch, self.busy, self.handle = None, False, None
+        if self.fraction > 0:
+            self.handle = model.model.multi_modal_projector.register_forward_hook(self._replace)
+
+    def scenes(self, triples, layouts) -> None:
+        self.batch = (triples, layouts)
+
+    def _replace(self, module, args, output):
+        if self.busy or not self.model.training or self.batch is None:
+            return output
+        chosen = (torch.rand(output.shape[0], generator=self.generator) < self.fraction).nonzero().flatten().tolist()
+        if not chosen:
+            return output
+        triples, layouts = self.batch
+        self.busy = True                     # ablated_tokens runs the projector itself
+        try:
+            values = ablated_tokens(self.model, self.spec, self.sampler, [triples[i] for i in chosen],
+                                    [layouts[i] for i in chosen])
+        finally:
+            self.busy = False
+        output = output.clone()
+        output[chosen] = values.to(output.dtype)
+        return output
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
 
 
 def tower_tokens(model, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -720,7 +786,7 @@ def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):
                 probe = slot_probe(tower_tokens(model, p_pixels), p_strip, seed)
             tower.train()
             rec = dict(step=step, minutes=round((time.perf_counter() - start) / 60, 2),
-                       **{k: round(float(v), 4) for k, v in losses.items()},
+                       **{k: round(v.item(), 4) for k, v in losses.items()},
                        **{f"probe_{k}": round(v, 4) for k, v in probe.items()})
             history.append(rec)
             log(json.dumps(rec))
@@ -728,3 +794,52 @@ def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):
                 break
     tower.eval()
     return {k: v.detach().clone() for k, v in tower.state_dict().items()}, history
+
+
+def diagnose_checkpoint(checkpoint: Path, per_cell: int, seed: int) -> dict:
+    """`diagnostics` of a saved organism (loaded as a plain LlavaForConditionalGeneration), written into its
+    organism.json (key `diagnostics`); for a checkpoint trained before the diagnostics existed."""
+    checkpoint = Path(checkpoint)
+    spec = OrganismSpec.from_checkpoint(checkpoint)
+    model = T.LlavaForConditionalGeneration.from_pretrained(checkpoint).eval()
+    diag = diagnostics(model, spec, seed, per_cell)
+    path = checkpoint / "organism.json"
+    info = json.loads(path.read_text())
+    path.write_text(json.dumps(info | {"diagnostics": diag}, indent=1, sort_keys=True) + "\n")
+    return diag
+
+
+def organisms_table(infos: dict[str, dict]) -> "pd.DataFrame":
+    """One row per organism (name -> organism.json): recipe, minutes per stage, accepted, and the diagnostics'
+    mean and worst cell under each condition."""
+    import pandas as pd
+    rows = []
+    for name, info in infos.items():
+        d = info.get("diagnostics") or {}
+        minutes = info.get("stage_minutes") or {"end_to_end": info.get("train_minutes")}
+        row = dict(organism=name, recipe="two-stage" if "stage2" in minutes else "end-to-end",
+                   stage1_minutes=minutes.get("stage1"), stage2_minutes=minutes.get("stage2"),
+                   end_to_end_minutes=minutes.get("end_to_end"), accepted=info.get("accepted"))
+        for c in CONDITIONS:
+            row[f"{c}_mean"] = d.get(c, {}).get("mean")
+            row[f"{c}_min"] = d.get(c, {}).get("min")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def organisms_display(t: "pd.DataFrame") -> "pd.DataFrame":
+    import pandas as pd
+
+    def cell(m, w):
+        return "\u2014" if pd.isna(m) else f"{m:.2f} (worst {w:.2f})"
+
+    def mins(r):
+        if r.recipe == "end-to-end":
+            return f"{r.end_to_end_minutes:.0f}"
+        return f"{r.stage1_minutes:.0f} + {r.stage2_minutes:.0f}"
+    return pd.DataFrame({
+        "Organism": t["organism"], "Recipe": t["recipe"], "Minutes (stages)": [mins(r) for r in t.itertuples()],
+        "Accepted": ["yes" if a else "no" for a in t["accepted"]],
+        "Canonical": [cell(m, w) for m, w in zip(t["canonical_mean"], t["canonical_min"])],
+        "Image order shuffled": [cell(m, w) for m, w in zip(t["shuffled_mean"], t["shuffled_min"])],
+        "Vision ordering ablated": [cell(m, w) for m, w in zip(t["ablated_mean"], t["ablated_min"])]})

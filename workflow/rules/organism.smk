@@ -73,3 +73,26 @@ rule untrained_twin:
         "Untrained twin of {wildcards.model}: same architecture and seed, no training"
     script:
         "../scripts/untrained_twin.py"
+
+
+# the run's organisms (config models whose name is an organism.variants entry) and their diagnostics
+RUN_ORGANISMS = [m for m in MODELS if m in ORGANISMS]
+
+
+rule organisms_table:
+    input:
+        [model_entry(m)["path"] for m in RUN_ORGANISMS],
+    output:
+        csv="results/tables/organisms.csv",
+        md="results/tables/organisms.md",
+        tex="results/tables/organisms.tex",
+    log:
+        "results/logs/organisms_table.log",
+    conda:
+        ENV
+    params:
+        organisms=RUN_ORGANISMS,
+    message:
+        "Organisms table: recipe, minutes per stage and diagnostics (canonical / shuffled / ablated)"
+    script:
+        "../scripts/organisms_table.py"
