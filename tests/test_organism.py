@@ -121,9 +121,9 @@ def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
 def test_committed_organism_was_made_by_this_config_and_passed_its_bar():
     root = Path(__file__).resolve().parents[1]
     config = load(root / "config.yaml")
-    info = json.loads((root / "models" / "organism" / "organism.json").read_text())
-    assert info["config_digest"] == organism.config_digest(config), \
-        "config.yaml's organism section differs from the one that trained models/organism: run `make organism`"
+    info = json.loads((root / "models" / "organism-lm" / "organism.json").read_text())
+    assert info["config_digest"] == organism.config_digest(config, "organism-lm"), \
+        "config.yaml's organism section differs from the one that trained models/organism-lm: run `make organisms`"
     bar = config["organism"]["train"]["target_accuracy"]
     cells = {(c["setting"], c["direction"]): c["accuracy"] for c in info["acceptance"]}
     assert set(cells) == {(s, d) for s in SETTINGS for d in DIRECTIONS}

@@ -20,7 +20,7 @@ EXPECTED = REPO / "config" / "expected_verdicts.yaml"
 
 @pytest.fixture(scope="module")
 def adapter():
-    return load(ModelSpec(name="organism", path=str(REPO / "models" / "organism")))
+    return load(ModelSpec(name="organism", path=str(REPO / "models" / "organism-lm")))
 
 
 def _pixels(adapter, layouts, orientation="horizontal"):
