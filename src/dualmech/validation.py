@@ -63,7 +63,8 @@ def organism_expectations(info: dict) -> dict[int, dict]:
     p = history[-1]["probe_ambiguous_accuracy"] if history else None
     vision = s >= CARRIES_ORDER and p is not None and p >= cl.NEAR_PERFECT
     lm = a >= CLEARLY_ABOVE_CHANCE
-    share = (c - a) / (c - cl.CHANCE) if c > cl.CHANCE else 0.0
+    c_mean = d["canonical"]["mean"]
+    share = (c_mean - a) / (c_mean - cl.CHANCE) if c_mean > cl.CHANCE else 0.0
     v = {True: cl.SUPPORTED, False: cl.NOT_SUPPORTED}
     return {
         2: dict(verdict=v[vision], reason=f"shuffled-order worst cell {s:.2f} (>= {CARRIES_ORDER} needed), tower slot "
