@@ -44,8 +44,8 @@ rule train_organism:
     threads: 8
     resources:
         mem_mb=8000,
-        runtime=max(config["organism"]["train"]["max_minutes"], config["organism"]["stage2"].get("max_minutes", 0))
-        + 30,  # training cap + the acceptance check
+        runtime=max(config["organism"]["train"]["max_minutes"], config["organism"]["stage2"].get("max_minutes", 0)) + 30,
+        # training cap + the acceptance check
     params:
         organism=config["organism"],
         seed=config["seed"],

@@ -2,8 +2,6 @@
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 from dualmech import snake, tables, validation
 
 log = snake.start(snakemake)
@@ -15,14 +13,11 @@ with tempfile.TemporaryDirectory(dir="results", prefix=".validation-") as work:
     probes = validation.planted_probes(str(repo / spec["base"]), spec["fixtures"], spec["setting"],
                                        par.probing, par.seed, work, par.triples, log)
 result = validation.compare(spec, validation.evaluate(spec, probes, par.min_pairs, par.seed))
-if snakemake.input.claims:                  # the run's organisms, against what their diagnostics predict
-    organisms = validation.compare_organisms(spec, pd.read_csv(snakemake.input.claims[0]))
-    result = pd.concat([result, organisms], ignore_index=True)
 expected = snakemake.config["validation"]["expected"]
 tables.write(result, validation.display(result), snakemake.output.csv[:-4],
              f"Validation (expected verdicts v{spec['version']}, {expected}): each claim detector on planted-mechanism "
-             f"fixtures built on {spec['base']} ({spec['setting']}) and the run's model organisms against the verdicts "
-             f"their diagnostics predict; {int(result['agree'].sum())} of {len(result)} rows agree.")
+             f"fixtures built on {spec['base']} ({spec['setting']}); {int(result['agree'].sum())} of {len(result)} "
+             "rows agree.")
 log.info("\n%s", validation.display(result).to_string(index=False))
 if not result["agree"].all():
     log.warning("%d validation rows disagree", int((~result["agree"]).sum()))
