@@ -207,3 +207,27 @@ def test_diagnostics_of_an_order_free_projector_output_are_unchanged_by_shufflin
         shuffled = organism.answer_logits(model, inputs)
         hook.remove()
     assert (plain - shuffled).abs().max() > 1e-4
+
+
+def test_training_ablation_replaces_the_chosen_examples_by_their_ablated_tokens_in_order():
+    """With every example shuffled and every example ablated, the LM gets exactly the ablated tokens, in
+    order: the shuffle never reaches the ablation's references."""
+    model = organism.build_model(SPEC, 0)
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), 0)
+    inputs, _, _, _ = sampler.batch(4)
+    triples, layouts = sampler.last_scenes
+    expected = organism.ablated_tokens(model, SPEC, sampler, triples, layouts)
+    shuffle = organism.ShuffledImageOrder(model, 1.0, 0, "t", training_only=True)
+    ablate = organism.AblatedImageOrder(model, SPEC, sampler, 1.0, 0)
+    ablate.scenes(triples, layouts)
+    model.train()
+    with torch.no_grad():
+        out = model.model.multi_modal_projector(organism.tower_tokens(model, inputs["pixel_values"]))
+    assert torch.allclose(out, expected, atol=1e-6)
+    model.eval()                                               # evaluation: neither hook is active
+    with torch.no_grad():
+        plain = model.model.multi_modal_projector(organism.tower_tokens(model, inputs["pixel_values"]))
+    assert torch.allclose(plain, organism.image_tokens(model, inputs["pixel_values"]))
+    assert not torch.allclose(plain, expected)
+    shuffle.remove()
+    ablate.remove()

@@ -643,11 +643,13 @@ class AblatedImageOrder:
         if not chosen:
             return output
         triples, layouts = self.batch
-        self.busy = True                     # ablated_tokens runs the projector itself
+        self.busy = True                     # ablated_tokens runs the projector itself, in eval mode so that no
+        self.model.eval()                    # training-only hook (ShuffledImageOrder) touches its references
         try:
             values = ablated_tokens(self.model, self.spec, self.sampler, [triples[i] for i in chosen],
                                     [layouts[i] for i in chosen])
         finally:
+            self.model.train()
             self.busy = False
         output = output.clone()
         output[chosen] = values.to(output.dtype)
