@@ -118,16 +118,33 @@ def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
     assert not torch.equal(next(iter(other.state_dict().values())), next(iter(start.state_dict().values())))
 
 
-def test_committed_organism_was_made_by_this_config_and_passed_its_bar():
+@pytest.mark.parametrize("name", ["organism-lm", "organism-vision", "organism-dual"])
+def test_committed_organism_was_made_by_this_config_and_passed_its_bars(name):
     root = Path(__file__).resolve().parents[1]
     config = load(root / "config.yaml")
-    info = json.loads((root / "models" / "organism-lm" / "organism.json").read_text())
-    assert info["config_digest"] == organism.config_digest(config, "organism-lm"), \
-        "config.yaml's organism section differs from the one that trained models/organism-lm: run `make organisms`"
+    info = json.loads((root / "models" / name / "organism.json").read_text())
+    assert info["config_digest"] == organism.config_digest(config, name), \
+        f"config.yaml's organism section differs from the one that trained models/{name}: run `make organisms`"
     bar = config["organism"]["train"]["target_accuracy"]
     cells = {(c["setting"], c["direction"]): c["accuracy"] for c in info["acceptance"]}
     assert set(cells) == {(s, d) for s in SETTINGS for d in DIRECTIONS}
     assert info["accepted"] and min(cells.values()) >= bar
+    v = config["organism"]["variants"][name]
+    d = info["diagnostics"]
+    assert min(d["canonical"]["cells"].values()) >= 0.9
+    if v.get("shuffled_bar"):
+        assert min(d["shuffled"]["cells"].values()) >= v["shuffled_bar"]
+    if v.get("ablated_bar"):
+        assert d["ablated"]["mean"] >= v["ablated_bar"]
+
+
+def test_the_organisms_share_one_architecture_so_one_untrained_twin_controls_them_all():
+    root = Path(__file__).resolve().parents[1]
+    specs = {n: organism.OrganismSpec.from_checkpoint(root / "models" / n)
+             for n in ["organism-lm", "organism-vision", "organism-dual"]}
+    assert len(set(specs.values())) == 1, specs
+    config = load(root / "config.yaml")
+    assert [m["name"] for m in config["models"] if m["untrained_twin"]] == ["organism-lm"]
 
 
 # ------------------------------------------------------------------ two-stage organisms and their diagnostics
