@@ -248,3 +248,19 @@ def test_training_ablation_replaces_the_chosen_examples_by_their_ablated_tokens_
     assert not torch.allclose(plain, expected)
     shuffle.remove()
     ablate.remove()
+
+
+def test_organisms_table_reads_each_organisms_diagnostics():
+    """The committed organisms' diagnostics: the end-to-end one falls to near chance with the image-token order
+    shuffled but keeps its accuracy without vision-derived ordering; the vision one the other way round."""
+    root = Path(__file__).resolve().parents[1]
+    infos = {n: json.loads((root / "models" / n / "organism.json").read_text())
+             for n in ["organism-lm", "organism-vision"]}
+    t = organism.organisms_table(infos).set_index("organism")
+    assert t.loc["organism-lm", "recipe"] == "end-to-end" and t.loc["organism-vision", "recipe"] == "two-stage"
+    assert t.loc["organism-lm", "shuffled_mean"] < 0.6 < 0.8 < t.loc["organism-lm", "ablated_mean"]
+    assert t.loc["organism-vision", "shuffled_min"] >= 0.9 > 0.4 > t.loc["organism-vision", "ablated_mean"]
+    assert t.loc["organism-vision", "stage1_minutes"] > 0 and t.loc["organism-vision", "stage2_minutes"] > 0
+    shown = organism.organisms_display(t.reset_index())
+    assert shown.loc[0, "Image order shuffled"] == f"{t.loc['organism-lm', 'shuffled_mean']:.2f} (worst " \
+        f"{t.loc['organism-lm', 'shuffled_min']:.2f})"
