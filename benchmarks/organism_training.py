@@ -42,9 +42,7 @@ if any(organism.variant(cfg, n)["recipe"] == "two-stage" for n in names):
 for name in names:
     start = time.perf_counter()
     try:
-        init = organism.variant(cfg, name).get("init_from")
-        info = organism.train_and_accept(cfg, out / name, log, name=name, stage1_dir=stage1,
-                                         init_dir=out / init if init else None)
+        info = organism.train_and_accept(cfg, out / name, log, name=name, stage1_dir=stage1)
         rows.append(dict(organism=name, accepted=True, stage_minutes=info["stage_minutes"], steps=info["steps"],
                          diagnostics={c: d["min"] for c, d in info["diagnostics"].items()}))
     except RuntimeError as e:

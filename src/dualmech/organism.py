@@ -252,18 +252,15 @@ def answer_logits(model, inputs: dict, positions: torch.Tensor | None = None) ->
 
 # ------------------------------------------------------------------ training
 def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, vision_state: dict | None = None,
-          shuffle_image_order: float = 0.0, ablate_image_order: float = 0.0, init_state: dict | None = None):
+          shuffle_image_order: float = 0.0, ablate_image_order: float = 0.0):
     """Train until `evaluate(model)` (min per-cell accuracy) reaches `stop_accuracy` or time runs out.
 
     End to end from scratch by default; with `vision_state` (a pretrained vision tower, stage 1) the tower is
     loaded and frozen and only projector + LM train (stage 2). `shuffle_image_order`: the fraction of training
     examples whose image tokens' sequence order is permuted (`ShuffledImageOrder`); `ablate_image_order`: the
-    fraction whose visual tokens have vision-derived ordering removed (`AblatedImageOrder`); `init_state`: a
-    whole model's weights to start from (another organism's, e.g. organism-vision's) instead of the initialisation.
+    fraction whose visual tokens have vision-derived ordering removed (`AblatedImageOrder`).
     Returns (model, history). `evaluate` returns (min_accuracy, per_cell dict)."""
     model = build_model(spec, seed)
-    if init_state is not None:
-        model.load_state_dict(init_state)
     if vision_state is not None:
         model.model.vision_tower.load_state_dict(vision_state)
         model.model.vision_tower.requires_grad_(False)
@@ -475,10 +472,7 @@ def recipe_section(config: dict, name: str | None = None) -> dict:
     v = variant(config, name)
     if v["recipe"] == "end-to-end":
         return arch | {"train": o["train"]}
-    section = arch | {"stage1": o["stage1"], "stage2": o["train"] | o["stage2"], "variant": v}
-    if v.get("init_from"):
-        section["init"] = recipe_section(config, v["init_from"])
-    return section
+    return arch | {"stage1": o["stage1"], "stage2": o["train"] | o["stage2"], "variant": v}
 
 
 def config_digest(config: dict, name: str | None = None) -> str:
@@ -525,7 +519,7 @@ def load_stage1(config: dict, stage1_dir: Path) -> tuple[dict, dict]:
 
 
 def train_and_accept(config: dict, out_dir: Path, log=print, name: str = "organism-lm",
-                     stage1_dir: Path | None = None, init_dir: Path | None = None) -> dict:
+                     stage1_dir: Path | None = None) -> dict:
     """Train organism `name` by its recipe (end to end, or stage 2 on the stage-1 tower in `stage1_dir`), save,
     reload through the adapter, and accept only if every canonical cell reaches the bar (and, where the variant
     sets them, the shuffled-order bar in every cell and the ablated bar on the mean). The diagnostics
@@ -538,18 +532,12 @@ def train_and_accept(config: dict, out_dir: Path, log=print, name: str = "organi
     two_stage = v["recipe"] == "two-stage"
     train_cfg = o["train"] | (o["stage2"] if two_stage else {})
     vision_state, stage1 = load_stage1(config, stage1_dir) if two_stage else (None, None)
-    init_state = None
-    if v.get("init_from"):                   # continue another organism's stage 2 (same tower)
-        init_info = json.loads((Path(init_dir) / "organism.json").read_text())
-        if init_info["config_digest"] != config_digest(config, v["init_from"]):
-            raise RuntimeError(f"{init_dir} was not trained by this configuration's {v['init_from']}")
-        init_state = T.LlavaForConditionalGeneration.from_pretrained(init_dir).state_dict()
     t0 = time.perf_counter()
     evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed,
                                  dict(shuffled=v.get("shuffled_bar"), ablated=v.get("ablated_bar")),
                                  train_cfg["target_accuracy"])
     model, history = train(spec, train_cfg, seed, evaluate, log, vision_state, v.get("shuffle_image_order", 0.0),
-                           v.get("ablate_image_order", 0.0), init_state)
+                           v.get("ablate_image_order", 0.0))
     minutes = (time.perf_counter() - t0) / 60
     diag = diagnostics(model, spec, seed, train_cfg["eval_per_cell"])
     log(json.dumps({c: {k: d[k] for k in ("mean", "min")} for c, d in diag.items()}))

@@ -6,12 +6,8 @@ ORGANISMS = config["organism"]["variants"]
 
 
 def stage1_input(wildcards):
-    """Two-stage organisms: the stage-1 tower, and the organism whose stage 2 they continue (init_from)."""
-    v = ORGANISMS[wildcards.organism]
-    inputs = {"stage1": "results/models/organism-stage1"} if v["recipe"] == "two-stage" else {}
-    if v.get("init_from"):
-        inputs["init"] = f"results/models/{v['init_from']}"
-    return inputs
+    two_stage = ORGANISMS[wildcards.organism]["recipe"] == "two-stage"
+    return {"stage1": "results/models/organism-stage1"} if two_stage else {}
 
 
 rule pretrain_vision:
