@@ -6,7 +6,8 @@ from dualmech import snake, tables, validation
 
 log = snake.start(snakemake)
 spec = validation.load_expected(snakemake.input.expected)
-result = validation.compare_organisms(spec, pd.read_csv(snakemake.input.claims))
+claims = pd.read_csv(snakemake.input.claims).fillna({"reason": "", "note": ""})     # empty reason: no NaN
+result = validation.compare_organisms(spec, claims)
 tables.write(result, validation.display(result).rename(columns={"Fixture": "Organism"}), snakemake.output.csv[:-4],
              f"Validation on the model organisms (expected verdicts v{spec['version']}, derived from each organism's "
              "diagnostics before the claims were run): the claims table's summary verdict per organism and claim; "
