@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORES  ?= all
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test install organism lint dry-run report benchmark slurm-test clean
+.PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean
 
 reproduce: $(STAMP)          ## run the whole paper on the default model
 	$(PY) -m snakemake --cores $(CORES)
@@ -23,9 +23,16 @@ $(STAMP): pyproject.toml envs/cpu.txt
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-organism: $(STAMP)           ## retrain the model organism from scratch and install it as models/organism
-	$(PY) -m snakemake --cores $(CORES) results/models/organism --forcerun train_organism --configfile config/organism.yaml
-	rm -rf models/organism && cp -r results/models/organism models/organism
+ORGANISMS := organism-lm organism-vision organism-dual
+ORGANISM  ?= organism-lm
+
+organisms: $(STAMP)          ## retrain every model organism (stage 1 once, then each organism) and install them under models/
+	$(PY) -m snakemake --cores $(CORES) $(ORGANISMS:%=results/models/%) --forcerun pretrain_vision train_organism
+	for o in $(ORGANISMS); do rm -rf models/$$o && cp -r results/models/$$o models/$$o; done
+
+organism: $(STAMP)           ## retrain one organism (ORGANISM=organism-lm by default) and install it under models/
+	$(PY) -m snakemake --cores $(CORES) results/models/$(ORGANISM) --forcerun train_organism
+	rm -rf models/$(ORGANISM) && cp -r results/models/$(ORGANISM) models/$(ORGANISM)
 
 lint: $(STAMP)               ## rule formatting (snakefmt) and Snakemake's own linter
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules

@@ -40,7 +40,7 @@ def test_bad_config_is_rejected_with_the_key_named(mutate, message):
 
 def test_repository_config_is_valid():
     cfg = load("config.yaml")
-    assert [m["name"] for m in cfg["models"]] == ["organism", "organism-untrained"]
+    assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-vision", "organism-dual", "organism-lm-untrained"]
 
 
 def test_not_a_mapping(tmp_path):

@@ -55,7 +55,7 @@ def test_deviation_table_is_well_formed():
 def test_config_defaults_match_the_table_and_the_paper():
     """Each `key: value` switch is the schema default and the value in config.yaml; a 'yes' row's switch is the
     authors' choice; every protocol choice in PAPER is a 'yes' row."""
-    defaults = validate({"models": [{"name": "m", "path": "models/organism"}]}, ROOT)
+    defaults = validate({"models": [{"name": "m", "path": "models/organism-lm"}]}, ROOT)
     repo = load(ROOT / "config.yaml")
     followed = {}
     for r in deviation_rows():

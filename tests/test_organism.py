@@ -118,13 +118,149 @@ def test_untrained_twin_is_the_training_start(checkpoint, tmp_path):
     assert not torch.equal(next(iter(other.state_dict().values())), next(iter(start.state_dict().values())))
 
 
-def test_committed_organism_was_made_by_this_config_and_passed_its_bar():
+@pytest.mark.parametrize("name", ["organism-lm", "organism-vision", "organism-dual"])
+def test_committed_organism_was_made_by_this_config_and_passed_its_bars(name):
     root = Path(__file__).resolve().parents[1]
     config = load(root / "config.yaml")
-    info = json.loads((root / "models" / "organism" / "organism.json").read_text())
-    assert info["config_digest"] == organism.config_digest(config), \
-        "config.yaml's organism section differs from the one that trained models/organism: run `make organism`"
+    info = json.loads((root / "models" / name / "organism.json").read_text())
+    assert info["config_digest"] == organism.config_digest(config, name), \
+        f"config.yaml's organism section differs from the one that trained models/{name}: run `make organisms`"
     bar = config["organism"]["train"]["target_accuracy"]
     cells = {(c["setting"], c["direction"]): c["accuracy"] for c in info["acceptance"]}
     assert set(cells) == {(s, d) for s in SETTINGS for d in DIRECTIONS}
     assert info["accepted"] and min(cells.values()) >= bar
+    v = config["organism"]["variants"][name]
+    d = info["diagnostics"]
+    assert min(d["canonical"]["cells"].values()) >= 0.9
+    if v.get("shuffled_bar"):
+        assert min(d["shuffled"]["cells"].values()) >= v["shuffled_bar"]
+    if v.get("ablated_bar"):
+        assert d["ablated"]["mean"] >= v["ablated_bar"]
+
+
+def test_the_organisms_share_one_architecture_so_one_untrained_twin_controls_them_all():
+    root = Path(__file__).resolve().parents[1]
+    specs = {n: organism.OrganismSpec.from_checkpoint(root / "models" / n)
+             for n in ["organism-lm", "organism-vision", "organism-dual"]}
+    assert len(set(specs.values())) == 1, specs
+    config = load(root / "config.yaml")
+    assert [m["name"] for m in config["models"] if m["untrained_twin"]] == ["organism-lm"]
+
+
+# ------------------------------------------------------------------ two-stage organisms and their diagnostics
+def test_shuffled_image_order_permutes_the_chosen_examples_only():
+    model = organism.build_model(SPEC, 0)
+    proj = model.model.multi_modal_projector
+    tokens = torch.arange(8 * 100, dtype=torch.float32).reshape(8, 100, 1).expand(8, 100, SPEC.vision_hidden)
+    plain = proj(tokens)
+    every = organism.ShuffledImageOrder(model, 1.0, 0, "t")
+    out = proj(tokens)
+    every.remove()
+    for b in range(8):                      # each example: the same tokens in another order
+        assert not torch.equal(out[b], plain[b])
+        assert torch.equal(out[b].sort(0).values, plain[b].sort(0).values)
+    assert torch.equal(proj(tokens), plain)                                  # removed
+    half = organism.ShuffledImageOrder(model, 0.5, 0, "t")
+    out = proj(tokens)
+    half.remove()
+    same = [torch.equal(out[b], plain[b]) for b in range(8)]
+    assert 0 < sum(same) < 8
+    training_only = organism.ShuffledImageOrder(model, 1.0, 0, "t", training_only=True)
+    model.eval()
+    assert torch.equal(proj(tokens), plain)
+    model.train()
+    assert not torch.equal(proj(tokens), plain)
+    training_only.remove()
+
+
+def test_scene_labels_spread_the_slot_over_the_whole_strip():
+    g = SPEC.geometry                                     # 10 x 10, objects 2 x 2
+    ents = entities("squares")[:3]
+    strip, ident = organism.scene_labels(g, [ents], [[(4, 1), (4, 4), (4, 7)]], organism.entity_index())
+    strip, ident = strip.reshape(10, 10), ident.reshape(10, 10)
+    assert strip[:, 1:3].eq(0).all() and strip[:, 4:6].eq(1).all() and strip[:, 7:9].eq(2).all()
+    assert strip[:, [0, 3, 6, 9]].eq(3).all()                  # off every strip
+    ids = organism.entity_index()
+    assert ident[4:6, 4:6].eq(ids[ents[1].name]).all() and (ident > 0).sum() == 12
+    strip, _ = organism.scene_labels(g, [ents], [[(0, 3), (3, 3), (6, 3)]], ids)     # vertical: row bands
+    assert strip.reshape(10, 10)[3:5, :].eq(1).all() and strip.reshape(10, 10)[2, :].eq(3).all()
+
+
+def test_ablated_tokens_are_each_entitys_isolated_middle_rendering():
+    model = organism.build_model(SPEC, 0)
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), 0)
+    g = SPEC.geometry
+    ents = entities("shapes")[:3]
+    layout = g.canonical_layout("horizontal")
+    out = organism.ablated_tokens(model, SPEC, sampler, [ents], [layout])[0]
+    middle = g.canonical_layout("horizontal")[1]
+    with torch.no_grad():
+        blank = organism.image_tokens(model, organism._normalise(sampler, [render_scene([], [], g)]))[0]
+        alone = organism.image_tokens(model, organism._normalise(sampler, [render_scene([ents[2]], [middle], g)]))[0]
+    right = g.index(g.cells(layout[2]))
+    assert torch.allclose(out[right], alone[g.index(g.cells(middle))], atol=1e-6)
+    background = [i for i in range(g.grid ** 2) if i not in set(g.index([c for tl in layout for c in g.cells(tl)]))]
+    assert torch.allclose(out[background], blank[background], atol=1e-6)
+
+
+def test_diagnostics_of_an_order_free_projector_output_are_unchanged_by_shuffling():
+    """A model whose visual tokens are all equal (the image's mean token, order-free by construction): shuffling
+    their sequence order changes no answer; zeroing them makes the ablation change none either."""
+    model = organism.build_model(SPEC, 0)
+    proj = model.model.multi_modal_projector
+    handle = proj.register_forward_hook(lambda m, a, out: out.mean(1, keepdim=True).expand_as(out))
+    d = organism.diagnostics(model, SPEC, 0, per_cell=6)
+    handle.remove()
+    assert set(d) == {"canonical", "shuffled", "ablated"} and len(d["canonical"]["cells"]) == 12
+    assert d["shuffled"]["cells"] == d["canonical"]["cells"]
+    handle = proj.register_forward_hook(lambda m, a, out: torch.zeros_like(out))
+    d = organism.diagnostics(model, SPEC, 0, per_cell=6)
+    handle.remove()
+    assert d["ablated"]["cells"] == d["canonical"]["cells"] == d["shuffled"]["cells"]
+    inputs, _, _ = organism.canonical_cells(SPEC, 2, 0)["squares/left"]      # without the hook order matters
+    with torch.no_grad():
+        plain = organism.answer_logits(model, inputs)
+        hook = organism.ShuffledImageOrder(model, 1.0, 0, "t")
+        shuffled = organism.answer_logits(model, inputs)
+        hook.remove()
+    assert (plain - shuffled).abs().max() > 1e-4
+
+
+def test_training_ablation_replaces_the_chosen_examples_by_their_ablated_tokens_in_order():
+    """With every example shuffled and every example ablated, the LM gets exactly the ablated tokens, in
+    order: the shuffle never reaches the ablation's references."""
+    model = organism.build_model(SPEC, 0)
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), 0)
+    inputs, _, _, _ = sampler.batch(4)
+    triples, layouts = sampler.last_scenes
+    expected = organism.ablated_tokens(model, SPEC, sampler, triples, layouts)
+    shuffle = organism.ShuffledImageOrder(model, 1.0, 0, "t", training_only=True)
+    ablate = organism.AblatedImageOrder(model, SPEC, sampler, 1.0, 0)
+    ablate.scenes(triples, layouts)
+    model.train()
+    with torch.no_grad():
+        out = model.model.multi_modal_projector(organism.tower_tokens(model, inputs["pixel_values"]))
+    assert torch.allclose(out, expected, atol=1e-6)
+    model.eval()                                               # evaluation: neither hook is active
+    with torch.no_grad():
+        plain = model.model.multi_modal_projector(organism.tower_tokens(model, inputs["pixel_values"]))
+    assert torch.allclose(plain, organism.image_tokens(model, inputs["pixel_values"]))
+    assert not torch.allclose(plain, expected)
+    shuffle.remove()
+    ablate.remove()
+
+
+def test_organisms_table_reads_each_organisms_diagnostics():
+    """The committed organisms' diagnostics: the end-to-end one falls to near chance with the image-token order
+    shuffled but keeps its accuracy without vision-derived ordering; the vision one the other way round."""
+    root = Path(__file__).resolve().parents[1]
+    infos = {n: json.loads((root / "models" / n / "organism.json").read_text())
+             for n in ["organism-lm", "organism-vision"]}
+    t = organism.organisms_table(infos).set_index("organism")
+    assert t.loc["organism-lm", "recipe"] == "end-to-end" and t.loc["organism-vision", "recipe"] == "two-stage"
+    assert t.loc["organism-lm", "shuffled_mean"] < 0.6 < 0.8 < t.loc["organism-lm", "ablated_mean"]
+    assert t.loc["organism-vision", "shuffled_min"] >= 0.9 > 0.4 > t.loc["organism-vision", "ablated_mean"]
+    assert t.loc["organism-vision", "stage1_minutes"] > 0 and t.loc["organism-vision", "stage2_minutes"] > 0
+    shown = organism.organisms_display(t.reset_index())
+    assert shown.loc[0, "Image order shuffled"] == f"{t.loc['organism-lm', 'shuffled_mean']:.2f} (worst " \
+        f"{t.loc['organism-lm', 'shuffled_min']:.2f})"

@@ -63,7 +63,7 @@ def test_model_memory_scales_with_the_checkpoint(tmp_path):
     assert resources.model_mem_mb({"path": str(ckpt), "dtype": "bfloat16"}) == 4096 + int(1.25 * 2048)
     assert resources.model_mem_mb({"path": str(ckpt), "dtype": "bfloat16"}, attempt=2) == 2 * (4096 + 2560)
     assert resources.model_mem_mb({"path": str(tmp_path / "not-built-yet")}) == 4096
-    assert resources.model_mem_mb({"path": str(REPO / "models/organism"), "dtype": "float32"}) < 8000
+    assert resources.model_mem_mb({"path": str(REPO / "models/organism-lm"), "dtype": "float32"}) < 8000
 
 
 def test_dry_run_needs_no_torch_and_loads_the_default_profile(workdir):

@@ -20,7 +20,7 @@ EXPECTED = REPO / "config" / "expected_verdicts.yaml"
 
 @pytest.fixture(scope="module")
 def adapter():
-    return load(ModelSpec(name="organism", path=str(REPO / "models" / "organism")))
+    return load(ModelSpec(name="organism", path=str(REPO / "models" / "organism-lm")))
 
 
 def _pixels(adapter, layouts, orientation="horizontal"):
@@ -99,3 +99,51 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 3)]["note"].iloc[0]
     assert "control planted-none" in gated and "sign-flip p" in gated and ": exceeds it" in gated
     assert np.isfinite(table["effect"]).sum() >= 10
+
+
+def _info(canonical, shuffled, ablated, probe=None):
+    d = {c: dict(min=v, mean=v, cells={}) for c, v in
+         dict(canonical=canonical, shuffled=shuffled, ablated=ablated).items()}
+    return dict(diagnostics=d, stage1_history=[dict(probe_ambiguous_accuracy=probe)] if probe is not None else None)
+
+
+def test_organism_expectations_follow_the_diagnostics():
+    """The stated rules: vision-side claims (2, 3, 9) need the visual tokens' content to carry the order
+    (shuffled >= 0.8 and a stage-1 probe >= 0.9); LM-side claims (5, 6) need the ablated accuracy clearly above
+    chance; 5 also needs the ablation to remove at least half of the above-chance accuracy."""
+    lm = validation.organism_expectations(_info(1.0, 0.47, 0.88))                 # the end-to-end organism
+    vision = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99))
+    dual = validation.organism_expectations(_info(0.99, 0.95, 0.6, probe=0.99))
+    verdicts = lambda e: {c: v["verdict"] for c, v in e.items()}          # noqa: E731
+    assert verdicts(lm) == {2: "not supported", 3: "not supported", 5: "not supported", 6: "supported",
+                            8: "supported", 9: "not testable"}
+    assert verdicts(vision) == {2: "supported", 3: "supported", 5: "not supported", 6: "not supported",
+                                8: "supported", 9: "supported"}
+    assert verdicts(dual) == {2: "supported", 3: "supported", 5: "supported", 6: "supported", 8: "supported",
+                              9: "supported"}
+    # a tower whose probe fails cannot make the vision-side claims, whatever the shuffled accuracy
+    assert validation.organism_expectations(_info(0.99, 0.99, 0.2, probe=0.5))[2]["verdict"] == "not supported"
+
+
+def test_committed_expectations_are_the_rules_applied_to_the_committed_diagnostics():
+    import json
+    spec = validation.load_expected(EXPECTED)
+    for name, f in spec["organisms"].items():
+        info = json.loads((REPO / f["checkpoint"] / "organism.json").read_text())
+        rules = validation.organism_expectations(info)
+        assert {c: e["verdict"] for c, e in f["claims"].items()} == {c: r["verdict"] for c, r in rules.items()}, name
+
+
+def test_organisms_join_the_claims_table_rows():
+    import pandas as pd
+    spec = {"organisms": {"organism-vision": {"claims": {3: {"verdict": "supported", "reason": "r"},
+                                                         6: {"verdict": "not supported", "reason": "r"}}},
+                          "organism-absent": {"claims": {3: {"verdict": "supported", "reason": "r"}}}}}
+    claims = pd.DataFrame([dict(model="organism-vision", claim=c, level=level, verdict=v, reason="", effect=0.5,
+                                ci_low=0.4, ci_high=0.6, p=0.01, note="")
+                           for c, level, v in [(3, "model", "supported"), (6, "model", "supported"),
+                                               (6, "setting", "not supported")]])
+    table = validation.compare_organisms(spec, claims)
+    assert table[["fixture", "claim", "expected", "observed", "agree"]].values.tolist() == [
+        ["organism-vision", 3, "supported", "supported", True],
+        ["organism-vision", 6, "not supported", "supported", False]]

@@ -39,7 +39,65 @@ def load_expected(path: Path | str) -> dict:
                 raise ValueError(f"{path}: {name} claim {claim}: need a verdict in {sorted(allowed)} and a reason")
         if f.get("control") and f["control"] not in spec["fixtures"]:
             raise ValueError(f"{path}: {name}: control {f['control']!r} is not a fixture")
+    for name, f in spec.get("organisms", {}).items():
+        for claim, e in f["claims"].items():
+            if e["verdict"] not in allowed or int(claim) not in cl.CLAIMS or not e.get("reason"):
+                raise ValueError(f"{path}: organism {name} claim {claim}: need a verdict in {sorted(allowed)} and "
+                                 "a reason")
     return spec
+
+
+# The rules that turn an organism's diagnostics (organism.json) into expected verdicts, before any claim is run.
+# C: worst canonical cell; S: worst cell with the image-token order shuffled (what the visual tokens' content
+# carries); A: mean accuracy with vision-derived ordering ablated (what the LM alone carries); P: the stage-1
+# tower's slot probe on position-ambiguous tokens (two-stage organisms; none for end to end).
+CLEARLY_ABOVE_CHANCE = 0.5
+CARRIES_ORDER = 0.8
+
+
+def organism_expectations(info: dict) -> dict[int, dict]:
+    """{claim: {verdict, reason}} for the claims an organism's diagnostics decide (organism_rules)."""
+    d = info["diagnostics"]
+    c, s, a = d["canonical"]["min"], d["shuffled"]["min"], d["ablated"]["mean"]
+    history = info.get("stage1_history") or []
+    p = history[-1]["probe_ambiguous_accuracy"] if history else None
+    vision = s >= CARRIES_ORDER and p is not None and p >= cl.NEAR_PERFECT
+    lm = a >= CLEARLY_ABOVE_CHANCE
+    c_mean = d["canonical"]["mean"]
+    share = (c_mean - a) / (c_mean - cl.CHANCE) if c_mean > cl.CHANCE else 0.0
+    v = {True: cl.SUPPORTED, False: cl.NOT_SUPPORTED}
+    return {
+        2: dict(verdict=v[vision], reason=f"shuffled-order worst cell {s:.2f} (>= {CARRIES_ORDER} needed), tower slot "
+                f"probe {'n/a' if p is None else f'{p:.2f}'} on ambiguous tokens (>= {cl.NEAR_PERFECT} needed)"),
+        3: dict(verdict=v[vision], reason="stage 1 trained the slot on whole strips, background included"
+                if vision else "the visual tokens carry no usable order (shuffled-order accuracy near chance)"),
+        5: dict(verdict=v[share >= cl.MOSTLY and lm],
+                reason=f"the ablation removes {share:.0%} of the above-chance accuracy (>= {cl.MOSTLY:.0%} needed) and "
+                f"leaves {a:.2f} (>= {CLEARLY_ABOVE_CHANCE} needed)"),
+        6: dict(verdict=v[lm], reason=f"ablated accuracy {a:.2f}: the LM {'orders' if lm else 'cannot order'} the "
+                "entities without vision-derived ordering"),
+        8: dict(verdict=v[c >= cl.NEAR_PERFECT], reason=f"worst canonical cell {c:.2f}"),
+        9: dict(verdict=v[vision] if vision else cl.NOT_TESTABLE,
+                reason="stage 1 trained the relative slot on jittered layouts" if vision
+                else "the post-projector probe does not work, so relative vs absolute cannot be judged"),
+    }
+
+
+def compare_organisms(spec: dict, claims: pd.DataFrame) -> pd.DataFrame:
+    """organism x claim -> expected, observed (summary row of the run's claims table), agree; organisms the
+    run did not analyse are left out."""
+    summary = claims[claims["level"] == "model"].set_index(["model", "claim"])
+    rows = []
+    for name, f in spec.get("organisms", {}).items():
+        for claim, e in f["claims"].items():
+            if (name, int(claim)) not in summary.index:
+                continue
+            r = summary.loc[(name, int(claim))]
+            rows.append(dict(fixture=name, claim=int(claim), short=cl.CLAIMS[int(claim)].short,
+                             expected=e["verdict"], observed=r["verdict"], agree=e["verdict"] == r["verdict"],
+                             expected_reason=e["reason"], observed_reason=r["reason"], effect=r["effect"],
+                             ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p"], note=r.get("note", "")))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, seed: int, work_dir: Path | str,

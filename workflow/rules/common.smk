@@ -104,6 +104,8 @@ def all_targets():
         "figures/table5_ablation.pdf",
         amplification_targets(),
         expand("results/tables/validation.{ext}", ext=["csv", "md", "tex"]),
+        expand("results/tables/organisms.{ext}", ext=["csv", "md", "tex"]) if RUN_ORGANISMS else [],
+        expand("results/tables/validation_organisms.{ext}", ext=["csv", "md", "tex"]) if VALIDATED_ORGANISMS else [],
         paper_targets(),
     ]
 

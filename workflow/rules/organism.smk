@@ -1,24 +1,57 @@
-# The model organism: trained from scratch on this pipeline's own stimuli (`make organism` retrains it).
+# The model organisms: tiny LLaVAs trained on this pipeline's own stimuli (`make organisms` retrains them all).
+# End to end (organism-lm), or the two-stage LLaVA recipe: stage 1 pretrains the vision tower alone
+# (pretrain_vision), stage 2 trains projector + LM on the frozen tower (organism-vision, organism-dual).
+
+ORGANISMS = config["organism"]["variants"]
 
 
-rule train_organism:
+def stage1_input(wildcards):
+    two_stage = ORGANISMS[wildcards.organism]["recipe"] == "two-stage"
+    return {"stage1": "results/models/organism-stage1"} if two_stage else {}
+
+
+rule pretrain_vision:
     output:
-        directory("results/models/organism"),
+        directory("results/models/organism-stage1"),
     log:
-        "results/logs/train_organism.log",
+        "results/logs/pretrain_vision.log",
     conda:
         ENV
     threads: 8  # capped at --cores locally; the CPUs a cluster job asks for
     resources:
-        mem_mb=8000,
-        runtime=config["organism"]["train"]["max_minutes"] + 30,  # training cap + the acceptance check
+        mem_mb=4000,
+        runtime=config["organism"]["stage1"]["max_minutes"] + 10,
     params:
-        organism=config["organism"],
-        train=config["organism"]["train"],
+        stage1=config["organism"]["stage1"],
         seed=config["seed"],
     message:
-        "Training the model organism from scratch (acceptance: held-out canonical accuracy >= "
-        "{params.train[target_accuracy]} in every setting x direction)"
+        "Stage 1: pretraining the organisms' vision tower alone (objectives: {params.stage1[losses]})"
+    script:
+        "../scripts/pretrain_vision.py"
+
+
+rule train_organism:
+    input:
+        unpack(stage1_input),
+    output:
+        directory("results/models/{organism}"),
+    log:
+        "results/logs/train_organism/{organism}.log",
+    wildcard_constraints:
+        organism="|".join(map(re.escape, ORGANISMS)),
+    conda:
+        ENV
+    threads: 8
+    resources:
+        mem_mb=8000,
+        runtime=max(config["organism"]["train"]["max_minutes"], config["organism"]["stage2"].get("max_minutes", 0)) + 30,
+        # training cap + the acceptance check
+    params:
+        organism=config["organism"],
+        seed=config["seed"],
+    message:
+        "Training the model organism {wildcards.organism} (acceptance: held-out canonical accuracy >= "
+        "{params.organism[train][target_accuracy]} in every setting x direction, and the variant's bars)"
     script:
         "../scripts/train_organism.py"
 
@@ -40,3 +73,26 @@ rule untrained_twin:
         "Untrained twin of {wildcards.model}: same architecture and seed, no training"
     script:
         "../scripts/untrained_twin.py"
+
+
+# the run's organisms (config models whose name is an organism.variants entry) and their diagnostics
+RUN_ORGANISMS = [m for m in MODELS if m in ORGANISMS]
+
+
+rule organisms_table:
+    input:
+        [model_entry(m)["path"] for m in RUN_ORGANISMS],
+    output:
+        csv="results/tables/organisms.csv",
+        md="results/tables/organisms.md",
+        tex="results/tables/organisms.tex",
+    log:
+        "results/logs/organisms_table.log",
+    conda:
+        ENV
+    params:
+        organisms=RUN_ORGANISMS,
+    message:
+        "Organisms table: recipe, minutes per stage and diagnostics (canonical / shuffled / ablated)"
+    script:
+        "../scripts/organisms_table.py"

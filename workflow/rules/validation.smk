@@ -31,3 +31,31 @@ rule validation:
         "Validation: claim detectors on planted-mechanism fixtures against their expected verdicts"
     script:
         "../scripts/validation.py"
+
+
+# The model organisms of this run with expected verdicts (config/expected_verdicts.yaml `organisms`, derived
+# from their diagnostics): their rows of the claims table against those verdicts. A rule of its own because the
+# claims table itself reads the fixtures' validation table.
+import yaml as _yaml
+
+VALIDATED_ORGANISMS = [
+    m for m in MODELS if m in _yaml.safe_load((REPO / VALIDATION["expected"]).read_text()).get("organisms", {})
+]
+
+
+rule validation_organisms:
+    input:
+        expected=str(REPO / VALIDATION["expected"]),
+        claims="results/tables/claims.csv",
+    output:
+        csv="results/tables/validation_organisms.csv",
+        md="results/tables/validation_organisms.md",
+        tex="results/tables/validation_organisms.tex",
+    log:
+        "results/logs/validation_organisms.log",
+    conda:
+        ENV
+    message:
+        "Validation: the claims table's verdicts on the model organisms against those their diagnostics predict"
+    script:
+        "../scripts/validation_organisms.py"
