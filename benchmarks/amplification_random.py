@@ -22,7 +22,7 @@ from dualmech.stimuli.cluttered import Difficulty, cluttered_items
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--config", default="config.yaml")
-parser.add_argument("--model", default="models/organism")
+parser.add_argument("--model", default="models/organism-lm")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--n-random", type=int, nargs="+", default=[20, 100])
 args = parser.parse_args()
