@@ -79,7 +79,9 @@ def test_figure_edit_reruns_only_figure_and_table_rules(workdir, tmp_path):
     style.write_text(style.read_text() + "\n# a colour changed\n")
     after = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert after.returncode == 0, after.stderr[-2000:]
-    stats = after.stdout[after.stdout.index("Job stats"):]
+    log = after.stdout + after.stderr
+    assert "Job stats" in log, "nothing reruns after the edit: the figures would stay stale"
+    stats = log[log.index("Job stats"):log.index("Reasons:")]
     rules = set(re.findall(r"^(\w+)\s+\d+$", stats, re.M)) - {"total", "all"}
     local = set(re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "workflow/rules/common.smk").read_text(),
                           re.M).group(1).replace(",", "").split())
