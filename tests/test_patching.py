@@ -182,8 +182,8 @@ def test_results_do_not_depend_on_batch_size(llava, built, monkeypatch):
     capped by the device's free memory and DUALMECH_BATCH_SIZE overrides it."""
     from dualmech import behaviour, runtime
     root, tables, _, _ = built
-    golden = pairs.golden(tables["last_token"])
-    one, many = (patching.last_token(llava, "llava", golden, root / "a", rows_per_forward=r) for r in (1, 64))
+    attempted = tables["last_token"]          # the random tiny model gets none right: sweep every attempted pair
+    one, many = (patching.last_token(llava, "llava", attempted, root / "a", rows_per_forward=r) for r in (1, 64))
     assert len(one) > 0 and (one["top"] == many["top"]).all()
     np.testing.assert_allclose(one["probability"], many["probability"], atol=1e-6)
     df = tables["last_token"].assign(item=lambda d: d["pair"], image=lambda d: d["clean_image"],
