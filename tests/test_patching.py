@@ -154,7 +154,7 @@ def test_build_all_tables(built, llava, design):
 
 def test_golden_filter_reads_the_canonical_predictions(llava, tmp_path):
     """Runs that are canonical items take the behaviour rule's prediction: the same tables with fewer forwards,
-    and a prediction read from the table (not recomputed) decides the golden flag."""
+    and a prediction read from the table (not recomputed) decides the golden flag, unless the image differs."""
     from dualmech import behaviour
     from dualmech.stimuli import relation_items
     items = relation_items("squares", llava.geometry, llava.palette, tmp_path / "items", DIRS)
@@ -171,9 +171,10 @@ def test_golden_filter_reads_the_canonical_predictions(llava, tmp_path):
     canonical = misled["clean_scene"].map(lambda s: tuple(json.loads(s))).isin({k[0] for k in known})
     assert canonical.any() and (misled.loc[canonical, "clean_prediction"] == "nothing").all()
     assert not misled.loc[canonical, "golden"].any()
-    moved = {k: (prompt_, pred, "0" * 64) for k, (prompt_, pred, sha) in known.items()}   # another image
-    with pytest.raises(AssertionError, match="differs from the canonical item"):
-        pairs.build_all(*args, image_dir=tmp_path / "d", batch_size=8, known=moved)
+    other_image = {k: (prompt_, "nothing", "0" * 64) for k, (prompt_, _, sha) in known.items()}
+    recomputed = pairs.build_all(*args, image_dir=tmp_path / "d", batch_size=8, known=other_image)
+    for design in pairs.DESIGNS:                # scored on another image: not used, the model runs instead
+        pd.testing.assert_frame_equal(plain[design], recomputed[design])
 
 
 def test_results_do_not_depend_on_batch_size(llava, built, monkeypatch):
@@ -181,8 +182,8 @@ def test_results_do_not_depend_on_batch_size(llava, built, monkeypatch):
     capped by the device's free memory and DUALMECH_BATCH_SIZE overrides it."""
     from dualmech import behaviour, runtime
     root, tables, _, _ = built
-    golden = pairs.golden(tables["last_token"])
-    one, many = (patching.last_token(llava, "llava", golden, root / "a", rows_per_forward=r) for r in (1, 64))
+    attempted = tables["last_token"]          # the random tiny model gets none right: sweep every attempted pair
+    one, many = (patching.last_token(llava, "llava", attempted, root / "a", rows_per_forward=r) for r in (1, 64))
     assert len(one) > 0 and (one["top"] == many["top"]).all()
     np.testing.assert_allclose(one["probability"], many["probability"], atol=1e-6)
     df = tables["last_token"].assign(item=lambda d: d["pair"], image=lambda d: d["clean_image"],

@@ -1,4 +1,4 @@
-"""Statistics helpers against their reference implementations."""
+"""Statistics functions against their reference implementations."""
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
