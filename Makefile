@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORES  ?= all
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean
+.PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean organisms-analysis
 
 reproduce: $(STAMP)          ## run the whole paper on the default model
 	$(PY) -m snakemake --cores $(CORES)
@@ -53,3 +53,6 @@ benchmark: $(STAMP)          ## organism training wall time on this machine
 
 clean:
 	rm -rf results .snakemake report.html
+
+organisms-analysis: $(STAMP)  ## the whole paper on all three committed organisms and their twin (config/organisms.yaml)
+	$(PY) -m snakemake --cores $(CORES) --configfile config/organisms.yaml

@@ -1,10 +1,11 @@
 """Config validation: defaults, unknown keys, types, missing model paths; one clear message each."""
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
-from dualmech.config import ConfigError, load, validate
+from dualmech.config import ConfigError, load, read_yaml, validate
 
 BASE = {"models": [{"name": "m", "path": "."}]}
 
@@ -40,7 +41,11 @@ def test_bad_config_is_rejected_with_the_key_named(mutate, message):
 
 def test_repository_config_is_valid():
     cfg = load("config.yaml")
-    assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-vision", "organism-dual", "organism-lm-untrained"]
+    assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-lm-untrained"]
+    raw = read_yaml(Path("config.yaml")) | read_yaml(Path("config/organisms.yaml"))   # snakemake's overlay merge
+    overlay = validate(raw, Path("."), "config.yaml")
+    assert [m["name"] for m in overlay["models"]] == ["organism-lm", "organism-vision", "organism-dual",
+                                                      "organism-lm-untrained"]
 
 
 def test_not_a_mapping(tmp_path):
