@@ -79,9 +79,10 @@ class Oracle:
     """Top-1 predictions of one model on (scene, direction) runs, computed once each and cached."""
 
     def __init__(self, adapter: VLMAdapter, setting: str, image_dir: Path, batch_size: int,
-                 lm_input_override=None):
+                 lm_input_override=None, backgrounds=None):
         self.adapter, self.setting, self.image_dir, self.batch_size = adapter, setting, Path(image_dir), batch_size
         self.override = lm_input_override
+        self.backgrounds = backgrounds
         self.geometry = adapter.geometry
         self.images: dict[tuple, object] = {}
         self.saved: dict[tuple, tuple[str, str]] = {}
@@ -91,7 +92,8 @@ class Oracle:
     def image(self, scene: tuple[Entity, ...], orientation: str):
         key = (scene, orientation)
         if key not in self.images:
-            self.images[key] = render_scene(scene, self.geometry.canonical_layout(orientation), self.geometry)
+            bg = None if self.backgrounds is None else self.backgrounds.for_scene([e.name for e in scene], orientation)
+            self.images[key] = render_scene(scene, self.geometry.canonical_layout(orientation), self.geometry, bg)
         return self.images[key]
 
     def save(self, scene: tuple[Entity, ...], orientation: str) -> tuple[str, str]:
@@ -169,10 +171,10 @@ def build_whatsup(adapter: VLMAdapter, whatsup_dir, directions, seed: int, targe
                   image_dir: Path, batch_size: int | None = None, designs=DESIGNS) -> dict[str, pd.DataFrame]:
     """Both designs on What'sUp composites, left/right only (the composites are horizontal), golden-filtered as
     the synthetic pairs are."""
-    from .naturalistic import whatsup_index
+    from .naturalistic import whatsup_directions, whatsup_index
     index = whatsup_index(whatsup_dir)
     oracle = WhatsupOracle(adapter, index, image_dir, batch_size or runtime.batch_size())
-    dirs = [d for d in directions if d in ("left", "right")]
+    dirs = whatsup_directions(directions)
     with torch.no_grad():
         return {d: build(adapter, "whatsup", d, dirs, seed, target, max_attempts, oracle,
                          tuples_of=lambda direction, d=d: whatsup_tuples(adapter, index, d, direction, seed,
@@ -251,15 +253,22 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
               image_dir: Path, batch_size: int | None = None, designs=DESIGNS,
-              lm_input_override=None, colour_pool: str = "paper") -> dict[str, pd.DataFrame]:
+              lm_input_override=None, colour_pool: str = "paper", backgrounds=None) -> dict[str, pd.DataFrame]:
     """The designs for one (model, setting), sharing the cached predictions and images.
 
     lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
-    every run (e.g. the ordering ablation), so pairs are golden under that intervention."""
-    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override)
+    every run (e.g. the ordering ablation), so pairs are golden under that intervention. `backgrounds`
+    (App C.8, `stimuli.backgrounds`): every scene stands on its background; the tuples, their seeded order and
+    the prompts are the setting's, and the tables are labelled `<setting>_bg`."""
+    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(), lm_input_override, backgrounds)
     with torch.no_grad():
-        return {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle, colour_pool=colour_pool)
-                for d in designs}
+        tables = {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle,
+                           colour_pool=colour_pool) for d in designs}
+    if backgrounds is not None:
+        from .stimuli.backgrounds import SUFFIX
+        label = setting + SUFFIX
+        tables = {d: df.assign(setting=label, pair=label + df["pair"].str[len(setting):]) for d, df in tables.items()}
+    return tables
 
 
 def golden(pairs: pd.DataFrame) -> pd.DataFrame:

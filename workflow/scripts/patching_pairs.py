@@ -3,6 +3,7 @@ input, golden under the ordering ablation and criss-cross design only (Fig 9, pa
 from pathlib import Path
 
 from dualmech import ablation, models, pairs, snake
+from dualmech.stimuli import backgrounds
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -20,9 +21,13 @@ if setting == "whatsup":   # composites of side objects around a reference, left
                                  snakemake.params.seed, cfg["pairs_per_direction"], cfg["max_attempts"], images,
                                  designs=designs)
 else:
-    tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
+    bank, base = None, backgrounds.base_setting(setting)
+    if base:             # App C.8: the setting's tuples and prompts, every scene on its background
+        bank = backgrounds.load(snakemake.params.backgrounds, snakemake.params.seed, adapter.geometry.canvas_px)
+        log.info("backgrounds: %s", bank.source)
+    tables = pairs.build_all(adapter, base or setting, snakemake.params.directions, snakemake.params.seed,
                              cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
-                             lm_input_override=override, colour_pool=cfg["colour_pool"])
+                             lm_input_override=override, colour_pool=cfg["colour_pool"], backgrounds=bank)
 for design, df in tables.items():
     df.insert(0, "model", model)
     atomic_write(snakemake.output[design], df.to_parquet(index=False))
