@@ -174,7 +174,7 @@ def _dry_run(workdir: Path, cfg: dict, *targets: str) -> str:
     (workdir / "config.yaml").write_text(yaml.safe_dump(base | cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores",
            "1", "-n", *targets]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout + out.stderr
 
