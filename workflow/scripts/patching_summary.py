@@ -10,8 +10,8 @@ last_token = {tuple(c): (lt, cu) for c, lt, cu in zip(snakemake.params.last_toke
 cells = []
 for (m, s), cc_pairs, stats in zip(map(tuple, snakemake.params.cells), inp.cc_pairs, inp.stats):
     run = naturalistic.whatsup_directions(directions) if s == "whatsup" else directions
-    cell = dict(model=m, setting=s, directions=run, counts_criss_cross=patching.pair_counts(pd.read_parquet(cc_pairs), run),
-                stats=pd.read_parquet(stats), kinds=patching.KINDS)
+    cell = dict(model=m, setting=s, directions=run, kinds=patching.KINDS, stats=pd.read_parquet(stats),
+                counts_criss_cross=patching.pair_counts(pd.read_parquet(cc_pairs), run))
     if (m, s) in last_token:             # App C.8 background settings: criss-cross swaps only
         lt_pairs, curves = last_token[m, s]
         cell |= dict(kinds=("last_token",) + patching.KINDS, curves=pd.read_parquet(curves),
