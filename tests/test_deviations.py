@@ -1,6 +1,6 @@
 """The README's deviation table against the configuration: where it says the default follows the authors'
-protocol, the schema default and config.yaml must be the authors' choice; and the three protocol
-details the pipeline once changed silently (colour pool, Pixtral objects, Qwen2-VL COCO resolution)."""
+protocol, the schema default and config.yaml must be the authors' choice; and the protocol details the
+pipeline once changed silently (colour pool, Pixtral objects, Qwen2-VL and Pixtral COCO resolution)."""
 from __future__ import annotations
 
 import re
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The authors' protocol, as the authors ran it: config key -> the value that reproduces it.
 PAPER = {
     "patching.colour_pool": "paper",            # §3.2, §5.3: 7-colour pool with Orange
-    "amplification.coco.resolution": "native",  # §5.7: Qwen2-VL-2B at dynamic resolution
+    "amplification.coco.resolution": "native",  # §5.7: Qwen2-VL-2B and Pixtral at their own resolution
     "patching.strip_width": None,               # §2.2: strips tile the grid (authors' code)
 }
 SWITCH = re.compile(r"`([a-z_]+(?:\.[a-z_]+)+): ([^`]*)`")
@@ -109,3 +109,27 @@ def test_pairs_draw_squares_from_the_seven_colour_pool(tiny, monkeypatch):
     real = llava.token_ids
     monkeypatch.setattr(llava, "token_ids", lambda w: [1, 2] if w in ("Orange", "gray") else real(w))
     assert [e.name for e in pairs.pool(llava, "squares")] == [c for c in seven if c not in ("orange", "gray")]
+
+
+def test_pixtral_sees_coco_photos_at_its_own_resolution(tiny):
+    """Paper §5.7: the authors infer Pixtral's rows x cols from the [IMG]/[IMG_BREAK] layout of each photo at its
+    native resolution; `amplification.coco.resolution: native` does the same (canvas: the square, as before)."""
+    from PIL import Image
+    pix = load_model(ModelSpec(name="pixtral", path=str(tiny["pixtral"])), device="cpu")
+    assert pix.dynamic_resolution
+    p = pix.geometry.px_per_token
+    longest = pix.processor.image_processor.size["longest_edge"]
+    wide, tall = pix.native_grid(2 * longest, longest), pix.native_grid(3 * p, 5 * p)
+    assert wide == (longest // (2 * p), longest // p) and tall == (5, 3)       # down to the longest edge; aspect kept
+    assert pix.native_grid(3 * p + 1, 2 * p) == (2, 4)                           # up to whole patches
+    photo = Image.new("RGB", (3 * p, 5 * p), (200, 30, 30))
+    prepared = pix.prepare([photo, photo], ["The red square is", "The red square is"], grid=tall)
+    ids = prepared.inputs["input_ids"][0]
+    assert prepared.grid_positions.shape == (2, 15) and prepared.inputs["image_sizes"].tolist() == [[5 * p, 3 * p]] * 2
+    brk = pix.tokenizer.convert_tokens_to_ids("[IMG_BREAK]")
+    assert int((ids == brk).sum()) == 4                                          # one break after each row but the last
+    assert prepared.grid_positions[0, 3] - prepared.grid_positions[0, 2] == 2    # row 1 starts after the break
+    square = pix.prepare([photo.resize((pix.geometry.canvas_px,) * 2)], ["The red square is"])
+    assert square.grid_positions.shape == (1, pix.geometry.grid ** 2)
+    row = next(r for r in deviation_rows() if r["paper"].startswith("Pixtral on COCO"))
+    assert row["follows"] == "yes" and "`amplification.coco.resolution: native`" in row["switch"]

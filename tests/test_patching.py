@@ -864,3 +864,28 @@ def test_pair_counts_and_summary_table():
     few, _ = patching.summary_table([dict(cells[0], counts_last_token={"left": 3, "right": 2})], ["left", "right"],
                                     min_pairs=10)
     assert few.set_index("kind").loc["last_token", "status"] == "not testable (n=5 < 10)"
+
+
+def test_summary_table_cells_narrow_kinds_and_directions():
+    """What'sUp cells run left/right only (the other directions read "not run", not "not testable"); App C.8
+    background cells have criss-cross swaps only (no last-token row, no curves needed)."""
+    never = lambda i, k: False                 # noqa: E731
+    kinds = {"strip": lambda i, k: k == 0, "strip_null": never, "object": never, "object_null": never}
+    st = patching.flip_tests(_cc_sweep({"left": (12, kinds)}), {"left": 12, "right": 0}, min_pairs=10)
+    lt = patching.curves(_lt_sweep(["t0", "t2", "t3"], n_pairs=6), seed=0, n_resamples=100)
+    whatsup = dict(model="m", setting="whatsup", directions=["left", "right"], kinds=("last_token",) + patching.KINDS,
+                   counts_criss_cross={"left": 12, "right": 0}, counts_last_token={"left": 6, "right": 6}, stats=st,
+                   curves=lt)
+    background = dict(model="m", setting="squares_bg", kinds=patching.KINDS, stats=st,
+                      counts_criss_cross={"left": 12, "right": 0, "above": 0, "below": 0})
+    long, display = patching.summary_table([whatsup, background], DIRS, min_pairs=10)
+    assert list(zip(long["setting"], long["kind"])) == [("whatsup", "last_token"), ("whatsup", "object"),
+                                                        ("whatsup", "strip"), ("squares_bg", "object"),
+                                                        ("squares_bg", "strip")]
+    w = long[long["setting"] == "whatsup"].set_index("kind")
+    assert w.loc["strip", "significant_left"] == "Embed" and w.loc["strip", "significant_right"] == "not testable"
+    assert w.loc["strip", "significant_above"] == "not run" and w.loc["strip", "significant_below"] == "not run"
+    assert w.loc["last_token", "ordinal_range"] == "0"
+    b = long[long["setting"] == "squares_bg"].set_index("kind")
+    assert b.loc["strip", "significant_sites"] == "Embed" and b.loc["strip", "significant_above"] == "not testable"
+    assert list(display["Pairs"])[:2] == ["12 (6/6/0/0)", "12 (12/0/0/0)"]

@@ -106,6 +106,18 @@ def test_dag_adds_whatsup_to_table1_only_with_data(tmp_path):
             "C.7 probes" in without)
 
 
+def test_dag_adds_whatsup_to_the_patching_summary_and_the_claims(tmp_path):
+    """With data, the patching summary reads What'sUp's last-token curves and criss-cross tests, and the claims
+    rule its sweeps (claims 1 and 4); without, neither asks for them."""
+    targets = ("results/tables/patching_summary.md", "results/tables/claims.md")
+    with_data = _dry_run(tmp_path / "a", {"whatsup_dir": str(_photos(tmp_path / "whatsup"))}, *targets)
+    for f in ("last_token_curves", "criss_cross_stats", "last_token", "criss_cross"):
+        assert f"results/patching/tiny/whatsup/{f}.parquet" in with_data
+    assert "(with What'sUp)" in with_data
+    without = _dry_run(tmp_path / "b", {}, *targets)
+    assert "tiny/whatsup" not in without and "(with What'sUp)" not in without
+
+
 # ================================================================== Figs 3/6/7 on What'sUp
 def test_whatsup_regions_come_from_the_one_data_file():
     assert nat.WHATSUP_BOXES == {"chair": ((48, 60, 12, 24), (16, 60, 24, 40), (48, 60, 40, 52)),

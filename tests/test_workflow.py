@@ -51,8 +51,9 @@ def test_full_run(workdir):
         assert (workdir / f).stat().st_size > 0
     md = (workdir / "results/tables/table1.md").read_text()
     assert "| Model" in md and "tiny-untrained" in md
-    probes = pd.read_csv(workdir / "results/tables/probes.csv")   # 2 models x (squares, grid2) x 2 orientations x 5 sites
-    assert len(probes) == 40 and set(probes["site"]) == {"vision_input", "vision.0", "lm_input", "resid_post.0",
+    probes = pd.read_csv(workdir / "results/tables/probes.csv")   # 2 models x 3 settings x 2 orientations x 5 sites
+    assert set(probes["setting"]) == {"squares", "grid2", "squares_bg"}             # squares_bg: App C.8 (default)
+    assert len(probes) == 60 and set(probes["site"]) == {"vision_input", "vision.0", "lm_input", "resid_post.0",
                                                          "resid_post.1"}
     assert probes["acc"].between(0, 1).all() and (probes.query("setting == 'squares'")["n_ambiguous"] > 0).all()
     for f in ("figures/fig4_tiny_squares.pdf", "figures/fig4_tiny-untrained_grid2.pdf", "figures/probe_depth_tiny.pdf"):

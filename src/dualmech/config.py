@@ -75,6 +75,13 @@ def validate(config: dict, root: Path | str = ".", source: str = "config.yaml", 
             problem = _model_problem(m, str(root / p) if local else p)
             if problem:
                 problems.append((where, f"models/{m['name']}: {problem}"))
+    bg_dir = config["backgrounds"]["image_dir"]
+    if bg_dir:
+        from .stimuli.backgrounds import image_files
+        try:
+            image_files(root / bg_dir)
+        except ValueError as e:
+            problems.append((origin(["backgrounds", "image_dir"]), str(e)))
     if problems:
         _raise(problems)
     twins = [dict(m, name=f"{m['name']}-untrained", path=f"{BUILT_MODELS}/{m['name']}-untrained",

@@ -38,6 +38,12 @@ WHATSUP_REFERENCES = ("chair", "table", "armchair")
 # <obj>_left_of_<ref> shows the object on the right and vice versa.
 WHATSUP_ERRATA: dict[tuple[str, str], str] = {("pillow", "chair"): "swapped"}
 WHATSUP_TEMPLATE = TEMPLATES["whatsup"].replace("{mention}", "{reference}")
+
+
+def whatsup_directions(directions) -> list[str]:
+    """The configured directions a What'sUp composite can be asked about: the photos are horizontal."""
+    return [d for d in directions if d in ("left", "right")]
+
 class DataError(ValueError):
     """Missing or malformed naturalistic data; the message names the file."""
 

@@ -92,10 +92,11 @@ class Oracle:
     (its PNG hashes to the scored item's) is taken from it, and only the other runs go through the model."""
 
     def __init__(self, adapter: VLMAdapter, setting: str, image_dir: Path, batch_size: int,
-                 lm_input_override=None, known: dict | None = None):
+                 lm_input_override=None, known: dict | None = None, backgrounds=None):
         self.adapter, self.setting, self.image_dir, self.batch_size = adapter, setting, Path(image_dir), batch_size
         self.override = lm_input_override
         self.known = known or {}
+        self.backgrounds = backgrounds
         self.geometry = adapter.geometry
         self.images: dict[tuple, object] = {}
         self.saved: dict[tuple, tuple[str, str]] = {}
@@ -107,7 +108,8 @@ class Oracle:
     def image(self, scene: tuple[Entity, ...], orientation: str):
         key = (scene, orientation)
         if key not in self.images:
-            self.images[key] = render_scene(scene, self.geometry.canonical_layout(orientation), self.geometry)
+            bg = None if self.backgrounds is None else self.backgrounds.for_scene([e.name for e in scene], orientation)
+            self.images[key] = render_scene(scene, self.geometry.canonical_layout(orientation), self.geometry, bg)
         return self.images[key]
 
     def png(self, scene: tuple[Entity, ...], orientation: str) -> tuple[bytes, str]:
@@ -205,10 +207,10 @@ def build_whatsup(adapter: VLMAdapter, whatsup_dir, directions, seed: int, targe
                   image_dir: Path, batch_size: int | None = None, designs=DESIGNS) -> dict[str, pd.DataFrame]:
     """Both designs on What'sUp composites, left/right only (the composites are horizontal), golden-filtered as
     the synthetic pairs are."""
-    from .naturalistic import whatsup_index
+    from .naturalistic import whatsup_directions, whatsup_index
     index = whatsup_index(whatsup_dir)
     oracle = WhatsupOracle(adapter, index, image_dir, batch_size or runtime.batch_size(adapter))
-    dirs = [d for d in directions if d in ("left", "right")]
+    dirs = whatsup_directions(directions)
     with torch.inference_mode():
         return {d: build(adapter, "whatsup", d, dirs, seed, target, max_attempts, oracle,
                          tuples_of=lambda direction, d=d: whatsup_tuples(adapter, index, d, direction, seed,
@@ -287,19 +289,26 @@ def build(adapter: VLMAdapter, setting: str, design: str, directions, seed: int,
 
 def build_all(adapter: VLMAdapter, setting: str, directions, seed: int, target: int, max_attempts: int,
               image_dir: Path, batch_size: int | None = None, designs=DESIGNS,
-              lm_input_override=None, colour_pool: str = "paper", known: dict | None = None
+              lm_input_override=None, colour_pool: str = "paper", known: dict | None = None, backgrounds=None
               ) -> dict[str, pd.DataFrame]:
     """The designs for one (model, setting), sharing the cached predictions and images.
 
     lm_input_override(scenes, orientations) -> (B, N*N, D): LM-input values that replace the visual tokens on
     every run (e.g. the ordering ablation), so pairs are golden under that intervention. known: predictions of
-    the canonical items made with the same intervention (`known_predictions`), reused instead of recomputed."""
-    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(adapter), lm_input_override, known)
+    the canonical items made with the same intervention (`known_predictions`), reused instead of recomputed.
+    `backgrounds` (App C.8, `stimuli.backgrounds`): every scene stands on its background; the tuples, their
+    seeded order and the prompts are the setting's, and the tables are labelled `<setting>_bg`."""
+    oracle = Oracle(adapter, setting, image_dir, batch_size or runtime.batch_size(adapter), lm_input_override, known,
+                    backgrounds)
     with torch.inference_mode():
         tables = {d: build(adapter, setting, d, directions, seed, target, max_attempts, oracle,
                            colour_pool=colour_pool) for d in designs}
     log.info("%s %s: %d runs looked up in the canonical predictions, %d run", adapter.spec.name, setting,
              oracle.n_looked_up, len(oracle.results) - oracle.n_looked_up)
+    if backgrounds is not None:
+        from .stimuli.backgrounds import SUFFIX
+        label = setting + SUFFIX
+        tables = {d: df.assign(setting=label, pair=label + df["pair"].str[len(setting):]) for d, df in tables.items()}
     return tables
 
 

@@ -148,10 +148,13 @@ def summary_table(cells: list[dict], directions: Sequence[str], min_pairs: int,
     flips the answer (pooled and per direction) and, for last-token, the Fig 3 transfer ranges.
 
     cells: dicts with model, setting, counts_criss_cross (direction -> n) and stats (the criss-cross flip
-    tests), plus counts_last_token and curves (the last-token curves) when `kinds` has last_token."""
+    tests), plus counts_last_token and curves (the last-token curves) when `kinds` has last_token. A cell may
+    narrow `kinds` (e.g. criss-cross only) and `directions` (What'sUp: left/right); the other directions of the
+    table read "not run" there."""
     rows = []
     for c in cells:
-        for kind in kinds:
+        run = c.get("directions", directions)
+        for kind in c.get("kinds", kinds):
             counts = c["counts_last_token"] if kind == "last_token" else c["counts_criss_cross"]
             n = sum(counts.values())
             testable = n >= min_pairs
@@ -169,6 +172,8 @@ def summary_table(cells: list[dict], directions: Sequence[str], min_pairs: int,
                 labels = st.drop_duplicates("site_index").sort_values("site_index")["site_label"].tolist()
 
                 def sig(direction):
+                    if direction != "all" and direction not in run:
+                        return "not run"
                     s = st[st["direction"] == direction]
                     if s.empty or not bool(s["testable"].iloc[0]):
                         return "not testable"

@@ -46,9 +46,22 @@ if not WHATSUP:
     )
 
 
+# App C.8: the canonical layouts on photo-like backgrounds, settings <setting>_bg (probes + criss-cross swaps).
+from dualmech.stimuli.backgrounds import background_settings
+
+BACKGROUNDS = background_settings(config["backgrounds"]["settings"])
+if not BACKGROUNDS:
+    from snakemake.logging import logger
+
+    logger.info(
+        "backgrounds.settings is empty: the realistic-background control (App C.8) is skipped in Figs 4, 6, 7, the "
+        "probe table, the patching summary and the claims table"
+    )
+
+
 wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
-    setting="|".join(SETTINGS + GRIDS + WHATSUP),
+    setting="|".join(SETTINGS + GRIDS + WHATSUP + BACKGROUNDS),
 
 
 # Cluster runs: rules that only read tables and write figures/tables (seconds each) run where snakemake runs.
@@ -94,11 +107,12 @@ def all_targets():
         "figures/table1_accuracy.pdf",
         "figures/fig1_stimuli.pdf",
         expand("results/tables/probes.{ext}", ext=["csv", "md", "tex"]),
-        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
+        expand("figures/fig4_{model}_{setting}.pdf", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP + BACKGROUNDS),
         [f"figures/probe_depth_{m['name']}.pdf" for m in config["models"] if not m.get("twin_of")],
         expand("results/tables/patching_summary.{ext}", ext=["csv", "md", "tex"]),
         expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7, 9], model=MODELS, setting=SETTINGS),
         expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[3, 6, 7], model=MODELS, setting=WHATSUP),
+        expand("figures/fig{fig}_{model}_{setting}.pdf", fig=[6, 7], model=MODELS, setting=BACKGROUNDS),
         expand("results/tables/table5.{ext}", ext=["csv", "md", "tex"]),
         expand("results/tables/backup_layers.{ext}", ext=["csv", "md", "tex"]),
         "figures/table5_ablation.pdf",

@@ -20,7 +20,7 @@ rule claims:
     params:
         models=MODELS,
         settings=SETTINGS,
-        cells=CELLS,
+        cells=CLAIM_CELLS,
         testbeds=lambda w: {m: ts for m, ts in AMP_TESTBEDS.items()} if AMP_PAIRS else {},
         amp_pairs=AMP_PAIRS,
         min_pairs=config["patching"]["min_pairs"],

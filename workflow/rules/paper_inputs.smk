@@ -33,9 +33,19 @@ def _produced(path):
     return any(r.is_producer(path) for r in workflow.rules)
 
 
-def _cell_files(pattern):
-    files = [pattern.format(model=m, setting=s) for m, s in CELLS]
+def _cell_files(pattern, cells=CELLS):
+    files = [pattern.format(model=m, setting=s) for m, s in cells]
     return files if files and all(_produced(f) for f in files) else []
+
+
+# (model, setting) cells of each per-cell input of the claims rule: the patching sweeps also cover What'sUp
+# (both designs) and the App C.8 background settings (criss-cross only); the ordering ablation the synthetic ones
+CLAIM_CELLS = dict(
+    last_token=LAST_TOKEN_CELLS,
+    criss_cross=CRISS_CROSS_CELLS,
+    criss_cross_stats=CRISS_CROSS_CELLS,
+    ablated_stats=CELLS,
+)
 
 
 def _tables_input(wildcards):
@@ -68,11 +78,10 @@ def _claims_input(wildcards):
     if "table2" in inputs:
         inputs |= dict(amp_baseline=_amp_files("baseline.parquet"), amp_outcomes=_amp_files("outcomes.parquet"))
     if "patching_summary" in inputs:
-        inputs |= dict(
-            last_token=_cell_files("results/patching/{model}/{setting}/last_token.parquet"),
-            criss_cross=_cell_files("results/patching/{model}/{setting}/criss_cross.parquet"),
-            criss_cross_stats=_cell_files("results/patching/{model}/{setting}/criss_cross_stats.parquet"),
-        )
+        inputs |= {
+            name: _cell_files(f"results/patching/{{model}}/{{setting}}/{name}.parquet", CLAIM_CELLS[name])
+            for name in ("last_token", "criss_cross", "criss_cross_stats")
+        }
     if any(f.startswith("figures/fig9_") for f in _final_targets()):
         inputs["ablated_stats"] = _cell_files("results/ablation/{model}/{setting}/criss_cross_stats.parquet")
     return inputs

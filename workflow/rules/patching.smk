@@ -3,6 +3,13 @@
 # the main-text ones are the first model's squares.
 
 PATCHING = "results/patching/{model}/{setting}"
+# patching summary cells: last-token and criss-cross (synthetic settings, What'sUp), criss-cross only (App C.8)
+LAST_TOKEN_CELLS = [(m, s) for m in MODELS for s in SETTINGS + WHATSUP]
+CRISS_CROSS_CELLS = LAST_TOKEN_CELLS + [(m, s) for m in MODELS for s in BACKGROUNDS]
+
+
+def _cells(pattern, cells):
+    return [pattern.format(model=m, setting=s) for m, s in cells]
 
 
 wildcard_constraints:
@@ -30,6 +37,7 @@ rule patching_pairs:
         seed=config["seed"],
         directions=config["directions"],
         data=config["data"],
+        backgrounds=config["backgrounds"],
     message:
         "Counterfactual pairs for {wildcards.model} on {wildcards.setting} (golden-filtered)"
     script:
@@ -110,10 +118,10 @@ rule fig_patching:
 
 rule patching_summary:
     input:
-        lt_pairs=expand(f"{PATCHING}/pairs_last_token.parquet", model=MODELS, setting=SETTINGS),
-        cc_pairs=expand(f"{PATCHING}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
-        curves=expand(f"{PATCHING}/last_token_curves.parquet", model=MODELS, setting=SETTINGS),
-        stats=expand(f"{PATCHING}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
+        lt_pairs=_cells(f"{PATCHING}/pairs_last_token.parquet", LAST_TOKEN_CELLS),
+        curves=_cells(f"{PATCHING}/last_token_curves.parquet", LAST_TOKEN_CELLS),
+        cc_pairs=_cells(f"{PATCHING}/pairs_criss_cross.parquet", CRISS_CROSS_CELLS),
+        stats=_cells(f"{PATCHING}/criss_cross_stats.parquet", CRISS_CROSS_CELLS),
     output:
         csv="results/tables/patching_summary.csv",
         md=report(
@@ -128,10 +136,13 @@ rule patching_summary:
     conda:
         ENV
     params:
-        cells=[(m, s) for m in MODELS for s in SETTINGS],
+        cells=CRISS_CROSS_CELLS,
+        last_token_cells=LAST_TOKEN_CELLS,
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
     message:
         "Causal-mediation summary: significant flip sites and Fig 3 transfer ranges"
+        + (" (with What'sUp)" if WHATSUP else "")
+        + (f" (with the App C.8 background settings {BACKGROUNDS})" if BACKGROUNDS else "")
     script:
         "../scripts/patching_summary.py"

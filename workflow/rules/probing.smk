@@ -9,6 +9,7 @@ STORE = "results/activations/{model}/{imageset}"
 # image sets a (model, setting) probe reads: the canonical set, plus the shifted control for relation settings
 PROBE_SETS = {s: [s] + ([f"{s}_shifted"] if s in SETTINGS and PROBING["shifts"] else []) for s in SETTINGS + GRIDS}
 PROBE_SETS.update({s: [s] for s in WHATSUP})  # App C.7: What'sUp composites (horizontal only, no shifted control)
+PROBE_SETS.update({s: [s] for s in BACKGROUNDS})  # App C.8: canonical layouts on backgrounds (no shifted control)
 
 
 rule shifted_stimuli:
@@ -44,7 +45,7 @@ rule extract_activations:
     log:
         "results/logs/extract_activations/{model}/{imageset}.log",
     wildcard_constraints:
-        imageset="|".join(SETTINGS + GRIDS + WHATSUP + [f"{s}_shifted" for s in SETTINGS]),
+        imageset="|".join(SETTINGS + GRIDS + WHATSUP + BACKGROUNDS + [f"{s}_shifted" for s in SETTINGS]),
     conda:
         ENV
     resources:
@@ -122,7 +123,11 @@ rule probe_depth:
 
 rule probe_table:
     input:
-        expand("results/probes/{model}/{setting}.parquet", model=MODELS, setting=SETTINGS + GRIDS + WHATSUP),
+        expand(
+            "results/probes/{model}/{setting}.parquet",
+            model=MODELS,
+            setting=SETTINGS + GRIDS + WHATSUP + BACKGROUNDS,
+        ),
     output:
         csv="results/tables/probes.csv",
         md=report("results/tables/probes.md", caption="../report/probes.rst", category="Probing"),

@@ -16,6 +16,7 @@ rule stimuli:
         directions=config["directions"],
         grid_images=config["grid_images"],
         data=config["data"],
+        backgrounds=config["backgrounds"],
     message:
         "Rendering {wildcards.setting} stimuli for {wildcards.model}"
     script:

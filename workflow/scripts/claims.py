@@ -13,7 +13,7 @@ def table(name):
 
 def per_cell(name):
     files = list(getattr(inp, name)) if hasattr(inp, name) else []
-    return {cell: pd.read_parquet(f) for cell, f in zip(map(tuple, par.cells), files)}
+    return {cell: pd.read_parquet(f) for cell, f in zip(map(tuple, par.cells[name]), files)}
 
 
 def files(name):

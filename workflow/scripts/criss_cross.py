@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualmech import ablation, models, pairs, patching, snake
+from dualmech import ablation, models, naturalistic, pairs, patching, snake
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -17,7 +17,7 @@ if "references" in snakemake.input.keys():
     refs = {k: v.to(adapter.device) for k, v in ablation.load_references(snakemake.input.references).items()}
     override = ablation.scene_values(adapter.geometry, refs)
 whatsup = snakemake.wildcards.setting == "whatsup"      # per-reference regions (config/whatsup_regions.yaml)
-directions = [d for d in snakemake.params.directions if d in ("left", "right")] if whatsup else snakemake.params.directions
+directions = naturalistic.whatsup_directions(snakemake.params.directions) if whatsup else snakemake.params.directions
 variants = patching.whatsup_criss_cross_variants(adapter.geometry, cfg["null_draws"], seed)[:2] if whatsup else None
 sweep = patching.criss_cross(adapter, model, golden, Path(snakemake.input.images), cfg["strip_width"],
                              cfg["null_draws"], seed, lm_input_override=override, variants=variants)

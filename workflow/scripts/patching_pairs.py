@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from dualmech import ablation, models, pairs, snake
+from dualmech.stimuli import backgrounds
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -23,9 +24,13 @@ if setting == "whatsup":   # composites of side objects around a reference, left
                                  snakemake.params.seed, cfg["pairs_per_direction"], cfg["max_attempts"], images,
                                  designs=designs)
 else:
-    tables = pairs.build_all(adapter, setting, snakemake.params.directions, snakemake.params.seed,
+    bank, base = None, backgrounds.base_setting(setting)
+    if base:             # App C.8: the setting's tuples and prompts, every scene on its background
+        bank = backgrounds.load(snakemake.params.backgrounds, snakemake.params.seed, adapter.geometry.canvas_px)
+        log.info("backgrounds: %s", bank.source)
+    tables = pairs.build_all(adapter, base or setting, snakemake.params.directions, snakemake.params.seed,
                              cfg["pairs_per_direction"], cfg["max_attempts"], images, designs=designs,
-                             lm_input_override=override, colour_pool=cfg["colour_pool"],
+                             lm_input_override=override, colour_pool=cfg["colour_pool"], backgrounds=bank,
                              known=pairs.known_predictions(pd.read_parquet(snakemake.input.stimuli),
                                                            pd.read_parquet(snakemake.input.predictions), column))
 for design, df in tables.items():

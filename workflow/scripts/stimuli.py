@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from dualmech import models, naturalistic, snake
-from dualmech.stimuli import grid_items, relation_items
+from dualmech.stimuli import backgrounds, grid_items, relation_items
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -13,6 +13,11 @@ out = Path(snakemake.output.images)
 if setting == "whatsup":   # Table 1's What'sUp column: every composite of side objects the model names in one token
     items = naturalistic.whatsup_items(snakemake.params.data["whatsup_dir"], geometry, out, adapter.is_one_token_name,
                                        strict=False)
+elif backgrounds.base_setting(setting):   # App C.8: the canonical layouts on photo-like backgrounds
+    bank = backgrounds.load(snakemake.params.backgrounds, snakemake.params.seed, geometry.canvas_px)
+    items = relation_items(backgrounds.base_setting(setting), geometry, palette, out, snakemake.params.directions,
+                           exclude=adapter.exclude_objects, backgrounds=bank).assign(setting=setting)
+    log.info("backgrounds: %s", bank.source)
 elif setting.startswith("grid"):
     items = grid_items(int(setting[4:]), snakemake.params.grid_images, geometry, palette, out, snakemake.params.seed)
 else:

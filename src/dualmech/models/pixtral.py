@@ -9,6 +9,9 @@ them (pixel_values, image_sizes, the expanded placeholder rows).
 
 Vision-encoder sites: the tower runs every image's patches as one sequence (1, B*P, D), row-major per
 image, so grid cell (r, c) is patch (r, c) (Mistral 3 adds a k x k merge, see `merge`).
+Naturalistic photos (COCO, paper §5.7) are seen at Pixtral's own resolution, as the authors run it: the
+image processor's aspect-preserving resize (down to its longest edge, up to whole patches), a rows x cols
+grid per photo (`native_grid`, `prepare(..., grid=(rows, cols))`).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class PixtralAdapter(VLMAdapter):
     resumable = True
     default_palette = "orange"     # paper §3.2: Pixtral confuses brown with the red cross
     default_exclude_objects = ("bomb",)   # paper §3.4: the authors drop "bomb" for Pixtral (840 Objects items)
+    dynamic_resolution = True
 
     @classmethod
     def handles(cls, config) -> bool:
@@ -48,7 +52,17 @@ class PixtralAdapter(VLMAdapter):
                                    f"tower's maximum image size {vc.image_size}")
         return grid, px
 
-    def processor_inputs(self, images, texts) -> dict:
+    def native_grid(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols) of visual tokens for a width x height photo at the tower's own resolution, as the image
+        processor itself sizes it."""
+        from PIL import Image
+        p = self._patch_px()
+        h, w = self.processor.image_processor(images=[Image.new("RGB", (width, height))], patch_size=p,
+                                              return_tensors="pt")["image_sizes"][0].tolist()
+        return h // p, w // p
+
+    def processor_inputs(self, images, texts, native: bool = False) -> dict:
+        """`native` changes nothing here: the image processor sizes each image itself (a canvas stays as it is)."""
         cfg, tok, p = self.processor.config, self.tokenizer, self._patch_px()
         img = cfg.get("image_token", "[IMG]")
         brk, end = cfg.get("image_break_token", "[IMG_BREAK]"), cfg.get("image_end_token", "[IMG_END]")

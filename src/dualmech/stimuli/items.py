@@ -19,11 +19,12 @@ def _save(img, path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 def relation_items(setting: str, geometry: Geometry, palette: str, out_dir: Path,
-                   directions=DIRECTIONS, exclude=()) -> pd.DataFrame:
+                   directions=DIRECTIONS, exclude=(), backgrounds=None) -> pd.DataFrame:
     """One row per (ordered triple, direction); one image per (triple, orientation).
 
     The reference is always the middle entity; the answer sits in slot 0 (left/above) or slot 2
     (right/below). Image paths in the table are relative to `out_dir`. `exclude` drops objects by name.
+    `backgrounds` (`backgrounds.Backgrounds`, App C.8) replaces the white canvas by the scene's background.
     """
     ents = entities(setting, palette, exclude)
     rows = []
@@ -34,7 +35,8 @@ def relation_items(setting: str, geometry: Geometry, palette: str, out_dir: Path
             layout = geometry.canonical_layout(orientation)
             if (t, orientation) not in images:
                 rel = f"{orientation}/{t:04d}.png"
-                images[t, orientation] = rel, _save(render_scene(triple, layout, geometry), out_dir / rel)
+                bg = None if backgrounds is None else backgrounds.for_scene([e.name for e in triple], orientation)
+                images[t, orientation] = rel, _save(render_scene(triple, layout, geometry, bg), out_dir / rel)
             rel, sha = images[t, orientation]
             rows.append(dict(item=f"{setting}-{direction}-{t:04d}", setting=setting, direction=direction,
                              orientation=orientation, triple=t,
