@@ -24,8 +24,8 @@ MODELS = [m["name"] for m in config["models"]]
 SETTINGS = config["settings"]
 GRIDS = [f"grid{k}" for k in config["grids"]]
 ENV = "../../envs/dualmech.yaml"
-# The figure code, an input of every rule that draws a figure: editing a figure (a colour in plots/style.py) reruns
-# the figure and table rules that use it, never a model job.
+# The figure code is an input of every figure-drawing rule, so editing a figure (a colour in plots/style.py)
+# reruns the figure and table rules that use it, never a model job.
 PLOT_CODE = sorted(str(p) for p in (Path(workflow.basedir) / "src/dualmech/plots").glob("*.py"))
 
 
@@ -83,6 +83,17 @@ localrules:
     paper,
     download_coco,
     download_whatsup,
+
+
+def cell_files(pattern, cells):
+    """`pattern` filled in for every (model, setting) cell."""
+    return [pattern.format(model=m, setting=s) for m, s in cells]
+
+
+def stage1_input(wildcards):
+    """A two-stage organism's stage-2 training reads the stage-1 vision tower (workflow/rules/organism.smk)."""
+    two_stage = config["organism"]["variants"][wildcards.organism]["recipe"] == "two-stage"
+    return {"stage1": "results/models/organism-stage1"} if two_stage else {}
 
 
 def model_entry(name):

@@ -5,11 +5,6 @@
 ORGANISMS = config["organism"]["variants"]
 
 
-def stage1_input(wildcards):
-    two_stage = ORGANISMS[wildcards.organism]["recipe"] == "two-stage"
-    return {"stage1": "results/models/organism-stage1"} if two_stage else {}
-
-
 rule pretrain_vision:
     output:
         directory("results/models/organism-stage1"),

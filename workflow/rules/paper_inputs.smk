@@ -34,7 +34,7 @@ def _produced(path):
 
 
 def _cell_files(pattern, cells=CELLS):
-    files = [pattern.format(model=m, setting=s) for m, s in cells]
+    files = cell_files(pattern, cells)
     return files if files and all(_produced(f) for f in files) else []
 
 

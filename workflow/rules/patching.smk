@@ -8,10 +8,6 @@ LAST_TOKEN_CELLS = [(m, s) for m in MODELS for s in SETTINGS + WHATSUP]
 CRISS_CROSS_CELLS = LAST_TOKEN_CELLS + [(m, s) for m in MODELS for s in BACKGROUNDS]
 
 
-def _cells(pattern, cells):
-    return [pattern.format(model=m, setting=s) for m, s in cells]
-
-
 wildcard_constraints:
     fig="3|6|7|9",
 
@@ -118,10 +114,10 @@ rule fig_patching:
 
 rule patching_summary:
     input:
-        lt_pairs=_cells(f"{PATCHING}/pairs_last_token.parquet", LAST_TOKEN_CELLS),
-        curves=_cells(f"{PATCHING}/last_token_curves.parquet", LAST_TOKEN_CELLS),
-        cc_pairs=_cells(f"{PATCHING}/pairs_criss_cross.parquet", CRISS_CROSS_CELLS),
-        stats=_cells(f"{PATCHING}/criss_cross_stats.parquet", CRISS_CROSS_CELLS),
+        lt_pairs=cell_files(f"{PATCHING}/pairs_last_token.parquet", LAST_TOKEN_CELLS),
+        curves=cell_files(f"{PATCHING}/last_token_curves.parquet", LAST_TOKEN_CELLS),
+        cc_pairs=cell_files(f"{PATCHING}/pairs_criss_cross.parquet", CRISS_CROSS_CELLS),
+        stats=cell_files(f"{PATCHING}/criss_cross_stats.parquet", CRISS_CROSS_CELLS),
     output:
         csv="results/tables/patching_summary.csv",
         md=report(
