@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from dualmech import amplification as amp
+from dualmech import amplification_tables
 from dualmech import naturalistic as nat
 from dualmech.stimuli import Geometry
 
@@ -621,7 +622,7 @@ def test_coco_box_status_is_counted_and_reported(coco, tmp_path):
     assert (items["probe_ok"] == (items["box_status"] == "ok")).all()
     counts = amp._box_status(items)
     assert counts == {"missing box": 1, "ok": 3, "side check failed": 1}
-    note = amp._notes(dict(items=5, probes={}, box_status=counts), n_fail=2)
+    note = amplification_tables._notes(dict(items=5, probes={}, box_status=counts), n_fail=2)
     assert note == "2 of 5 items give no probe rows (1 missing box, 1 side check failed); they are still asked"
     # on a 2 x 2 grid the cup (x 0.3-0.7 of its photo) covers no token centre (0.25, 0.75)
     tiny = nat.coco_items(coco, G, tmp_path / "t", native_grid=lambda w, h: (2, 2))

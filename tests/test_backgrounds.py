@@ -76,7 +76,7 @@ def test_backgrounds_from_a_photo_directory(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match="no .jpg/.jpeg/.png image in"):
         bg.image_files(empty)
-    cfg = {"models": [{"name": "m", "path": "models/organism"}], "backgrounds": {"image_dir": str(empty)}}
+    cfg = {"models": [{"name": "m", "path": "models/organism-lm"}], "backgrounds": {"image_dir": str(empty)}}
     with pytest.raises(ConfigError, match="no .jpg/.jpeg/.png image in"):
         validate(cfg, REPO, check_models=False)
     assert validate(dict(cfg, backgrounds={"image_dir": str(d)}), REPO, check_models=False)["backgrounds"] == dict(
