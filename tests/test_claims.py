@@ -124,6 +124,22 @@ def test_claim6_missing_input_is_not_run():
     assert cl.claim6("m", "squares", flip_stats(0.05, 0.05))["verdict"] == cl.NOT_SUPPORTED
 
 
+def test_claim6_at_chance_under_the_ablation_is_not_supported():
+    """A model that answers below chance under the ablation has no working backup: too few golden pairs must not
+    turn that into 'not testable' (organism-vision: ablated accuracy 0.18). Above chance, too few pairs stay
+    not testable."""
+    few = flip_stats(np.nan, np.nan, n=3, testable=False)
+    dead = cl.claim6("m", "squares", few, table5(1.0, 0.18, 1e-30))
+    assert dead["verdict"] == cl.NOT_SUPPORTED and "chance" in dead["reason"] and dead["p"] > 0.99
+    assert "0.18" in dead["note"]
+    alive = cl.claim6("m", "squares", few, table5(1.0, 0.8, 1e-30))
+    assert alive["verdict"] == cl.NOT_TESTABLE and "few" in alive["reason"]
+    # flips in the LM but the ablated model is at chance: still no backup that answers
+    backup = flip_stats(0.05, 0.05, sig_object=(False, True, False))
+    assert cl.claim6("m", "squares", backup, table5(1.0, 0.34, 1e-30))["verdict"] == cl.NOT_SUPPORTED
+    assert cl.claim6("m", "squares", backup, table5(1.0, 0.6, 1e-30))["verdict"] == cl.SUPPORTED
+
+
 def last_token_sweep(ordinal: bool, n: int = 40, seed: int = 0, attribute_early: bool = True) -> pd.DataFrame:
     """Four sites: clean answer on top, then t2 (if `ordinal`) or t0, then t3 (if `attribute_early`) or t2,
     then t3 at the last site (where it is on top by construction)."""

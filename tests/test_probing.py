@@ -235,3 +235,45 @@ def test_figures_render(tmp_path):
     plots.fig4_heatmaps(meta, {"horizontal/lm_input": heat, "horizontal/objects": objects}, tmp_path / "f4.pdf", "t")
     for f in ("depth.pdf", "f4.pdf"):
         assert (tmp_path / f).read_bytes()[:5] == b"%PDF-" and (tmp_path / f).stat().st_size > 5000
+
+
+# ------------------------------------------------------------------ the strip score's probe
+def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0):
+    """Activations where every token carries a strong absolute position code (a random vector per cell, as
+    position embeddings do) and a weaker relative slot code on object tokens AND on the background tokens of
+    their strips, plus identity: strips are there by construction."""
+    import itertools
+    cols = ["red", "green", "blue", "yellow", "purple", "cyan"]
+    ids = {c: i for i, c in enumerate(cols)}
+    rows = []
+    for t, triple in enumerate(itertools.permutations(cols, 3)):
+        for shift in shifts:
+            lay = GEO.canonical_layout("horizontal") if shift == 0 else shifted_layout(GEO, "horizontal", shift)
+            rows.append(dict(triple=t, e0=triple[0], e1=triple[1], e2=triple[2], shift=shift,
+                             slots=json.dumps([list(c) for c in lay])))
+    rows = pd.DataFrame(rows)
+    lab = probing.relation_labels(rows, GEO, "horizontal", ids)
+    g = np.random.default_rng(seed)
+    n, t = lab.obj.shape
+    X = np.zeros((n, t, 32 + 3 + 6), np.float32)
+    X[:, :, :32] = 3.0 * g.normal(size=(t, 32))[None]                   # absolute position code
+    slot = np.where(lab.obj >= 0, lab.obj, lab.strip_label)
+    for k in range(3):
+        X[:, :, 32 + k] = 0.5 * (slot == k)                             # the slot code, background strips included
+    for e in range(6):
+        X[:, :, 35 + e] = lab.entity == e
+    X += 0.3 * g.normal(size=X.shape)
+    data = probing.ImageSet(X, lab, rows["triple"].to_numpy(), rows["shift"].to_numpy() == 0)
+    return probing.analyse_site(data, "squares", "horizontal", 3, 0.25, 1.0, 0, 6, 200, 200)[0]
+
+
+def test_strip_score_reads_strips_that_a_canonical_probe_misses():
+    """On canonical layouts slot = cell, so a probe fitted there reads the position code and misses the strips
+    (organism-vision's LM input: 0.04); the probe trained on canonical + shifted layouts must read the slot code
+    and finds them. Old rule (strip score from the canonical probe whatever the setting): -0.03, p = 1."""
+    row = _strips_behind_a_position_code()
+    assert row["strip_score"] > 0.1 and row["strip_lo"] > 0 and row["strip_p"] < 0.01
+    assert row["strip_probe"] == "canonical+shifted"
+    # without a shifted control only the canonical probe exists, and it is fooled here (stated, not hidden)
+    canonical = _strips_behind_a_position_code(shifts=(0,))
+    assert canonical["strip_probe"] == "canonical" and canonical["strip_score"] < 0.05 and canonical["strip_p"] > 0.05

@@ -16,7 +16,11 @@ over held-out images:
   P(probe says k | background token outside k's strip), averaged over classes (0 = no strip, 1 = perfect
   strips); a strip is the full-height columns (horizontal) / full-width rows (vertical) of the object,
   `strip_width` tokens wide (default: the object's own width; `Geometry.strip_cells`); permutation test
-  shuffling the probe's predictions among the background tokens of each image, Holm across sites;
+  shuffling the probe's predictions among the background tokens of each image, Holm across sites. Read on
+  held-out canonical images, by the probe trained on canonical + shifted layouts where the setting has the
+  shifted control (`strip_probe`): on canonical layouts slot = cell, so a canonical-only probe may read the
+  cell rather than the ordering code and then miss strips the code draws on background tokens (the Fig 4
+  heat maps stay the canonical probe's, as in the paper);
 - position-ambiguous tokens: with the canonical (fixed) layout every object token's label is a function of
   its cell, so these exist only with varied layouts. The shifted-layout control (triple translated by
   +-k tokens) supplies them: a probe trained on canonical + shifted images (split by triple) is scored on
@@ -363,6 +367,14 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     conf = {key: np.zeros(n) for key in ("n", "rel", "abs", "pos_rel")}
     perm_pred, perm_rows = [], []
     heat, heat_n = np.zeros((k, t)), 0
+
+    def add_strips(rows, pred, pos_pred):
+        sub = lab.take(rows)
+        for acc_c, p in ((strip_c, pred), (pos_strip_c, pos_pred)):
+            for a, c in zip(acc_c, strip_counts(p, sub.strip, sub.background)):
+                np.add.at(a, rows, c)
+        perm_pred.append(pred)
+        perm_rows.append(rows)
     for s in range(seeds):
         test = split(data.group, test_fraction, root_seed, setting, s)
         tr_c, te_c = canon[~test[canon]], canon[test[canon]]
@@ -382,13 +394,8 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         pos_probe = _fit(positions, tr_c, lab.obj, C)
         pos_pred = _apply(pos_probe, positions, te_c).argmax(-1)
         np.add.at(acc["pos"], te_c, ((pos_pred == obj) & (obj >= 0)).sum(1))
-        sub = lab.take(te_c)
-        for acc_c, p in ((strip_c, pred), (pos_strip_c, pos_pred)):
-            for a, c in zip(acc_c, strip_counts(p, sub.strip, sub.background)):
-                np.add.at(a, te_c, c)
-        perm_pred.append(pred)
-        perm_rows.append(te_c)
         if not shifted_any:
+            add_strips(te_c, pred, pos_pred)
             continue
         # shifted control: the canonical probe on shifted test images (absolute vs relative) ...
         te_s = np.flatnonzero(test & ~data.canonical)
@@ -415,6 +422,10 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         np.add.at(amb["sn"], te, a_strip.sum(1))
         np.add.at(amb["shit"], te, (a_strip & (mp == sl)).sum(1))
         np.add.at(amb["spos"], te, (a_strip & (mpp == sl)).sum(1))
+        # the strip score reads the canonical held-out images with this probe: trained where slot != cell, it
+        # cannot pass the cell off as the order (a canonical-only probe can, and then misses strips)
+        on_canon = data.canonical[te]
+        add_strips(te[on_canon], mp[on_canon], mpp[on_canon])
 
     # bootstrap / sign-flip units: groups (a triple's canonical + shifted images; a grid image)
     units, unit_of = np.unique(data.group, return_inverse=True)
@@ -445,6 +456,7 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     row["strip_p"] = strip_permutation_p(np.concatenate(perm_pred), lab.strip[rows_p], lab.background[rows_p],
                                          n_perm, root_seed, setting, orientation, *tag)
     row["pos_strip_score"] = float(strip_stat(*(pick(a).sum(0) for a in pos_strip_c)))
+    row["strip_probe"] = "canonical+shifted" if shifted_any else "canonical"
     notes = []
     row["shifted_acc"] = ratio(pick(amb["shifted_hit"]), pick(amb["shifted_n"]), w)[0] if shifted_any else np.nan
     row["n_ambiguous"] = int(amb["n"].sum())
