@@ -138,6 +138,9 @@ def test_claim6_at_chance_under_the_ablation_is_not_supported():
     backup = flip_stats(0.05, 0.05, sig_object=(False, True, False))
     assert cl.claim6("m", "squares", backup, table5(1.0, 0.34, 1e-30))["verdict"] == cl.NOT_SUPPORTED
     assert cl.claim6("m", "squares", backup, table5(1.0, 0.6, 1e-30))["verdict"] == cl.SUPPORTED
+    # a model at chance before the ablation (the untrained twin) has nothing to back up: not testable, as claim 5
+    twin = cl.claim6("m", "squares", few, table5(0.0, 0.0, 1.0))
+    assert twin["verdict"] == cl.NOT_TESTABLE and "clean accuracy not above chance" in twin["reason"]
 
 
 def last_token_sweep(ordinal: bool, n: int = 40, seed: int = 0, attribute_early: bool = True) -> pd.DataFrame:

@@ -60,34 +60,52 @@ def test_full_run(workdir):
         assert (workdir / f).stat().st_size > 0
 
 
-def test_figure_edit_reruns_only_figure_and_table_rules(workdir, tmp_path):
-    """After the tiny run, a colour change in plots/style.py makes `snakemake -n` list figure and table rules only
-    (the figure code is an input of every rule that draws): no model forward is repeated."""
-    code = tmp_path / "code"       # the workflow copied with its file times, so that the edit stays out of the repo
+def _rules_after_edit(workdir: Path, tmp_path: Path, edited: str) -> set[str]:
+    """The rules `snakemake -n` lists after a comment is appended to `edited` (a file under src/dualmech), in a
+    copy of the workflow with its file times, so that the edit stays out of the repo."""
+    code = tmp_path / "code"
     for part in ("Snakefile", "workflow", "profiles", "config", "src/dualmech"):
         (code / part).parent.mkdir(parents=True, exist_ok=True)
         if (REPO / part).is_file():
             shutil.copy2(REPO / part, code / part)
         else:
             shutil.copytree(REPO / part, code / part, copy_function=shutil.copy2)
-    # every default rerun trigger but `input`, which would fire only because the copy's plot files have new paths
+    # every default rerun trigger but `input`, which would fire only because the copy's code files have new paths
     # (Snakemake compares input file contents, so only a real edit, not a touch, counts as one)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(code / "Snakefile"), "--directory", str(workdir), "-n",
            "--rerun-triggers", "mtime", "code", "params", "software-env"]
     before = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert before.returncode == 0 and "Nothing to be done" in before.stdout + before.stderr, before.stdout[-2000:]
-    style = code / "src/dualmech/plots/style.py"
-    style.write_text(style.read_text() + "\n# a colour changed\n")
+    path = code / edited
+    path.write_text(path.read_text() + "\n# an edit\n")
     after = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert after.returncode == 0, after.stderr[-2000:]
     log = after.stdout + after.stderr
-    assert "Job stats" in log, "nothing reruns after the edit: the figures would stay stale"
+    assert "Job stats" in log, f"nothing reruns after editing {edited}: its outputs would stay stale"
     stats = log[log.index("Job stats"):log.index("Reasons:")]
-    rules = set(re.findall(r"^(\w+)\s+\d+$", stats, re.M)) - {"total", "all"}
-    local = set(re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "workflow/rules/common.smk").read_text(),
-                          re.M).group(1).replace(",", "").split())
+    return set(re.findall(r"^(\w+)\s+\d+$", stats, re.M)) - {"total", "all"}
+
+
+LOCAL_RULES = set(re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "workflow/rules/common.smk").read_text(),
+                            re.M).group(1).replace(",", "").split())
+
+
+def test_figure_edit_reruns_only_figure_and_table_rules(workdir, tmp_path):
+    """After the tiny run, a colour change in plots/style.py makes `snakemake -n` list figure and table rules only
+    (the figure code is an input of every rule that draws): no model forward is repeated."""
+    rules = _rules_after_edit(workdir, tmp_path, "src/dualmech/plots/style.py")
     assert {"fig_patching", "fig4", "probe_depth", "table1", "table5", "fig1_stimuli"} <= rules
-    assert rules <= local, f"not figure or table rules: {sorted(rules - local)}"
+    assert rules <= LOCAL_RULES, f"not figure or table rules: {sorted(rules - LOCAL_RULES)}"
+
+
+def test_verdict_edit_regenerates_the_claims_and_validation_tables(workdir, tmp_path):
+    """A changed verdict rule (dualmech/claims.py) must regenerate the claims and validation tables (and, where
+    organisms are analysed, `validation_organisms`; not in the tiny DAG), and repeat no forward of the models
+    under study (the planted fixtures' own validation run is one of those tables): a stale verdict is never
+    kept."""
+    rules = _rules_after_edit(workdir, tmp_path, "src/dualmech/claims.py")
+    assert {"claims", "validation", "paper"} <= rules
+    assert rules <= LOCAL_RULES | {"validation", "validation_organisms"}, sorted(rules - LOCAL_RULES)
 
 
 def _result_bytes(wd: Path) -> dict[str, bytes]:

@@ -146,7 +146,8 @@ CLAIMS = {c.number: c for c in [
           "one-sided exact sign test vs a random-region swap per LM layer; no significant flip at Embed; and the "
           "ablated model still answers above chance (Table 5: one-sided exact binomial test)",
           "the object swap flips no more often than a random-region swap at any LM layer, or the ablated model "
-          "answers at chance (no backup that works: not supported, however few golden pairs remain)",
+          "answers at chance although it answers above chance clean (no backup that works: not supported, "
+          "however few golden pairs remain)",
           f"Holm-adjusted p < {ALPHA} at some LM layer, no significant flip at Embed, and ablated accuracy above "
           f"chance (p < {ALPHA})",
           "Holm over the LM layers (existential claim)",
@@ -410,14 +411,18 @@ def claim4(model: str, setting: str, stats: pd.DataFrame | None, sweep: pd.DataF
 
 def claim6(model: str, setting: str, ablated_stats: pd.DataFrame | None, table5: pd.DataFrame | None = None) -> dict:
     """ablated_stats: the criss-cross flip tests with the ordering ablation on both runs (Fig 9); table5: the
-    ablated accuracy. A backup ordering that does not answer is no backup: where the ablated model is not above
-    chance the claim is not supported, whatever the (then few) golden pairs would show."""
+    clean and ablated accuracies. A backup ordering that does not answer is no backup: where a model that is
+    above chance clean answers at chance under the ablation, the claim is not supported, whatever the (then
+    few) golden pairs would show; a model at chance clean has nothing to back up (not testable, as claim 5)."""
     if ablated_stats is None:
         return not_testable(6, model, setting, NOT_RUN)
     r = None if table5 is None else table5[(table5["model"] == model) & (table5["setting"] == setting)
                                            & (table5["direction"] == "all")]
     if r is not None and len(r) and int(r["n"].iloc[0]) > 0:
         n, acc = int(r["n"].iloc[0]), float(r["accuracy_ablated"].iloc[0])
+        if not wilson(int(round(r["accuracy_clean"].iloc[0] * n)), n)[0] > CHANCE:     # as claim 5
+            return not_testable(6, model, setting, "clean accuracy not above chance: no ordering to back up",
+                                note=f"clean accuracy {_f(float(r['accuracy_clean'].iloc[0]))}")
         p_chance = _binom_greater(int(round(acc * n)), n, CHANCE)
         if not p_chance < ALPHA:
             return _row(6, model, setting, NOT_SUPPORTED, p=p_chance, reason="the ablated model answers at chance",

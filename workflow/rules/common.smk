@@ -27,6 +27,9 @@ ENV = "../../envs/dualmech.yaml"
 # The figure code is an input of every figure-drawing rule, so editing a figure (a colour in plots/style.py)
 # reruns the figure and table rules that use it, never a model job.
 PLOT_CODE = sorted(str(p) for p in (Path(workflow.basedir) / "src/dualmech/plots").glob("*.py"))
+# The verdict code is an input of the rules that decide claims, so a changed rule (a threshold, a test) always
+# regenerates the claims and validation tables: a stale verdict is never kept.
+VERDICT_CODE = [str(Path(workflow.basedir) / f"src/dualmech/{m}.py") for m in ("claims", "stats", "validation")]
 
 
 # What'sUp composites join Table 1, Figs 3/6/7 and the App C.7 probes only when data.whatsup_dir names the photos

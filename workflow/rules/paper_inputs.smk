@@ -65,7 +65,7 @@ def _tables_input(wildcards):
 
 def _claims_input(wildcards):
     """The result tables, and the per-item files the control gate pairs a model with its control on."""
-    inputs = _tables_input(wildcards)
+    inputs = _tables_input(wildcards) | {"code": VERDICT_CODE}
     if "probes" in inputs:
         inputs["probe_units"] = [
             f"results/probes/{m}/{s}_units.parquet" for m in MODELS for s in SETTINGS + GRIDS + WHATSUP

@@ -9,6 +9,7 @@ REPO = Path(workflow.basedir)
 rule validation:
     input:
         expected=str(REPO / VALIDATION["expected"]),
+        code=VERDICT_CODE,
     output:
         csv="results/tables/validation.csv",
         md=report(
@@ -46,6 +47,7 @@ VALIDATED_ORGANISMS = [
 rule validation_organisms:
     input:
         expected=str(REPO / VALIDATION["expected"]),
+        code=VERDICT_CODE,
         claims="results/tables/claims.csv",
     output:
         csv="results/tables/validation_organisms.csv",
