@@ -96,3 +96,42 @@ def test_table5_own_slot_control_columns():
     assert t.loc["all", "drop_vs_control"] == pytest.approx(5 / 6 - 0.5)
     assert t.loc["all", "mcnemar_control_p"] == pytest.approx(0.5)    # 2 discordant pairs, both one way
     assert "Own-slot control [95% CI]" in ablation.table5_display(t.reset_index()).columns
+
+
+# LLaVA-OneVision's image_newline token comes with the tower's output: its text-only forward differs, so it keeps
+# the full forward (the parity check decides it; every other family's text-only forward is exact)
+TOWER_NEEDED = {"llava_onevision"}
+
+
+def test_ablation_skips_the_vision_tower_with_the_same_results(adapter, tmp_path, monkeypatch):
+    """Every visual token is overwritten, so the ablation's forwards skip the vision tower (counted by a hook on
+    its first block) and give the same logits and predictions as with the tower forced on."""
+    from types import SimpleNamespace
+    items = relation_items("squares", adapter.geometry, adapter.palette, tmp_path).iloc[:6]
+    refs = ablation.reference_tokens(adapter, "squares")
+    monkeypatch.setenv("DUALMECH_BATCH_SIZE", "2")                      # three batches
+    ablation.predict_ablated(adapter, items.iloc[:1], tmp_path, refs)    # the once-per-model parity check
+    decided = interventions.vision_skip(adapter)
+    assert decided.skip == (adapter.family not in TOWER_NEEDED)
+    assert decided.max_abs_diff <= 1e-6 if decided.skip else decided.max_abs_diff > 1e-4
+    tower, logits = [], []
+
+    def run(*args, **kwargs):
+        out = interventions.run(*args, **kwargs)
+        logits.append(out.logits)
+        return out
+    monkeypatch.setattr(ablation, "interventions", SimpleNamespace(**{**vars(interventions), "run": run}))
+    hook = adapter.vision_layers[0].register_forward_hook(lambda *args: tower.append(1))
+    try:
+        monkeypatch.setenv("DUALMECH_SKIP_VISION", "0")
+        full = ablation.predict_ablated(adapter, items, tmp_path, refs)
+        full_calls, full_logits = len(tower), torch.cat(logits)
+        monkeypatch.delenv("DUALMECH_SKIP_VISION")
+        tower.clear(), logits.clear()
+        fast = ablation.predict_ablated(adapter, items, tmp_path, refs)
+    finally:
+        hook.remove()
+    assert full_calls == 3
+    assert len(tower) == (3 if adapter.family in TOWER_NEEDED else 0)
+    torch.testing.assert_close(torch.cat(logits), full_logits, rtol=1e-5, atol=1e-5)
+    assert fast.equals(full) and len(fast) == 6

@@ -558,6 +558,39 @@ def test_lm_input_values_fig9_path(adapter):
     np.testing.assert_allclose(full[:, 0, 0], _candidate_probs(adapter, logits, b["words"]), rtol=1e-5, atol=1e-8)
 
 
+def test_fig9_runs_skip_the_vision_tower_with_the_same_results(adapter, monkeypatch):
+    """Under the ablation both runs of a pair have every visual token overwritten: they skip the vision tower
+    (counted by a hook on its first block; LLaVA-OneVision keeps it, see test_ablation) with the same results,
+    on the engine's path and the plain one."""
+    g = adapter.geometry
+    b = _pair_batch(adapter, "criss_cross")
+    values = ablation.scene_values(g, ablation.reference_tokens(adapter, "squares"))
+    abl = (values(b["clean_scenes"], b["orientations"]), values(b["cf_scenes"], b["orientations"]))
+    variants = [[(a + bb, bb + a) for a, bb in (patching.swap_regions(g, o, "object") for o in b["orientations"])],
+                [(patching.FINAL, patching.FINAL)] * 2]
+    args = (adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"], variants,
+            iv.all_sites(adapter.n_layers), b["words"], abl)
+    iv.without_vision(adapter, adapter.prepare(b["cf_images"], b["cf_prompts"]), abl[1])   # the once-per-model check
+    skips = iv.vision_skip(adapter).skip
+    assert skips == (adapter.family != "llava_onevision")
+    tower = []
+    hook = adapter.vision_layers[0].register_forward_hook(lambda *args: tower.append(1))
+    try:
+        for engine in ([True, False] if adapter.resumable else [False]):
+            monkeypatch.setenv("DUALMECH_SKIP_VISION", "0")
+            tower.clear()
+            full, full_top = patching.sweep_group(*args, engine=engine)
+            assert len(tower) == 2                                  # the cf run and the clean run
+            monkeypatch.delenv("DUALMECH_SKIP_VISION")
+            tower.clear()
+            fast, fast_top = patching.sweep_group(*args, engine=engine)
+            assert len(tower) == (0 if skips else 2)
+            np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-7)
+            assert np.array_equal(fast_top, full_top)
+    finally:
+        hook.remove()
+
+
 def test_run_sweeps_groups_pairs_like_one_group(llava, tmp_path):
     """Grouping pairs into several forwards (rows_per_forward) changes nothing."""
     tables = pairs.build_all(llava, "squares", ["left", "above"], seed=1, target=99, max_attempts=3,

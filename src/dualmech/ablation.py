@@ -109,15 +109,16 @@ def scene_values(geometry: Geometry, refs: dict[str, torch.Tensor]):
 def predict_ablated(adapter: VLMAdapter, items: pd.DataFrame, image_root: Path, refs: dict[str, torch.Tensor],
                     desc: str = "ablated", grid=ablated_grid, name: str = "ablated") -> pd.DataFrame:
     """Per-item top-1 prediction with the ablation (`grid`: ablated_grid, or own_slot_grid for the own-slot
-    control) applied at the LM input; columns prediction_<name>, correct_<name>."""
+    control) applied at the LM input; columns prediction_<name>, correct_<name>. The forwards skip the vision
+    tower where that is exact (`interventions.without_vision`)."""
     rows = []
     for sl in runtime.batches(len(items), runtime.batch_size(adapter), desc):
         chunk = items.iloc[sl]
         prepared = adapter.prepare(behaviour.load_images(chunk, image_root), chunk["prompt"].tolist())
         values = item_values(adapter.geometry, refs, chunk, grid).to(adapter.device)
-        with torch.inference_mode():
-            edit = interventions.replace_grid(prepared, values)
-            logits = interventions.run(adapter, prepared, edits={interventions.LM_INPUT: edit}).logits
+        with torch.inference_mode():      # every visual token is overwritten: the vision tower is skipped
+            run_on, edit = interventions.without_vision(adapter, prepared, values)
+            logits = interventions.run(adapter, run_on, edits={interventions.LM_INPUT: edit}).logits
         for (_, item), tok in zip(chunk.iterrows(), adapter.decode(logits.argmax(-1).tolist())):
             rows.append({"item": item["item"], f"prediction_{name}": tok,
                          f"correct_{name}": behaviour.normalise(tok) == behaviour.normalise(item["answer"])})

@@ -28,8 +28,9 @@ What this reproduction adds:
   global?), and probes trained only on clean canonical synthetic stimuli (label-free transfer).
 
 Engine: one forward per (query, direction, alpha) row; rows are batched. The LM input at the image positions
-is cached per item (one full forward), so the amplified rows normally skip the vision tower (`text_only`):
-a parity check against the plain forward decides this per model, and the full forward is used otherwise.
+is cached per item (one full forward), so the amplified rows normally skip the vision tower
+(`interventions.without_vision`: a parity check against the plain forward decides this once per model, and the
+full forward is used otherwise).
 """
 from __future__ import annotations
 
@@ -56,8 +57,6 @@ from .seeding import rng, torch_generator
 PROBE_KINDS = ("probe", "probe_objects", "probe_background", "synthetic_probe")
 REGION = {"probe": "all", "probe_objects": "objects", "probe_background": "background",
           "synthetic_probe": "all", "random": "all"}
-PIXEL_KEYS = ("pixel_values", "image_sizes", "pixel_attention_mask")
-PARITY_TOL = 1e-4
 LOG = logging.getLogger("dualmech.amplification")
 
 
@@ -331,55 +330,28 @@ class Engine:
 
     def _rows(self, prepared: Prepared, rows, images, qi: torch.Tensor) -> Prepared:
         if self.mode == "text_only":
-            return _select(prepared, qi, drop=PIXEL_KEYS)
+            return iv.select_rows(iv.text_only(self.adapter, prepared), qi)
         try:
-            return _select(prepared, qi, drop=())
-        except _CannotSelect:
+            return iv.select_rows(prepared, qi)
+        except iv.CannotSelect:
             sel = rows.iloc[qi.cpu().numpy()]
             return self.testbed.prepare(self.adapter, sel, images)
 
     def _check_parity(self, prepared, base_logits, visual, rows, images) -> None:
-        """Decide once per engine whether rows may skip the vision tower: the text-only forward with the cached
-        LM input written back must reproduce the plain forward's logits and predictions."""
+        """Decide whether rows may skip the vision tower (`interventions.without_vision`, once per model: the
+        text-only forward with the cached LM input written back must reproduce the plain forward's logits and
+        predictions); in full mode, writing the cached LM input back must itself change nothing."""
         if self.mode:
             return
-        qi = torch.arange(len(rows), device=visual.device)
-        try:
-            self.mode = "text_only"
-            logits = self._forward_rows(prepared, rows, images, qi, visual)
-            diff = float((logits - base_logits).abs().max())
-            same = bool((logits.argmax(-1) == base_logits.argmax(-1)).all())
-            ok = diff <= PARITY_TOL * (1 + float(base_logits.abs().max())) and same
-        except Exception as e:  # the family needs its pixel inputs in the forward
-            diff, ok = float("nan"), False
-            LOG.info("text-only forward unavailable (%s: %s); using full forwards", type(e).__name__, e)
-        self.mode = "text_only" if ok else "full"
-        if not ok:   # the replacement must at least be exact in full mode
-            logits = self._forward_rows(prepared, rows, images, qi, visual)
-            full = float((logits - base_logits).abs().max())
-            assert full <= PARITY_TOL * (1 + float(base_logits.abs().max())), (
+        run_on, _ = iv.without_vision(self.adapter, prepared, visual, reference=base_logits)
+        self.mode = "full" if run_on is prepared else "text_only"
+        if self.mode == "full":
+            qi = torch.arange(len(rows), device=visual.device)
+            full = float((self._forward_rows(prepared, rows, images, qi, visual) - base_logits).abs().max())
+            assert full <= iv.PARITY_TOL * (1 + float(base_logits.abs().max())), (
                 f"writing the captured LM input back changes the logits by {full:.3g}")
-        self.parity = dict(mode=self.mode, text_only_max_abs_diff=diff)
-
-
-class _CannotSelect(Exception):
-    pass
-
-
-def _select(prepared: Prepared, idx: torch.Tensor, drop=()) -> Prepared:
-    """Rows `idx` of a prepared batch (every batch-first tensor is indexed; `drop` keys are left out)."""
-    n = len(prepared)
-    inputs = {}
-    for k, v in prepared.inputs.items():
-        if k in drop:
-            continue
-        if torch.is_tensor(v) and v.dim() > 0:
-            if v.shape[0] != n:
-                raise _CannotSelect(k)
-            inputs[k] = v.index_select(0, idx.to(v.device))
-        else:
-            inputs[k] = v
-    return Prepared(inputs, prepared.grid_positions[idx], prepared.final_position[idx])
+        decided = iv.vision_skip(self.adapter)
+        self.parity = dict(mode=self.mode, text_only_max_abs_diff=decided.max_abs_diff if decided else float("nan"))
 
 
 def _in_scene(prediction: str, scene) -> bool:

@@ -12,15 +12,21 @@ input, the keyword arguments the LM gave it (attention mask, rotary cos/sin: M-R
 bidirectional image attention included, exactly as the model built them) and its keys/values; `resume`
 restarts rows of that run at any layer with an edit applied, recomputing only the positions from the first
 one that the edit can reach (the unchanged prefix attends through the recorded keys/values).
+
+`without_vision` serves forwards that overwrite every visual token at the LM input (Table 5's ablation and its
+control, Fig 9's patching under the ablation, Table 2's amplified rows): the vision tower's output would be
+overwritten, so where the family allows it exactly (checked once per model) the tower is skipped.
 """
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
+from . import runtime
 from .models.base import Prepared, VLMAdapter
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -363,3 +369,98 @@ def repeat_rows(prepared: Prepared, k: int) -> Prepared | None:
         return None
     inputs = {key: (v.repeat_interleave(k, 0) if torch.is_tensor(v) else v) for key, v in prepared.inputs.items()}
     return Prepared(inputs, prepared.grid_positions.repeat_interleave(k, 0), prepared.final_position.repeat_interleave(k, 0))
+
+
+# ---------------------------------------------------------------- forwards that skip the vision tower
+PARITY_TOL = 1e-4      # text-only vs full forward: max |logit difference| <= PARITY_TOL * (1 + max |logit|)
+
+
+class CannotSelect(Exception):
+    """A prepared input has no per-example first dimension (e.g. Qwen2-VL's flattened patch list)."""
+
+
+def select_rows(prepared: Prepared, idx: torch.Tensor | None = None, drop: Iterable[str] = ()) -> Prepared:
+    """Rows `idx` (may repeat; None: all) of a prepared batch, every batch-first tensor indexed, the `drop` keys
+    left out; CannotSelect when a kept tensor is not batch-first."""
+    n, drop = len(prepared), set(drop)
+    inputs = {}
+    for k, v in prepared.inputs.items():
+        if k in drop:
+            continue
+        if idx is not None and torch.is_tensor(v) and v.dim() > 0:
+            if v.shape[0] != n:
+                raise CannotSelect(k)
+            v = v.index_select(0, idx.to(v.device))
+        inputs[k] = v
+    if idx is None:
+        return Prepared(inputs, prepared.grid_positions, prepared.final_position)
+    idx = idx.to(prepared.grid_positions.device)
+    return Prepared(inputs, prepared.grid_positions[idx], prepared.final_position[idx])
+
+
+def text_only(adapter: VLMAdapter, prepared: Prepared) -> Prepared:
+    """`prepared` without the inputs only the vision tower reads (`adapter.vision_inputs`): its forward skips the
+    tower and the image positions hold the image token's embedding until an edit overwrites them."""
+    return select_rows(prepared, drop=adapter.vision_inputs)
+
+
+@dataclass(frozen=True)
+class VisionSkip:
+    """The once-per-model decision of `without_vision`."""
+    skip: bool
+    max_abs_diff: float      # text-only vs full forward on the checked rows (nan: the text-only forward failed)
+
+
+_DECIDED: "weakref.WeakKeyDictionary[VLMAdapter, VisionSkip]" = weakref.WeakKeyDictionary()
+
+
+def vision_skip(adapter: VLMAdapter) -> VisionSkip | None:
+    """This model's decision, None before its first `without_vision` call."""
+    return _DECIDED.get(adapter)
+
+
+def without_vision(adapter: VLMAdapter, prepared: Prepared, values: torch.Tensor,
+                   reference: torch.Tensor | None = None) -> tuple[Prepared, Edit]:
+    """For a forward whose LM input has every visual-token grid cell replaced by `values` (B, N*N, D): the batch to
+    run and the `lm_input` edit writing the values (`replace_grid`). The batch is `text_only(prepared)`, which
+    skips the vision tower, where that is exact for this model, and `prepared` itself otherwise.
+
+    Decided once per model, on its first batch: the text-only forward with the edit must reproduce the full
+    forward with it (`reference`: its logits, when the caller has them; otherwise computed on the batch's first
+    row, or the whole batch where rows cannot be selected) within PARITY_TOL and in every argmax. A family fails
+    it where the tower also feeds something besides the grid cells (LLaVA-OneVision's image_newline token);
+    it then runs full forwards, said in the log. DUALMECH_SKIP_VISION=0 forces full forwards."""
+    edit = replace_grid(prepared, values)
+    if not runtime.skip_vision():
+        return prepared, edit
+    if adapter not in _DECIDED:
+        _DECIDED[adapter] = _check_text_only(adapter, prepared, values, reference)
+    return (text_only(adapter, prepared) if _DECIDED[adapter].skip else prepared), edit
+
+
+def _check_text_only(adapter: VLMAdapter, prepared: Prepared, values: torch.Tensor,
+                     reference: torch.Tensor | None) -> VisionSkip:
+    if reference is None:
+        try:
+            first = torch.zeros(1, dtype=torch.long)
+            prepared, values = select_rows(prepared, first), values[:1]
+        except CannotSelect:
+            pass
+        reference = run(adapter, prepared, edits={LM_INPUT: replace_grid(prepared, values)}).logits
+    try:
+        logits = run(adapter, text_only(adapter, prepared), edits={LM_INPUT: replace_grid(prepared, values)}).logits
+        diff = float((logits - reference).abs().max())
+        same = bool((logits.argmax(-1) == reference.argmax(-1)).all())
+        ok = same and diff <= PARITY_TOL * (1 + float(reference.abs().max()))
+    except Exception as e:  # noqa: BLE001 (the family needs its vision inputs in the forward)
+        log.warning("%s: a forward without %s fails (%s: %s); forwards with every visual token overwritten run "
+                    "the vision tower", adapter.spec.name, "/".join(adapter.vision_inputs), type(e).__name__, e)
+        return VisionSkip(False, float("nan"))
+    if ok:
+        log.info("%s: forwards with every visual token overwritten skip the vision tower (text-only forward "
+                 "max |logit difference| %.3g)", adapter.spec.name, diff)
+    else:
+        log.warning("%s (family %r): the text-only forward differs from the full one (max |logit difference| "
+                    "%.3g, same argmax: %s); forwards with every visual token overwritten run the vision tower",
+                    adapter.spec.name, adapter.family, diff, same)
+    return VisionSkip(ok, diff)

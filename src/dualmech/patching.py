@@ -138,7 +138,8 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
     """Every variant x every site for a group of P pairs.
 
     variants[v][p] = (dest, src) for pair p. lm_input_values = (clean, cf), each (P, N*N, D): visual tokens
-    that replace the LM input on both runs before any swap (patching under the ablation, Fig 9). Returns
+    that replace the LM input on both runs before any swap (patching under the ablation, Fig 9; the runs skip
+    the vision tower where that is exact, `interventions.without_vision`). Returns
     (probs (P, V, K, C), top (P, V, K) index of the candidate that is the top-1 answer, -1 for none).
 
     engine (default: whenever the family is `resumable`): one traced forward of the cf runs and one of the
@@ -153,8 +154,10 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
         raise AssertionError("clean and counterfactual runs differ in token length: the patched positions would "
                              "not correspond")
     dev = adapter.device
-    base_cf = {} if lm_input_values is None else {iv.LM_INPUT: iv.replace_grid(cf, lm_input_values[1].to(dev))}
-    base_clean = {} if lm_input_values is None else {iv.LM_INPUT: iv.replace_grid(clean, lm_input_values[0].to(dev))}
+    base_cf, base_clean = {}, {}
+    if lm_input_values is not None:     # every visual token is overwritten: the vision tower is skipped
+        cf, base_cf[iv.LM_INPUT] = iv.without_vision(adapter, cf, lm_input_values[1].to(dev))
+        clean, base_clean[iv.LM_INPUT] = iv.without_vision(adapter, clean, lm_input_values[0].to(dev))
     captured = iv.run(adapter, cf, edits=base_cf, capture=sites, logits=False).captured
     if engine is None:
         engine = iv.resumable(adapter)

@@ -23,6 +23,13 @@ def setup(threads: int | None = None) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
+def skip_vision() -> bool:
+    """Whether forwards whose visual tokens are all overwritten at the LM input may skip the vision tower
+    (`interventions.without_vision`, where exact). DUALMECH_SKIP_VISION=0 forces full forwards: a check of the
+    shortcut, not a science parameter (the results are the same either way)."""
+    return os.environ.get("DUALMECH_SKIP_VISION", "1") != "0"
+
+
 DEFAULT_BATCH = 64
 TEXT_TOKENS = 96            # prompt + chat template around the image, a generous bound for the memory estimate
 

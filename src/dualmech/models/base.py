@@ -98,6 +98,10 @@ class VLMAdapter:
     default_exclude_objects: ClassVar[tuple[str, ...]] = ()     # Objects left out of every setting
     dynamic_resolution: ClassVar[bool] = False   # True: `native_grid` + `prepare(grid=...)` see photos as they are
     trailing_image_tokens: ClassVar[int] = 0     # image-token positions after the grid (not grid cells)
+    # Inputs that only the vision tower reads: a forward without them skips the tower (its output lands only
+    # at the image positions); `interventions.without_vision` drops them where every grid cell is overwritten.
+    # The rest (Qwen's image_grid_thw for M-RoPE, Gemma's token_type_ids for the image attention) is kept.
+    vision_inputs: ClassVar[tuple[str, ...]] = ("pixel_values", "image_sizes", "pixel_attention_mask")
 
     def __init__(self, model, processor, spec: ModelSpec):
         self.model = model
