@@ -101,9 +101,11 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     assert np.isfinite(table["effect"]).sum() >= 10
 
 
-def _info(canonical, shuffled, ablated, probe=None):
+def _info(canonical, shuffled, ablated, probe=None, transfer=None):
     d = {c: dict(min=v, mean=v, cells={}) for c, v in
          dict(canonical=canonical, shuffled=shuffled, ablated=ablated).items()}
+    if transfer is not None:
+        d["strip_transfer"] = dict(min=transfer, mean=transfer, cells={"objects/vertical": transfer})
     return dict(diagnostics=d, stage1_history=[dict(probe_ambiguous_accuracy=probe)] if probe is not None else None)
 
 
@@ -112,13 +114,18 @@ def test_organism_expectations_follow_the_diagnostics():
     (shuffled >= 0.8 and a stage-1 probe >= 0.9); LM-side claims (5, 6) need the ablated accuracy clearly above
     chance; 5 also needs the ablation to remove at least half of the above-chance accuracy."""
     lm = validation.organism_expectations(_info(1.0, 0.47, 0.88))                 # the end-to-end organism
-    vision = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99))
-    dual = validation.organism_expectations(_info(0.99, 0.95, 0.6, probe=0.99))
+    vision = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99, transfer=0.9))
+    dual = validation.organism_expectations(_info(0.99, 0.95, 0.6, probe=0.99, transfer=0.8))
     verdicts = lambda e: {c: v["verdict"] for c, v in e.items()}          # noqa: E731
     assert verdicts(lm) == {2: "not supported", 3: "not supported", 5: "not supported", 6: "supported",
                             8: "supported", 9: "not testable"}
     assert verdicts(vision) == {2: "supported", 3: "supported", 5: "not supported", 6: "not supported",
                                 8: "supported", 9: "supported"}
+    # claim 3 needs the object tokens' code on the background at the LM input, not only strips in the tower
+    # (v2's rule read the tower alone; organism-vision's projector re-encodes the background: 0.49 on Objects)
+    reencoded = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99, transfer=0.49))
+    assert reencoded[3]["verdict"] == "not supported" and "0.49 in the worst cell (objects/vertical" in reencoded[3]["reason"]
+    assert validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99))[3]["verdict"] == "not supported"
     assert verdicts(dual) == {2: "supported", 3: "supported", 5: "supported", 6: "supported", 8: "supported",
                               9: "supported"}
     # a tower whose probe fails cannot make the vision-side claims, whatever the shuffled accuracy
@@ -139,11 +146,14 @@ def test_organisms_join_the_claims_table_rows():
     spec = {"organisms": {"organism-vision": {"claims": {3: {"verdict": "supported", "reason": "r"},
                                                          6: {"verdict": "not supported", "reason": "r"}}},
                           "organism-absent": {"claims": {3: {"verdict": "supported", "reason": "r"}}}}}
-    claims = pd.DataFrame([dict(model="organism-vision", claim=c, level=level, verdict=v, reason="", effect=0.5,
-                                ci_low=0.4, ci_high=0.6, p=0.01, note="")
-                           for c, level, v in [(3, "model", "supported"), (6, "model", "supported"),
-                                               (6, "setting", "not supported")]])
+    from dualmech import claims as cl
+    rows = [(3, "squares", "supported"), (3, "objects", "supported"), (3, "grid2", "not supported"),
+            (3, "squares_bg", "not supported"), (6, "squares", "supported"), (6, "shapes", "supported")]
+    detail = pd.DataFrame([cl._row(c, "organism-vision", s, v, 0.5, (0.4, 0.6), 0.01) for c, s, v in rows])
+    # the run's summary rows (here: 3 not supported, from grid2) are not what is compared
+    claims = pd.concat([cl.summarise(detail), detail], ignore_index=True)
     table = validation.compare_organisms(spec, claims)
     assert table[["fixture", "claim", "expected", "observed", "agree"]].values.tolist() == [
         ["organism-vision", 3, "supported", "supported", True],
         ["organism-vision", 6, "not supported", "supported", False]]
+    assert "supported in 2 of 2 tested settings" in table["note"].iloc[0]    # grid2 / squares_bg: never trained on

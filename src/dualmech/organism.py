@@ -433,7 +433,7 @@ def diagnostics(model, spec: OrganismSpec, seed: int, per_cell: int) -> dict:
         finally:
             hook.remove()
     return {c: dict(cells=v, mean=round(float(np.mean(list(v.values()))), 4), min=min(v.values()))
-            for c, v in out.items()}
+            for c, v in out.items()} | {"strip_transfer": strip_transfer(model, spec, seed)}
 
 
 def canonical_accuracy(checkpoint: Path, work_dir: Path) -> "pd.DataFrame":
@@ -737,6 +737,36 @@ def slot_probe(features: torch.Tensor, strip: torch.Tensor, seed: int) -> dict:
                 n_ambiguous=int(ambiguous.sum()))
 
 
+def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -> dict:
+    """Whether the LM input's background tokens carry the object tokens' own slot code (what claim 3's detector
+    reads): per (setting, orientation), a linear strip-slot probe trained on the post-projector OBJECT tokens of
+    random jittered scenes, scored on the held-out scenes' background strip tokens (chance 1/3). Stage 1 fixes
+    the code on the tower's output; stage 2's projector, trained where background tokens carry nothing the
+    answer needs, may re-encode the background in another code (then a probe trained on the background alone
+    still reads it, but this transfer does not). Returns {"cells": {"<setting>/<orientation>": acc}, "mean", "min"}."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    sampler = SceneSampler(spec, build_processor(spec), seed + 2)
+    cells, triples, layouts, pixels = sampler.scenes(n_scenes)
+    strip, ident = scene_labels(spec.geometry, triples, layouts, entity_index())
+    with torch.no_grad():
+        x = image_tokens(model, pixels).numpy()
+    y, idn = strip.numpy(), ident.numpy()
+    keys = np.array([f"{CELLS[c][0]}/{ORIENTATION_OF[CELLS[c][1]]}" for c in cells])
+    out = {}
+    for key in sorted(set(keys)):
+        rows = np.flatnonzero(keys == key)
+        train, test = rows[: len(rows) // 2], rows[len(rows) // 2:]
+        obj = (y[train] < 3) & (idn[train] > 0)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+        probe.fit(x[train][obj], y[train][obj])
+        pred = probe.predict(x[test].reshape(-1, x.shape[-1])).reshape(y[test].shape)
+        background = (y[test] < 3) & (idn[test] == 0)
+        out[key] = round(float((pred == y[test])[background].mean()), 4)
+    return dict(cells=out, mean=round(float(np.mean(list(out.values()))), 4), min=min(out.values()))
+
+
 def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):
     """Stage 1: the vision tower alone (the same initialisation as `build_model`) with throwaway heads on
     `cfg["losses"]` (weights of `slot`, `identity`: dense per-token objectives; `relation`: the pooled,
@@ -796,6 +826,20 @@ def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):
                 break
     tower.eval()
     return {k: v.detach().clone() for k, v in tower.state_dict().items()}, history
+
+
+def add_strip_transfer(checkpoint: Path, seed: int) -> dict:
+    """`strip_transfer` of a saved organism, added to the diagnostics in its organism.json (the other diagnostics
+    are left as they are)."""
+    checkpoint = Path(checkpoint)
+    spec = OrganismSpec.from_checkpoint(checkpoint)
+    model = T.LlavaForConditionalGeneration.from_pretrained(checkpoint).eval()
+    transfer = strip_transfer(model, spec, seed)
+    path = checkpoint / "organism.json"
+    info = json.loads(path.read_text())
+    info["diagnostics"]["strip_transfer"] = transfer
+    path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return transfer
 
 
 def diagnose_checkpoint(checkpoint: Path, per_cell: int, seed: int) -> dict:

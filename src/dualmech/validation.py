@@ -16,6 +16,7 @@ from . import claims as cl
 from . import extraction, planted, probing
 from .interventions import LM_INPUT
 from .models import ModelSpec, load
+from .stimuli import SETTINGS
 from .stimuli.items import relation_items
 from .stimuli.shifted import shifted_items
 
@@ -50,7 +51,11 @@ def load_expected(path: Path | str) -> dict:
 # The rules that turn an organism's diagnostics (organism.json) into expected verdicts, before any claim is run.
 # C: worst canonical cell; S: worst cell with the image-token order shuffled (what the visual tokens' content
 # carries); A: mean accuracy with vision-derived ordering ablated (what the LM alone carries); P: the stage-1
-# tower's slot probe on position-ambiguous tokens (two-stage organisms; none for end to end).
+# tower's slot probe on position-ambiguous tokens (two-stage organisms; none for end to end); T: the worst
+# (setting, orientation) cell of `organism.strip_transfer` (at the LM input, the object tokens' slot code read on
+# background strip tokens: what claim 3's detector reads there). The organisms' truth is fixed on the relation
+# settings they were trained on (ORGANISM_SETTINGS); the grids and the App C.8 backgrounds were never in training,
+# so their verdicts are not compared.
 CLEARLY_ABOVE_CHANCE = 0.5
 CARRIES_ORDER = 0.8
 
@@ -62,6 +67,10 @@ def organism_expectations(info: dict) -> dict[int, dict]:
     history = info.get("stage1_history") or []
     p = history[-1]["probe_ambiguous_accuracy"] if history else None
     vision = s >= CARRIES_ORDER and p is not None and p >= cl.NEAR_PERFECT
+    transfer = d.get("strip_transfer")
+    t = transfer["min"] if transfer else None
+    t_cell = min(transfer["cells"], key=transfer["cells"].get) if transfer else None
+    strips = vision and t is not None and t >= CLEARLY_ABOVE_CHANCE
     lm = a >= CLEARLY_ABOVE_CHANCE
     c_mean = d["canonical"]["mean"]
     share = (c_mean - a) / (c_mean - cl.CHANCE) if c_mean > cl.CHANCE else 0.0
@@ -69,8 +78,11 @@ def organism_expectations(info: dict) -> dict[int, dict]:
     return {
         2: dict(verdict=v[vision], reason=f"shuffled-order worst cell {s:.2f} (>= {CARRIES_ORDER} needed), tower slot "
                 f"probe {'n/a' if p is None else f'{p:.2f}'} on ambiguous tokens (>= {cl.NEAR_PERFECT} needed)"),
-        3: dict(verdict=v[vision], reason="stage 1 trained the slot on whole strips, background included"
-                if vision else "the visual tokens carry no usable order (shuffled-order accuracy near chance)"),
+        3: dict(verdict=v[strips],
+                reason=("the visual tokens carry no usable order (shuffled-order accuracy near chance)" if not vision
+                        else "strip transfer not measured" if t is None else
+                        f"at the LM input the object tokens' code reads background strips at {t:.2f} in the worst "
+                        f"cell ({t_cell}; >= {CLEARLY_ABOVE_CHANCE} needed)")),
         5: dict(verdict=v[share >= cl.MOSTLY and lm],
                 reason=f"the ablation removes {share:.0%} of the above-chance accuracy (>= {cl.MOSTLY:.0%} needed) and "
                 f"leaves {a:.2f} (>= {CLEARLY_ABOVE_CHANCE} needed)"),
@@ -83,10 +95,15 @@ def organism_expectations(info: dict) -> dict[int, dict]:
     }
 
 
+ORGANISM_SETTINGS = SETTINGS
+
+
 def compare_organisms(spec: dict, claims: pd.DataFrame) -> pd.DataFrame:
-    """organism x claim -> expected, observed (summary row of the run's claims table), agree; organisms the
-    run did not analyse are left out."""
-    summary = claims[claims["level"] == "model"].set_index(["model", "claim"])
+    """organism x claim -> expected, observed (the claims table's summary rule over the ORGANISM_SETTINGS rows),
+    agree; organisms the run did not analyse are left out."""
+    detail = claims[(claims["level"] == "setting") & claims["setting"].isin(ORGANISM_SETTINGS)]
+    summary = cl.summarise(detail)
+    summary = summary.set_index(["model", "claim"])
     rows = []
     for name, f in spec.get("organisms", {}).items():
         for claim, e in f["claims"].items():
