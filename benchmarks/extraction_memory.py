@@ -12,20 +12,20 @@ baseline, that increase over the store bytes, and over one batch of the store (b
 every requested site).
 
 Bound: the peak increase stays under FIXED_MIB (200 MiB) + BATCHES (2) batches of the store, whatever the
-number of sites and images; the script prints whether it held. The fixed part is torch's first-forward
-working set and the allocator's; the per-batch part is `extraction.capture`, which holds one batch of every
-requested site (and, at the captured LM layers, the hidden states over the whole sequence) until it is
-written. Measured on the project's 2-core CPU machine (shared with other jobs, run under nice 19, one torch
-thread), default widths (LM 128, vision 64, fp32, batch 8, so one batch of the store is 53 MiB with every site):
-  every site (62), 672 images: store 4,489 MiB, peak increase 169 MiB (0.038 of the store; 3.2 batches);
-  every site (62), 16 images:  store 107 MiB, peak increase 147 MiB;
-  the LM input alone, 672 images: store 50 MiB, peak increase LMIN MiB.
-So the store's size (sites x images) does not set the peak: about 100 MiB fixed plus 1.4 batches of the store.
+number of sites and images; the script prints whether it held. What grows with the batch is the forward's own
+working set and `extraction.capture`, which holds one batch of every requested site (and, at the captured LM
+layers, the hidden states over the whole sequence) until it is written. Measured on the project's 2-core CPU
+machine (shared with other jobs, run under nice 19, one torch thread), default widths (LM 128, vision 64, fp32):
+  every site (62), 672 images, batch 8: store 4,489 MiB, peak increase 169 MiB (0.038 of the store);
+  every site (62), 16 images, batch 8:  store 107 MiB, peak increase 147 MiB;
+  every site (62), 64 images, batch 2:  store 428 MiB, peak increase 60 MiB;
+  the LM input alone (1 site), 672 images, batch 8: store 47 MiB, peak increase 98 MiB.
+So the peak follows the batch, not the store's size (sites x images).
 
     python benchmarks/extraction_memory.py [--images N] [--sites vision lm_input lm] [--hidden 128]
                                            [--vision-width 64] [--batch 8] [--threads 1]
-    python benchmarks/extraction_memory.py --images 16            # smoke test (well under a minute)
-    python benchmarks/extraction_memory.py --sites lm_input       # one site: the same peak
+    python benchmarks/extraction_memory.py --images 16            # smoke test (about 25 CPU-seconds)
+    python benchmarks/extraction_memory.py --sites lm_input       # one site: a 95x smaller store, 71 MiB less peak
 """
 import argparse
 import json
