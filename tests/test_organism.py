@@ -10,6 +10,8 @@ from dualmech import interventions, models, organism
 from dualmech.config import load
 from dualmech.stimuli import DIRECTIONS, OBJECTS, OPPOSITE, SETTINGS, entities, prompt, render_scene
 
+REPO = Path(__file__).resolve().parents[1]
+
 SPEC = organism.OrganismSpec(image_grid=10, patch_px=8, object_tokens=2, gap_tokens=1, vision_hidden=32,
                              vision_layers=1, vision_heads=2, lm_hidden=32, lm_layers=2, lm_heads=2, lm_init_std=0.16)
 
@@ -264,3 +266,18 @@ def test_organisms_table_reads_each_organisms_diagnostics():
     shown = organism.organisms_display(t.reset_index())
     assert shown.loc[0, "Image order shuffled"] == f"{t.loc['organism-lm', 'shuffled_mean']:.2f} (worst " \
         f"{t.loc['organism-lm', 'shuffled_min']:.2f})"
+
+
+def test_strip_transfer_is_reproduced_from_the_committed_checkpoint():
+    """The diagnostic claim 3's organism expectation reads (expected verdicts v3) is recomputed from the committed
+    organism-vision checkpoint, cell for cell: the value the expectation was derived from is not hand-typed. Its
+    tower carries the object code onto the background (0.94-0.98) but its LM input does so only partly."""
+    import transformers as T
+    path = REPO / "models/organism-vision"
+    info = json.loads((path / "organism.json").read_text())
+    spec = organism.OrganismSpec.from_checkpoint(path)
+    model = T.LlavaForConditionalGeneration.from_pretrained(path).eval()
+    got = organism.strip_transfer(model, spec, load(REPO / "config.yaml")["seed"])
+    assert got == info["diagnostics"]["strip_transfer"]
+    assert set(got["cells"]) == {f"{s}/{o}" for s in SETTINGS for o in ("horizontal", "vertical")}
+    assert 1 / 3 < got["min"] < 0.5 < got["mean"]       # below the bar in its worst cell (objects/vertical)

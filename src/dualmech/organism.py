@@ -763,7 +763,7 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
         probe.fit(x[train][obj], y[train][obj])
         pred = probe.predict(x[test].reshape(-1, x.shape[-1])).reshape(y[test].shape)
         background = (y[test] < 3) & (idn[test] == 0)
-        out[key] = round(float((pred == y[test])[background].mean()), 4)
+        out[str(key)] = round(float((pred == y[test])[background].mean()), 4)
     return dict(cells=out, mean=round(float(np.mean(list(out.values()))), 4), min=min(out.values()))
 
 
