@@ -213,7 +213,8 @@ def test_diagnostics_of_an_order_free_projector_output_are_unchanged_by_shufflin
     handle = proj.register_forward_hook(lambda m, a, out: out.mean(1, keepdim=True).expand_as(out))
     d = organism.diagnostics(model, SPEC, 0, per_cell=6)
     handle.remove()
-    assert set(d) == {"canonical", "shuffled", "ablated"} and len(d["canonical"]["cells"]) == 12
+    assert set(d) == {"canonical", "shuffled", "ablated", "strip_transfer"} and len(d["canonical"]["cells"]) == 12
+    assert len(d["strip_transfer"]["cells"]) == 6 and d["strip_transfer"]["min"] <= d["strip_transfer"]["mean"]
     assert d["shuffled"]["cells"] == d["canonical"]["cells"]
     handle = proj.register_forward_hook(lambda m, a, out: torch.zeros_like(out))
     d = organism.diagnostics(model, SPEC, 0, per_cell=6)

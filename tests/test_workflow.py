@@ -104,7 +104,7 @@ def test_verdict_edit_regenerates_the_claims_and_validation_tables(workdir, tmp_
     under study (the planted fixtures' own validation run is one of those tables): a stale verdict is never
     kept."""
     rules = _rules_after_edit(workdir, tmp_path, "src/dualmech/claims.py")
-    assert {"claims", "validation", "paper"} <= rules
+    assert {"claims", "validation"} <= rules
     assert rules <= LOCAL_RULES | {"validation", "validation_organisms"}, sorted(rules - LOCAL_RULES)
 
 

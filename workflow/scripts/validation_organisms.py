@@ -10,7 +10,9 @@ claims = pd.read_csv(snakemake.input.claims).fillna({"reason": "", "note": ""}) 
 result = validation.compare_organisms(spec, claims)
 tables.write(result, validation.display(result).rename(columns={"Fixture": "Organism"}), snakemake.output.csv[:-4],
              f"Validation on the model organisms (expected verdicts v{spec['version']}, derived from each organism's "
-             "diagnostics before the claims were run): the claims table's summary verdict per organism and claim; "
+             "diagnostics before the claims were run): per organism and claim, the claims table's summary rule "
+             f"over the settings the organisms were trained on ({', '.join(validation.ORGANISM_SETTINGS)}; grids and "
+             "backgrounds were never in training); "
              f"{int(result['agree'].sum())} of {len(result)} rows agree.")
 log.info("\n%s", validation.display(result).to_string(index=False))
 if not result["agree"].all():
