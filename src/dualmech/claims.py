@@ -416,13 +416,12 @@ def claim6(model: str, setting: str, ablated_stats: pd.DataFrame | None, table5:
     few) golden pairs would show; a model at chance clean has nothing to back up (not testable, as claim 5)."""
     if ablated_stats is None:
         return not_testable(6, model, setting, NOT_RUN)
-    r = None if table5 is None else table5[(table5["model"] == model) & (table5["setting"] == setting)
-                                           & (table5["direction"] == "all")]
-    if r is not None and len(r) and int(r["n"].iloc[0]) > 0:
-        n, acc = int(r["n"].iloc[0]), float(r["accuracy_ablated"].iloc[0])
-        if not wilson(int(round(r["accuracy_clean"].iloc[0] * n)), n)[0] > CHANCE:     # as claim 5
+    r = _table5_row(table5, model, setting)
+    if r is not None:
+        n, acc = int(r["n"]), float(r["accuracy_ablated"])
+        if not _above_chance(r["accuracy_clean"], n):     # as claim 5
             return not_testable(6, model, setting, "clean accuracy not above chance: no ordering to back up",
-                                note=f"clean accuracy {_f(float(r['accuracy_clean'].iloc[0]))}")
+                                note=f"clean accuracy {_f(float(r['accuracy_clean']))}")
         p_chance = _binom_greater(int(round(acc * n)), n, CHANCE)
         if not p_chance < ALPHA:
             return _row(6, model, setting, NOT_SUPPORTED, p=p_chance, reason="the ablated model answers at chance",
@@ -447,20 +446,29 @@ def claim6(model: str, setting: str, ablated_stats: pd.DataFrame | None, table5:
 
 
 # ------------------------------------------------------------------ claim 5: Table 5
-def claim5(model: str, setting: str, table5: pd.DataFrame | None) -> dict:
+def _table5_row(table5: pd.DataFrame | None, model: str, setting: str) -> pd.Series | None:
+    """The model's Table 5 row over all directions, None where the table has none (or no item)."""
     if table5 is None:
-        return not_testable(5, model, setting, NOT_RUN)
+        return None
     r = table5[(table5["model"] == model) & (table5["setting"] == setting) & (table5["direction"] == "all")]
-    if r.empty or int(r["n"].iloc[0]) == 0:
+    return None if r.empty or int(r["n"].iloc[0]) == 0 else r.iloc[0]
+
+
+def _above_chance(accuracy: float, n: int) -> bool:
+    """The accuracy's Wilson 95% interval lies above chance."""
+    return bool(wilson(int(round(accuracy * n)), n)[0] > CHANCE)
+
+
+def claim5(model: str, setting: str, table5: pd.DataFrame | None) -> dict:
+    r = _table5_row(table5, model, setting)
+    if r is None:
         return not_testable(5, model, setting, NOT_RUN)
-    r = r.iloc[0]
     n = int(r["n"])
-    clean_lo, _ = wilson(int(round(r["accuracy_clean"] * n)), n)
-    if not clean_lo > CHANCE:
+    if not _above_chance(r["accuracy_clean"], n):
         return not_testable(5, model, setting, "clean accuracy not above chance: no ordering to remove",
                             note=f"clean accuracy {_f(r['accuracy_clean'])}")
     control = float(r.get("accuracy_control", np.nan))
-    if not np.isnan(control) and not wilson(int(round(control * n)), n)[0] > CHANCE:
+    if not np.isnan(control) and not _above_chance(control, n):
         return not_testable(5, model, setting, "the own-slot control is at chance: the ablation's damage is not "
                                                "about order", note=f"own-slot control {_f(control)}")
     ref, p_drop = ((control, float(r["mcnemar_control_p"])) if not np.isnan(control)

@@ -744,9 +744,7 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
     the code on the tower's output; stage 2's projector, trained where background tokens carry nothing the
     answer needs, may re-encode the background in another code (then a probe trained on the background alone
     still reads it, but this transfer does not). Returns {"cells": {"<setting>/<orientation>": acc}, "mean", "min"}."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from .probing import Probe
     sampler = SceneSampler(spec, build_processor(spec), seed + 2)
     cells, triples, layouts, pixels = sampler.scenes(n_scenes)
     strip, ident = scene_labels(spec.geometry, triples, layouts, entity_index())
@@ -759,9 +757,8 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
         rows = np.flatnonzero(keys == key)
         train, test = rows[: len(rows) // 2], rows[len(rows) // 2:]
         obj = (y[train] < 3) & (idn[train] > 0)
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
-        probe.fit(x[train][obj], y[train][obj])
-        pred = probe.predict(x[test].reshape(-1, x.shape[-1])).reshape(y[test].shape)
+        probe = Probe(3).fit(x[train][obj], y[train][obj])        # the claims' probe: standardised, L2, C = 1
+        pred = probe.proba(x[test].reshape(-1, x.shape[-1])).argmax(-1).reshape(y[test].shape)
         background = (y[test] < 3) & (idn[test] == 0)
         out[str(key)] = round(float((pred == y[test])[background].mean()), 4)
     return dict(cells=out, mean=round(float(np.mean(list(out.values()))), 4), min=min(out.values()))
@@ -826,20 +823,6 @@ def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):
                 break
     tower.eval()
     return {k: v.detach().clone() for k, v in tower.state_dict().items()}, history
-
-
-def add_strip_transfer(checkpoint: Path, seed: int) -> dict:
-    """`strip_transfer` of a saved organism, added to the diagnostics in its organism.json (the other diagnostics
-    are left as they are)."""
-    checkpoint = Path(checkpoint)
-    spec = OrganismSpec.from_checkpoint(checkpoint)
-    model = T.LlavaForConditionalGeneration.from_pretrained(checkpoint).eval()
-    transfer = strip_transfer(model, spec, seed)
-    path = checkpoint / "organism.json"
-    info = json.loads(path.read_text())
-    info["diagnostics"]["strip_transfer"] = transfer
-    path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    return transfer
 
 
 def diagnose_checkpoint(checkpoint: Path, per_cell: int, seed: int) -> dict:
