@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from dualmech.config import ConfigError, load, read_yaml, validate
 
@@ -41,11 +42,16 @@ def test_bad_config_is_rejected_with_the_key_named(mutate, message):
 
 def test_repository_config_is_valid():
     cfg = load("config.yaml")
-    assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-lm-untrained"]
-    raw = read_yaml(Path("config.yaml")) | read_yaml(Path("config/organisms.yaml"))   # snakemake's overlay merge
-    overlay = validate(raw, Path("."), "config.yaml")
-    assert [m["name"] for m in overlay["models"]] == ["organism-lm", "organism-vision", "organism-dual",
-                                                      "organism-lm-untrained"]
+    assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-vision", "organism-dual",
+                                                  "organism-lm-untrained"]
+    assert cfg["grids"] == [] and cfg["backgrounds"]["settings"] == [] and cfg["amplification"]["synthetic"]["models"] == []
+    raw = read_yaml(Path("config.yaml"))
+    update_config(raw, read_yaml(Path("config/full.yaml")))   # snakemake's overlay merge (recursive)
+    full = validate(raw, Path("."), "config.yaml")
+    assert full["grids"] == [2, 3] and full["backgrounds"]["settings"] == ["squares"]
+    assert full["amplification"]["synthetic"]["models"] is None
+    assert full["amplification"]["n_random"] == cfg["amplification"]["n_random"] == 100   # siblings kept
+    assert full["models"] == cfg["models"]
 
 
 def test_not_a_mapping(tmp_path):

@@ -1,14 +1,17 @@
 # Table 5: accuracy after removing vision-derived ordering at the LM input (paper §5.5).
 
 
-rule ablation_references:
+rule ablation:
     input:
         model=model_input,
         check="results/checks/{model}.json",
+        table="results/stimuli/{model}/{setting}/items.parquet",
+        images="results/stimuli/{model}/{setting}/images",
     output:
-        "results/ablation/{model}/{setting}/references.safetensors",
+        references="results/ablation/{model}/{setting}/references.safetensors",
+        predictions="results/ablation/{model}/{setting}/predictions.parquet",
     log:
-        "results/logs/ablation_references/{model}/{setting}.log",
+        "results/logs/ablation/{model}/{setting}.log",
     conda:
         ENV
     resources:
@@ -16,27 +19,8 @@ rule ablation_references:
     params:
         colour_pool=config["patching"]["colour_pool"],
     message:
-        "Isolated-middle and empty-canvas references for {wildcards.model} / {wildcards.setting}"
-    script:
-        "../scripts/ablation_references.py"
-
-
-rule ablation:
-    input:
-        model=model_input,
-        table="results/stimuli/{model}/{setting}/items.parquet",
-        images="results/stimuli/{model}/{setting}/images",
-        references="results/ablation/{model}/{setting}/references.safetensors",
-    output:
-        "results/ablation/{model}/{setting}/predictions.parquet",
-    log:
-        "results/logs/ablation/{model}/{setting}.log",
-    conda:
-        ENV
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    message:
-        "Scoring {wildcards.model} on {wildcards.setting} with vision-derived ordering removed"
+        "Scoring {wildcards.model} on {wildcards.setting} with vision-derived ordering removed (isolated-middle and "
+        "empty-canvas references first)"
     script:
         "../scripts/ablation.py"
 
