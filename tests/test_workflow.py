@@ -112,6 +112,25 @@ def test_verdict_edit_regenerates_the_claims_and_validation_tables(workdir, tmp_
     assert rules <= LOCAL_RULES | {"validation", "validation_organisms"}, sorted(rules - LOCAL_RULES)
 
 
+def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
+    """A new diagnostic in a committed checkpoint's organism.json (its training record) reruns nothing, while a
+    changed weight or config file reruns the model's jobs."""
+    meta, config_json = workdir / "tiny/organism.json", workdir / "tiny/config.json"
+    times = {f: f.stat() for f in (meta, config_json)}
+    try:
+        meta.write_text(meta.read_text().rstrip().rstrip("}") + ', "diagnostics_added_later": 1}\n')
+        out = snakemake(workdir, "-n")
+        assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
+        os.utime(config_json)                                   # as if the weights' config were edited
+        out = snakemake(workdir, "-n")
+        log = out.stdout + out.stderr
+        assert out.returncode == 0 and "Job stats" in log, log[-2000:]
+        assert {"check_model", "behaviour", "extract_activations"} <= set(re.findall(r"^(\w+)\s+\d+$", log, re.M))
+    finally:
+        for f, st in times.items():
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def _result_bytes(wd: Path) -> dict[str, bytes]:
     """Every table, activation store and stimulus list of a run (figures carry timestamps)."""
     files = [*wd.glob("results/tables/*"), *wd.glob("results/activations/**/*.safetensors"),

@@ -108,10 +108,30 @@ def model_mem_mb(wildcards, attempt):
     return _model_mem_mb(model_entry(wildcards.model), attempt)
 
 
+# Files of a checkpoint directory that describe it without defining it: an organism's training record and
+# diagnostics (read by `organisms_table`, which takes the whole directory).
+CHECKPOINT_METADATA = {"organism.json", "README.md"}
+
+
 def model_input(wildcards):
-    """The checkpoint directory, so Snakemake builds it first when the pipeline makes it."""
+    """What defines the model: the checkpoint directory when the pipeline builds it (so Snakemake builds it
+    first); for a checkpoint on disk, its files less CHECKPOINT_METADATA, so that a new diagnostic in an
+    organism's `organism.json` reruns no model job; nothing for a Hugging Face id in the local cache."""
     path = model_entry(wildcards.model)["path"]
-    return path if path.startswith(f"{BUILT_MODELS}/") or Path(path).exists() else []
+    if path.startswith(f"{BUILT_MODELS}/"):
+        return path
+    p = Path(path)
+    if p.is_dir():
+        return sorted(str(f) for f in p.iterdir() if f.name not in CHECKPOINT_METADATA)
+    return path if p.exists() else []
+
+
+def twin_input(wildcards):
+    """An untrained twin's source: the model's files and its organism.json, whose `spec` (architecture and
+    initialisation) builds an organism's twin."""
+    files = model_input(wildcards)
+    meta = Path(model_entry(wildcards.model)["path"]) / "organism.json"
+    return files + [str(meta)] if isinstance(files, list) and meta.exists() else files
 
 
 def all_targets():

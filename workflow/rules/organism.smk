@@ -53,7 +53,7 @@ rule train_organism:
 
 rule untrained_twin:
     input:
-        model_input,
+        twin_input,
     output:
         directory("results/models/{model}-untrained"),
     log:
