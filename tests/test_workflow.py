@@ -116,9 +116,11 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
     """A new diagnostic in a committed checkpoint's organism.json (its training record) reruns nothing, while a
     changed weight or config file reruns the model's jobs."""
     meta, config_json = workdir / "tiny/organism.json", workdir / "tiny/config.json"
-    times = {f: f.stat() for f in (meta, config_json)}
+    times, original = {f: f.stat() for f in (meta, config_json, meta.parent)}, meta.read_text()
     try:
-        meta.write_text(meta.read_text().rstrip().rstrip("}") + ', "diagnostics_added_later": 1}\n')
+        new = meta.with_name(".organism.json.new")               # replaced, as `git pull` does: the folder's
+        new.write_text(meta.read_text().rstrip().rstrip("}") + ', "diagnostics_added_later": 1}\n')  # time moves
+        os.replace(new, meta)
         out = snakemake(workdir, "-n")
         assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
         os.utime(config_json)                                   # as if the weights' config were edited
@@ -127,6 +129,7 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
         assert out.returncode == 0 and "Job stats" in log, log[-2000:]
         assert {"check_model", "behaviour", "extract_activations"} <= set(re.findall(r"^(\w+)\s+\d+$", log, re.M))
     finally:
+        meta.write_text(original)
         for f, st in times.items():
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
 

@@ -1,4 +1,5 @@
 # Config validation, wildcard constraints and target lists shared by every rule file.
+import json
 import sys
 from pathlib import Path
 
@@ -126,12 +127,11 @@ def model_input(wildcards):
     return path if p.exists() else []
 
 
-def twin_input(wildcards):
-    """An untrained twin's source: the model's files and its organism.json, whose `spec` (architecture and
-    initialisation) builds an organism's twin."""
-    files = model_input(wildcards)
+def twin_spec(wildcards):
+    """An organism's `spec` (architecture and initialisation, from its organism.json), which builds its untrained
+    twin: a parameter of the twin rule, so a changed spec rebuilds the twin and a new diagnostic does not."""
     meta = Path(model_entry(wildcards.model)["path"]) / "organism.json"
-    return files + [str(meta)] if isinstance(files, list) and meta.exists() else files
+    return json.loads(meta.read_text()).get("spec") if meta.is_file() else None
 
 
 def all_targets():

@@ -53,7 +53,7 @@ rule train_organism:
 
 rule untrained_twin:
     input:
-        twin_input,
+        model_input,
     output:
         directory("results/models/{model}-untrained"),
     log:
@@ -64,6 +64,7 @@ rule untrained_twin:
         mem_mb=model_mem_mb,  # the twin has the weights of {model}
     params:
         seed=config["seed"],
+        spec=twin_spec,  # read by the script from organism.json; here so that a changed spec rebuilds the twin
     message:
         "Untrained twin of {wildcards.model}: same architecture and seed, no training"
     script:
@@ -77,6 +78,7 @@ RUN_ORGANISMS = [m for m in MODELS if m in ORGANISMS]
 rule organisms_table:
     input:
         [model_entry(m)["path"] for m in RUN_ORGANISMS],
+        [f"{model_entry(m)['path']}/organism.json" for m in RUN_ORGANISMS],  # edited in place: the folder's time stays
     output:
         csv="results/tables/organisms.csv",
         md="results/tables/organisms.md",
