@@ -6,7 +6,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from dualmech.config import ConfigError, load, read_yaml, validate
+from dualmech.config import ConfigError, controls, load, read_yaml, validate
 
 BASE = {"models": [{"name": "m", "path": "."}]}
 
@@ -31,6 +31,8 @@ def test_defaults_filled_and_twin_added(tmp_path):
     (lambda c: c["models"][0].update(path="no/such/dir/here"), "'no/such/dir/here' is neither an existing directory"),
     (lambda c: c["models"][0].update(path="nobody/no-such-model"), "nor a Hugging Face id in the local cache"),
     (lambda c: c["models"].append({"name": "m", "path": "."}), "duplicate name(s) ['m']"),
+    (lambda c: c["models"][0].update(control="m-untrained"), "models/m/control: 'm-untrained' is not another model"),
+    (lambda c: c["models"][0].update(control="m"), "models/m/control: 'm' is not another model of this run"),
 ])
 def test_bad_config_is_rejected_with_the_key_named(mutate, message):
     cfg = copy.deepcopy(BASE)
@@ -40,10 +42,19 @@ def test_bad_config_is_rejected_with_the_key_named(mutate, message):
     assert message in str(err.value)
 
 
+def test_controls_are_declared_or_the_own_twin(tmp_path):
+    cfg = validate({"models": [{"name": "a", "path": str(tmp_path), "untrained_twin": True},
+                               {"name": "b", "path": str(tmp_path), "control": "a-untrained"},
+                               {"name": "c", "path": str(tmp_path)}]}, check_models=False)
+    assert controls(cfg) == {"a": "a-untrained", "b": "a-untrained"}     # c has none; the twin has none
+
+
 def test_repository_config_is_valid():
     cfg = load("config.yaml")
     assert [m["name"] for m in cfg["models"]] == ["organism-lm", "organism-vision", "organism-dual",
                                                   "organism-lm-untrained"]
+    # one untrained twin, the control of all three organisms (same architecture and seed)
+    assert controls(cfg) == {m: "organism-lm-untrained" for m in ("organism-lm", "organism-vision", "organism-dual")}
     assert cfg["grids"] == [] and cfg["backgrounds"]["settings"] == [] and cfg["amplification"]["synthetic"]["models"] == []
     # make reproduce-full, and the paper's checkpoints: Table 2 and App C.6 / C.8 on every model
     for overlay, backgrounds in (("config/full.yaml", ["squares"]), ("config/paper.yaml", ["squares", "shapes", "objects"])):

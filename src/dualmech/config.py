@@ -63,6 +63,12 @@ def validate(config: dict, root: Path | str = ".", source: str = "config.yaml", 
     for name in sorted(set(names) & set(twins)):
         problems.append((where, f"models/{name}/name: '{name}' is the name of the untrained twin of '{twins[name]}' "
                                 f"(untrained_twin: true); rename this model or drop the twin"))
+    known = set(names) | set(twins)
+    for m in config["models"]:
+        c = m["control"]
+        if c is not None and (c not in known or c == m["name"]):
+            problems.append((where, f"models/{m['name']}/control: '{c}' is not another model of this run "
+                                    f"(models: {sorted(known - {m['name']})})"))
     root = Path(root)
     for m in config["models"]:
         p = m["path"]
@@ -85,7 +91,8 @@ def validate(config: dict, root: Path | str = ".", source: str = "config.yaml", 
     if problems:
         _raise(problems)
     twins = [dict(m, name=f"{m['name']}-untrained", path=f"{BUILT_MODELS}/{m['name']}-untrained",
-                  untrained_twin=False, twin_of=m["name"]) for m in config["models"] if m["untrained_twin"]]
+                  untrained_twin=False, twin_of=m["name"], control=None)
+             for m in config["models"] if m["untrained_twin"]]
     config["models"] = config["models"] + twins
     return config
 
@@ -194,3 +201,11 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def controls(config: dict) -> dict[str, str]:
+    """model -> the model whose effect it must exceed in the claims' control gate (a validated config): its
+    `control`, else its own untrained twin."""
+    twins = {m["twin_of"]: m["name"] for m in config["models"] if m.get("twin_of")}
+    out = {m["name"]: m.get("control") or twins.get(m["name"]) for m in config["models"]}
+    return {k: v for k, v in out.items() if v}

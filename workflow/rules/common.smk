@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from dualmech.config import BUILT_MODELS, ConfigError, validate
+from dualmech.config import BUILT_MODELS, ConfigError, controls, validate
 from dualmech.resources import model_mem_mb as _model_mem_mb
 
 # Checkpoints are checked (family, vision-language, forced family) once, by the main process, before any job;

@@ -25,6 +25,7 @@ rule claims:
         amp_pairs=AMP_PAIRS,
         min_pairs=config["patching"]["min_pairs"],
         seed=config["seed"],
+        controls=controls(config),  # model -> its control in the claims' control gate
     message:
         "Claims table: each of the paper's claims tested on every model run"
     script:

@@ -31,13 +31,12 @@ ev = claims.Evidence(table1=table("table1"), table5=table("table5"), table2=tabl
                      last_token=per_cell("last_token"), criss_cross_stats=per_cell("criss_cross_stats"),
                      criss_cross=per_cell("criss_cross"), ablated_stats=per_cell("ablated_stats"),
                      units=pd.concat(units, ignore_index=True) if units else None)
-twins = {m["twin_of"]: m["name"] for m in snakemake.config["models"] if m.get("twin_of")}
-result = claims.evaluate(ev, par.models, par.settings, par.min_pairs, par.seed, par.testbeds, twins)
+result = claims.evaluate(ev, par.models, par.settings, par.min_pairs, par.seed, par.testbeds, par.controls)
 tables.write(result, claims.display(result, "all"), snakemake.output.csv[:-4],
              "The paper's claims tested on each model run: for each claim and model the summary over settings "
              "(setting 'all'), then every setting. Effect with its 95% CI, p-value of the claim's test (largest "
              f"over the conditions of a conjunction), verdict at alpha = {claims.ALPHA}; a model with a declared "
-             f"control (its untrained twin) is held to it: {claims.CONTROL_RULE}.")
+             f"control (its untrained twin, or `control`) is held to it: {claims.CONTROL_RULE}.")
 tables.write(claims.rules(), claims.rules(), snakemake.output.rules_csv[:-4],
              "The verdict rule of every claim (dualmech.claims.CLAIMS).")
 log.info("\n%s", claims.display(result).to_string(index=False))
