@@ -80,7 +80,7 @@ def test_backgrounds_from_a_photo_directory(tmp_path):
     with pytest.raises(ConfigError, match="no .jpg/.jpeg/.png image in"):
         validate(cfg, REPO, check_models=False)
     assert validate(dict(cfg, backgrounds={"image_dir": str(d)}), REPO, check_models=False)["backgrounds"] == dict(
-        image_dir=str(d), settings=["squares"], count=16, blend=0.5)
+        image_dir=str(d), settings=[], count=16, blend=0.5)
 
 
 def test_setting_names():
@@ -179,13 +179,14 @@ def _dry_run(workdir: Path, cfg: dict, *targets: str) -> str:
     return out.stdout + out.stderr
 
 
-def test_dag_runs_the_background_control_by_default_and_says_when_it_is_off(tmp_path):
-    on = _dry_run(tmp_path / "on", {}, "results/tables/patching_summary.md", "results/tables/probes.md", "fig6")
+def test_dag_runs_the_background_control_when_asked_and_says_when_it_is_off(tmp_path):
+    on = _dry_run(tmp_path / "on", {"backgrounds": {"settings": ["squares"]}}, "results/tables/patching_summary.md",
+                  "results/tables/probes.md", "fig6")
     for f in ("results/patching/tiny/squares_bg/criss_cross_stats.parquet", "results/probes/tiny/squares_bg.parquet",
               "figures/fig6_tiny_squares_bg.pdf", "results/stimuli/tiny/squares_bg/items.parquet"):
         assert f in on
     assert "results/patching/tiny/squares_bg/last_token" not in on    # App C.8: probes and criss-cross swaps only
     assert "squares_bg_shifted" not in on
-    off = _dry_run(tmp_path / "off", {"backgrounds": {"settings": []}}, "results/tables/patching_summary.md")
+    off = _dry_run(tmp_path / "off", {}, "results/tables/patching_summary.md")      # the default
     assert "squares_bg" not in off
     assert "backgrounds.settings is empty: the realistic-background control (App C.8) is skipped" in off
