@@ -116,7 +116,7 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
     """A new diagnostic in a committed checkpoint's organism.json (its training record) reruns nothing, while a
     changed weight or config file reruns the model's jobs."""
     meta, config_json = workdir / "tiny/organism.json", workdir / "tiny/config.json"
-    times, original = {f: f.stat() for f in (meta, config_json, meta.parent)}, meta.read_text()
+    times, original = {f: f.stat() for f in (meta, config_json, meta.parent)}, (meta.read_text(), config_json.read_text())
     dry_run = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
     try:
         new = meta.with_name(".organism.json.new")               # replaced, as `git pull` does: the folder's
@@ -124,13 +124,14 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
         os.replace(new, meta)
         out = subprocess.run(dry_run, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
-        os.utime(config_json)                                   # as if the weights' config were edited
+        config_json.write_text(original[1] + "\n")     # an edit (Snakemake compares contents, so a touch is not)
         out = subprocess.run(dry_run, capture_output=True, text=True, timeout=600)
         log = out.stdout + out.stderr
         assert out.returncode == 0 and "Job stats" in log, log[-2000:]
         assert {"check_model", "behaviour", "extract_activations"} <= set(re.findall(r"^(\w+)\s+\d+$", log, re.M))
     finally:
-        meta.write_text(original)
+        meta.write_text(original[0])
+        config_json.write_text(original[1])
         for f, st in times.items():
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
 
