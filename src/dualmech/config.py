@@ -97,6 +97,14 @@ def validate(config: dict, root: Path | str = ".", source: str = "config.yaml", 
     return config
 
 
+def controls(config: dict) -> dict[str, str]:
+    """model -> the model whose effect it must exceed in the claims' control gate (a validated config): its
+    `control`, else its own untrained twin."""
+    twins = {m["twin_of"]: m["name"] for m in config["models"] if m.get("twin_of")}
+    out = {m["name"]: m.get("control") or twins.get(m["name"]) for m in config["models"]}
+    return {k: v for k, v in out.items() if v}
+
+
 def _origins(source: str, overlays: Sequence[Path | str]):
     """key path -> the file that set it last: an overlay passed with --configfile if it holds that key
     (Snakemake merges overlays key by key into config.yaml; lists are replaced whole), else `source`."""
@@ -202,10 +210,3 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-
-def controls(config: dict) -> dict[str, str]:
-    """model -> the model whose effect it must exceed in the claims' control gate (a validated config): its
-    `control`, else its own untrained twin."""
-    twins = {m["twin_of"]: m["name"] for m in config["models"] if m.get("twin_of")}
-    out = {m["name"]: m.get("control") or twins.get(m["name"]) for m in config["models"]}
-    return {k: v for k, v in out.items() if v}
