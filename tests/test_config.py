@@ -55,9 +55,11 @@ def test_repository_config_is_valid():
                                                   "organism-lm-untrained"]
     # one untrained twin, the control of all three organisms (same architecture and seed)
     assert controls(cfg) == {m: "organism-lm-untrained" for m in ("organism-lm", "organism-vision", "organism-dual")}
-    assert cfg["grids"] == [] and cfg["backgrounds"]["settings"] == [] and cfg["amplification"]["synthetic"]["models"] == []
+    assert cfg["grids"] == [] and cfg["backgrounds"]["settings"] == []
+    assert cfg["amplification"]["synthetic"]["models"] == []
     # make reproduce-full, and the paper's checkpoints: Table 2 and App C.6 / C.8 on every model
-    for overlay, backgrounds in (("config/full.yaml", ["squares"]), ("config/paper.yaml", ["squares", "shapes", "objects"])):
+    for overlay, backgrounds in (("config/full.yaml", ["squares"]),
+                                 ("config/paper.yaml", ["squares", "shapes", "objects"])):
         raw = read_yaml(Path("config.yaml"))
         update_config(raw, read_yaml(Path(overlay)))   # snakemake's overlay merge (recursive)
         # the paper's checkpoints are not on this machine: their paths cannot validate, the merged keys can

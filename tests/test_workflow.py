@@ -52,7 +52,7 @@ def test_full_run(workdir):
     md = (workdir / "results/tables/table1.md").read_text()
     assert "| Model" in md and "tiny-untrained" in md
     probes = pd.read_csv(workdir / "results/tables/probes.csv")   # 2 models x 3 settings x 2 orientations x 5 sites
-    assert set(probes["setting"]) == {"squares", "grid2", "squares_bg"}             # squares_bg: App C.8 (.test/config.yaml)
+    assert set(probes["setting"]) == {"squares", "grid2", "squares_bg"}    # squares_bg: App C.8 (.test/config.yaml)
     assert len(probes) == 60 and set(probes["site"]) == {"vision_input", "vision.0", "lm_input", "resid_post.0",
                                                          "resid_post.1"}
     assert probes["acc"].between(0, 1).all() and (probes.query("setting == 'squares'")["n_ambiguous"] > 0).all()
@@ -116,7 +116,8 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
     """A new diagnostic in a committed checkpoint's organism.json (its training record) reruns nothing, while a
     changed weight or config file reruns the model's jobs."""
     meta, config_json = workdir / "tiny/organism.json", workdir / "tiny/config.json"
-    times, original = {f: f.stat() for f in (meta, config_json, meta.parent)}, (meta.read_text(), config_json.read_text())
+    times = {f: f.stat() for f in (meta, config_json, meta.parent)}
+    original = meta.read_text(), config_json.read_text()
     dry_run = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
     try:
         new = meta.with_name(".organism.json.new")               # replaced, as `git pull` does: the folder's
@@ -177,7 +178,7 @@ def test_resume_after_kill_is_byte_identical(workdir, tmp_path):
     out = snakemake(wd, *RESUME_TARGETS, "--rerun-incomplete")
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     resumed, reference = _result_bytes(wd), _result_bytes(workdir)
-    assert {"results/tables/table1.csv", "results/tables/probes.csv"} <= set(resumed) <= set(reference)
+    assert set(RESUME_TARGETS) <= set(resumed) <= set(reference)
     assert len(resumed) > 20
     assert [f for f in resumed if resumed[f] != reference[f]] == []
 
