@@ -18,8 +18,8 @@ from tinydag import REPO, make_workdir
 pytestmark = pytest.mark.slurm
 
 CLUSTER = REPO / "scripts/slurm_cluster.sh"
-MODEL_RULES = {"check_model", "behaviour", "patching_pairs", "last_token", "criss_cross",
-               "ablation", "ablation_pairs", "ablation_criss_cross", "extract_activations", "amplify"}
+MODEL_RULES = {"check_model", "behaviour", "patching_sweeps", "background_sweeps", "ablation", "extract_activations",
+               "amplify"}
 SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile")]
 
 

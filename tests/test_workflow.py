@@ -98,7 +98,7 @@ def test_figure_edit_reruns_only_figure_and_table_rules(workdir, tmp_path):
     """After the tiny run, a colour change in plots/style.py makes `snakemake -n` list figure and table rules only
     (the figure code is an input of every rule that draws): no model forward is repeated."""
     rules = _rules_after_edit(workdir, tmp_path, "src/dualmech/plots/style.py")
-    assert {"fig_patching", "fig4", "probe_depth", "table1", "table5", "fig1_stimuli"} <= rules
+    assert {"fig3", "fig6", "fig7", "fig9", "fig4", "probe_depth", "table1", "table5", "fig1_stimuli"} <= rules
     assert rules <= LOCAL_RULES, f"not figure or table rules: {sorted(rules - LOCAL_RULES)}"
 
 

@@ -1,4 +1,7 @@
-# Table 5: accuracy after removing vision-derived ordering at the LM input (paper §5.5).
+# Table 5: accuracy after removing vision-derived ordering at the LM input (paper §5.5), and Fig 9 (paper §5.6;
+# App C.3/C.4): the object swap with the ablation on both runs - the LM's backup ordering. One job per (model,
+# setting) loads the model once for both; the Fig 9 pairs take the canonical runs' Table 5 predictions.
+ABLATED = "results/ablation/{model}/{setting}"
 
 
 rule ablation:
@@ -8,8 +11,14 @@ rule ablation:
         table="results/stimuli/{model}/{setting}/items.parquet",
         images="results/stimuli/{model}/{setting}/images",
     output:
-        references="results/ablation/{model}/{setting}/references.safetensors",
-        predictions="results/ablation/{model}/{setting}/predictions.parquet",
+        references=f"{ABLATED}/references.safetensors",
+        predictions=f"{ABLATED}/predictions.parquet",
+        pairs_criss_cross=f"{ABLATED}/pairs_criss_cross.parquet",
+        pair_images=directory(f"{ABLATED}/pair_images"),
+        criss_cross=f"{ABLATED}/criss_cross.parquet",
+        criss_cross_curves=f"{ABLATED}/criss_cross_curves.parquet",
+        criss_cross_stats=f"{ABLATED}/criss_cross_stats.parquet",
+        criss_cross_regions=f"{ABLATED}/criss_cross_regions.parquet",
     log:
         "results/logs/ablation/{model}/{setting}.log",
     conda:
@@ -17,10 +26,12 @@ rule ablation:
     resources:
         mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
     params:
-        colour_pool=config["patching"]["colour_pool"],
+        patching=config["patching"],
+        seed=config["seed"],
+        directions=config["directions"],
     message:
         "Scoring {wildcards.model} on {wildcards.setting} with vision-derived ordering removed (isolated-middle and "
-        "empty-canvas references first)"
+        "empty-canvas references first), then the object / strip swaps under the ablation (+ random-region null)"
     script:
         "../scripts/ablation.py"
 
@@ -43,64 +54,6 @@ rule table5:
         "Table 5: accuracy under the ablation beside Table 1, McNemar tests"
     script:
         "../scripts/table5.py"
-
-
-# Fig 9 (paper §5.6; App C.3/C.4): the object swap with the ablation on both runs - the LM's backup ordering.
-ABLATED = "results/ablation/{model}/{setting}"
-
-
-rule ablation_pairs:
-    input:
-        model=model_input,
-        check="results/checks/{model}.json",
-        references=f"{ABLATED}/references.safetensors",
-        stimuli="results/stimuli/{model}/{setting}/items.parquet",
-        predictions=f"{ABLATED}/predictions.parquet",  # canonical runs under the ablation are looked up, not rerun
-    output:
-        criss_cross=f"{ABLATED}/pairs_criss_cross.parquet",
-        images=directory(f"{ABLATED}/pair_images"),
-    log:
-        "results/logs/ablation_pairs/{model}/{setting}.log",
-    conda:
-        ENV
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    params:
-        patching=config["patching"],
-        seed=config["seed"],
-        directions=config["directions"],
-    message:
-        "Criss-cross pairs for {wildcards.model} on {wildcards.setting}, golden under the ordering ablation"
-    script:
-        "../scripts/patching_pairs.py"
-
-
-rule ablation_criss_cross:
-    input:
-        model=model_input,
-        references=f"{ABLATED}/references.safetensors",
-        pairs=f"{ABLATED}/pairs_criss_cross.parquet",
-        images=f"{ABLATED}/pair_images",
-    output:
-        sweep=f"{ABLATED}/criss_cross.parquet",
-        curves=f"{ABLATED}/criss_cross_curves.parquet",
-        stats=f"{ABLATED}/criss_cross_stats.parquet",
-        regions=f"{ABLATED}/criss_cross_regions.parquet",
-    log:
-        "results/logs/ablation_criss_cross/{model}/{setting}.log",
-    conda:
-        ENV
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    params:
-        patching=config["patching"],
-        seed=config["seed"],
-        directions=config["directions"],
-    message:
-        "Object / strip swaps under the ordering ablation (+ random-region null) for {wildcards.model} on "
-        "{wildcards.setting}"
-    script:
-        "../scripts/criss_cross.py"
 
 
 rule backup_layers:

@@ -76,7 +76,10 @@ localrules:
     fig4,
     probe_depth,
     probe_table,
-    fig_patching,
+    fig3,
+    fig6,
+    fig7,
+    fig9,
     patching_summary,
     table5,
     backup_layers,
@@ -89,9 +92,27 @@ localrules:
     download_whatsup,
 
 
+flag_for_report = report  # (in a function body, a line that starts with `report` is read as the directive)
+
+
 def cell_files(pattern, cells):
     """`pattern` filled in for every (model, setting) cell."""
     return [pattern.format(model=m, setting=s) for m, s in cells]
+
+
+def cell_figures(pattern, cells, caption, category, subcategory):
+    """The figure of every (model, setting) cell, flagged for the report with the cell as its labels: the outputs
+    of a figure rule that draws one paper figure for every cell in one job."""
+    return [
+        flag_for_report(
+            pattern.format(model=m, setting=s),
+            caption=caption,
+            category=category,
+            subcategory=subcategory.format(model=m, setting=s),
+            labels={"model": m, "setting": s},
+        )
+        for m, s in cells
+    ]
 
 
 def stage1_input(wildcards):
@@ -156,17 +177,6 @@ def all_targets():
         expand("results/tables/validation_organisms.{ext}", ext=["csv", "md", "tex"]) if VALIDATED_ORGANISMS else [],
         paper_targets(),
     ]
-
-
-# ---------------------------------------------------------------- input functions of the stage files
-def _fig_patching_input(wildcards):
-    """Fig 3: last-token; Figs 6/7: criss-cross; Fig 9: criss-cross under the ordering ablation."""
-    design = "last_token" if wildcards.fig == "3" else "criss_cross"
-    root = "results/ablation/{model}/{setting}" if wildcards.fig == "9" else "results/patching/{model}/{setting}"
-    inputs = dict(pairs=f"{root}/pairs_{design}.parquet", curves=f"{root}/{design}_curves.parquet")
-    if design == "criss_cross":
-        inputs["stats"] = f"{root}/criss_cross_stats.parquet"
-    return {k: v.format(**wildcards) for k, v in inputs.items()} | {"code": PLOT_CODE}
 
 
 # Table 2 testbeds (workflow/rules/amplification.smk)

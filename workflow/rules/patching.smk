@@ -8,22 +8,27 @@ LAST_TOKEN_CELLS = [(m, s) for m in MODELS for s in SETTINGS + WHATSUP]
 CRISS_CROSS_CELLS = LAST_TOKEN_CELLS + [(m, s) for m in MODELS for s in BACKGROUNDS]
 
 
-wildcard_constraints:
-    fig="3|6|7|9",
-
-
-rule patching_pairs:
+# One job per (model, setting) loads the model once for the pairs and every sweep (Figs 3, 6, 7).
+rule patching_sweeps:
     input:
         model=model_input,
         check="results/checks/{model}.json",
         stimuli="results/stimuli/{model}/{setting}/items.parquet",
         predictions="results/behaviour/{model}/{setting}.parquet",  # canonical runs are looked up, not rerun
     output:
-        last_token=f"{PATCHING}/pairs_last_token.parquet",
-        criss_cross=f"{PATCHING}/pairs_criss_cross.parquet",
+        pairs_last_token=f"{PATCHING}/pairs_last_token.parquet",
+        pairs_criss_cross=f"{PATCHING}/pairs_criss_cross.parquet",
         images=directory(f"{PATCHING}/pair_images"),
+        last_token=f"{PATCHING}/last_token.parquet",
+        last_token_curves=f"{PATCHING}/last_token_curves.parquet",
+        criss_cross=f"{PATCHING}/criss_cross.parquet",
+        criss_cross_curves=f"{PATCHING}/criss_cross_curves.parquet",
+        criss_cross_stats=f"{PATCHING}/criss_cross_stats.parquet",
+        criss_cross_regions=f"{PATCHING}/criss_cross_regions.parquet",
     log:
-        "results/logs/patching_pairs/{model}/{setting}.log",
+        "results/logs/patching_sweeps/{model}/{setting}.log",
+    wildcard_constraints:
+        setting="|".join(SETTINGS + WHATSUP),
     conda:
         ENV
     resources:
@@ -35,81 +40,112 @@ rule patching_pairs:
         data=config["data"],
         backgrounds=config["backgrounds"],
     message:
-        "Counterfactual pairs for {wildcards.model} on {wildcards.setting} (golden-filtered)"
+        "Counterfactual pairs (golden-filtered), last-token interchange and criss-cross object / strip swaps "
+        "(+ random-region null) for {wildcards.model} on {wildcards.setting}"
     script:
-        "../scripts/patching_pairs.py"
+        "../scripts/patching_sweeps.py"
 
 
-rule last_token:
-    input:
-        model=model_input,
-        pairs=f"{PATCHING}/pairs_last_token.parquet",
-        images=f"{PATCHING}/pair_images",
+# App C.8: the background settings have criss-cross pairs and swaps only (Figs 6, 7).
+use rule patching_sweeps as background_sweeps with:
     output:
-        sweep=f"{PATCHING}/last_token.parquet",
-        curves=f"{PATCHING}/last_token_curves.parquet",
-    log:
-        "results/logs/last_token/{model}/{setting}.log",
-    conda:
-        ENV
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    params:
-        seed=config["seed"],
+        pairs_criss_cross=f"{PATCHING}/pairs_criss_cross.parquet",
+        images=directory(f"{PATCHING}/pair_images"),
+        criss_cross=f"{PATCHING}/criss_cross.parquet",
+        criss_cross_curves=f"{PATCHING}/criss_cross_curves.parquet",
+        criss_cross_stats=f"{PATCHING}/criss_cross_stats.parquet",
+        criss_cross_regions=f"{PATCHING}/criss_cross_regions.parquet",
+    wildcard_constraints:
+        setting="|".join(BACKGROUNDS) or "(?!)",  # never matches when there are none
     message:
-        "Last-token interchange sweep for {wildcards.model} on {wildcards.setting}"
-    script:
-        "../scripts/last_token.py"
+        "Counterfactual pairs (golden-filtered) and criss-cross object / strip swaps (+ random-region null) for "
+        "{wildcards.model} on {wildcards.setting} (App C.8 background)"
 
 
-rule criss_cross:
+# Figs 3, 6, 7, 9: one rule per figure draws it for every cell in one job (a figure rule reads tables only).
+FIG_CAPTION = "../report/patching.rst"
+
+
+rule fig3:
     input:
-        model=model_input,
-        pairs=f"{PATCHING}/pairs_criss_cross.parquet",
-        images=f"{PATCHING}/pair_images",
+        pairs=cell_files(f"{PATCHING}/pairs_last_token.parquet", LAST_TOKEN_CELLS),
+        curves=cell_files(f"{PATCHING}/last_token_curves.parquet", LAST_TOKEN_CELLS),
+        code=PLOT_CODE,
     output:
-        sweep=f"{PATCHING}/criss_cross.parquet",
-        curves=f"{PATCHING}/criss_cross_curves.parquet",
-        stats=f"{PATCHING}/criss_cross_stats.parquet",
-        regions=f"{PATCHING}/criss_cross_regions.parquet",
+        cell_figures("figures/fig3_{model}_{setting}.pdf", LAST_TOKEN_CELLS, FIG_CAPTION, "Causal mediation", "Fig 3"),
     log:
-        "results/logs/criss_cross/{model}/{setting}.log",
-    conda:
-        ENV
-    resources:
-        mem_mb=model_mem_mb,  # scales with the checkpoint (dualmech.resources)
-    params:
-        patching=config["patching"],
-        seed=config["seed"],
-        directions=config["directions"],
-    message:
-        "Criss-cross object / strip swap sweeps (+ random-region null) for {wildcards.model} on {wildcards.setting}"
-    script:
-        "../scripts/criss_cross.py"
-
-
-rule fig_patching:
-    input:
-        unpack(_fig_patching_input),
-    output:
-        report(
-            "figures/fig{fig}_{model}_{setting}.pdf",
-            caption="../report/patching.rst",
-            category="Causal mediation",
-            subcategory="Fig {fig}",
-            labels={"model": "{model}", "setting": "{setting}"},
-        ),
-    log:
-        "results/logs/fig_patching/fig{fig}_{model}_{setting}.log",
+        "results/logs/fig_patching/fig3.log",
     conda:
         ENV
     params:
+        fig="3",
+        cells=LAST_TOKEN_CELLS,
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
     message:
-        "Fig {wildcards.fig} for {wildcards.model} on {wildcards.setting}"
+        "Fig 3 (last-token interchange) for every model and setting"
     script:
         "../scripts/fig_patching.py"
+
+
+rule fig6:
+    input:
+        pairs=cell_files(f"{PATCHING}/pairs_criss_cross.parquet", CRISS_CROSS_CELLS),
+        curves=cell_files(f"{PATCHING}/criss_cross_curves.parquet", CRISS_CROSS_CELLS),
+        stats=cell_files(f"{PATCHING}/criss_cross_stats.parquet", CRISS_CROSS_CELLS),
+        code=PLOT_CODE,
+    output:
+        cell_figures("figures/fig6_{model}_{setting}.pdf", CRISS_CROSS_CELLS, FIG_CAPTION, "Causal mediation", "Fig 6"),
+    log:
+        "results/logs/fig_patching/fig6.log",
+    conda:
+        ENV
+    params:
+        fig="6",
+        cells=CRISS_CROSS_CELLS,
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    message:
+        "Fig 6 (object swap, criss-cross) for every model and setting"
+    script:
+        "../scripts/fig_patching.py"
+
+
+use rule fig6 as fig7 with:
+    output:
+        cell_figures("figures/fig7_{model}_{setting}.pdf", CRISS_CROSS_CELLS, FIG_CAPTION, "Causal mediation", "Fig 7"),
+    log:
+        "results/logs/fig_patching/fig7.log",
+    params:
+        fig="7",
+        cells=CRISS_CROSS_CELLS,
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    message:
+        "Fig 7 (strip swap, criss-cross) for every model and setting"
+
+
+# Fig 9 (paper §5.6): the object swap with the ordering ablation on both runs (workflow/rules/ablation.smk)
+ABLATION_CELLS = [(m, s) for m in MODELS for s in SETTINGS]
+
+
+use rule fig6 as fig9 with:
+    input:
+        pairs=cell_files("results/ablation/{model}/{setting}/pairs_criss_cross.parquet", ABLATION_CELLS),
+        curves=cell_files("results/ablation/{model}/{setting}/criss_cross_curves.parquet", ABLATION_CELLS),
+        stats=cell_files("results/ablation/{model}/{setting}/criss_cross_stats.parquet", ABLATION_CELLS),
+        code=PLOT_CODE,
+    output:
+        cell_figures("figures/fig9_{model}_{setting}.pdf", ABLATION_CELLS, FIG_CAPTION, "Causal mediation", "Fig 9"),
+    log:
+        "results/logs/fig_patching/fig9.log",
+    params:
+        fig="9",
+        cells=ABLATION_CELLS,
+        directions=config["directions"],
+        min_pairs=config["patching"]["min_pairs"],
+    message:
+        "Fig 9 (object swap under the ordering ablation) for every model and setting"
 
 
 rule patching_summary:

@@ -80,23 +80,23 @@ rule probes:
         "../scripts/probes.py"
 
 
+FIG4_CELLS = [(m, s) for m in MODELS for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS]
+
+
 rule fig4:
     input:
-        heatmaps="results/probes/{model}/{setting}_heatmaps.npz",
+        heatmaps=cell_files("results/probes/{model}/{setting}_heatmaps.npz", FIG4_CELLS),
         code=PLOT_CODE,
     output:
-        report(
-            "figures/fig4_{model}_{setting}.pdf",
-            caption="../report/fig4.rst",
-            category="Probing",
-            subcategory="{model}",
-        ),
+        cell_figures("figures/fig4_{model}_{setting}.pdf", FIG4_CELLS, "../report/fig4.rst", "Probing", "{model}"),
     log:
-        "results/logs/fig4/{model}_{setting}.log",
+        "results/logs/fig4.log",
     conda:
         ENV
+    params:
+        cells=FIG4_CELLS,
     message:
-        "Fig 4: probe class probabilities on every visual token at the LM input, {wildcards.model} on {wildcards.setting}"
+        "Fig 4: probe class probabilities on every visual token at the LM input, for every model and setting"
     script:
         "../scripts/fig4.py"
 
