@@ -11,12 +11,15 @@ from dualmech import config_doc, resources
 from tinydag import REPO, make_workdir
 
 RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", re.S | re.M)
+USE_RULE = re.compile(r"^use rule (\w+) as (\w+) with:\n(.*?)(?=^\S|\Z)", re.S | re.M)
 
 
 def rules() -> dict[str, str]:
-    """rule name -> its body, from every rule file."""
-    return {m.group(1): m.group(2) for f in sorted((REPO / "workflow/rules").glob("*.smk"))
-            for m in RULE.finditer(f.read_text())}
+    """rule name -> its body, from every rule file; a `use rule A as B with:` variant's body is A's followed by
+    what it changes (so it has A's script and resources)."""
+    text = "\n".join(f.read_text() for f in sorted((REPO / "workflow/rules").glob("*.smk")))
+    bodies = {m.group(1): m.group(2) for m in RULE.finditer(text)}
+    return bodies | {m.group(2): bodies[m.group(1)] + m.group(3) for m in USE_RULE.finditer(text)}
 
 
 def runs_a_model(body: str) -> bool:

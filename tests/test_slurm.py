@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slurm
 
 CLUSTER = REPO / "scripts/slurm_cluster.sh"
 MODEL_RULES = {"check_model", "behaviour", "patching_sweeps", "background_sweeps", "ablation", "extract_activations",
-               "amplify"}
+               "relation_activations", "amplify"}
 SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile")]
 
 

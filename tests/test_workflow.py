@@ -32,8 +32,8 @@ def workdir(tmp_path_factory) -> Path:
 def test_dry_run_lists_every_job(workdir):
     out = snakemake(workdir, "-n")
     assert out.returncode == 0, out.stdout + out.stderr
-    for rule in ("check_model", "stimuli", "behaviour", "table1", "fig1", "untrained_twin", "shifted_stimuli",
-                 "extract_activations", "probes", "fig4", "probe_depth", "probe_table"):
+    for rule in ("check_model", "stimuli", "behaviour", "table1", "fig1", "untrained_twin", "relation_stimuli",
+                 "extract_activations", "relation_activations", "probes", "fig4", "probe_depth", "probe_table"):
         assert rule in out.stdout + out.stderr
 
 

@@ -12,27 +12,6 @@ PROBE_SETS.update({s: [s] for s in WHATSUP})  # App C.7: What'sUp composites (ho
 PROBE_SETS.update({s: [s] for s in BACKGROUNDS})  # App C.8: canonical layouts on backgrounds (no shifted control)
 
 
-rule shifted_stimuli:
-    input:
-        model=model_input,
-    output:
-        table="results/stimuli/{model}/{setting}_shifted/items.parquet",
-        images=directory("results/stimuli/{model}/{setting}_shifted/images"),
-    log:
-        "results/logs/shifted_stimuli/{model}/{setting}.log",
-    wildcard_constraints:
-        setting="|".join(SETTINGS),
-    conda:
-        ENV
-    params:
-        shifts=PROBING["shifts"],
-        directions=config["directions"],
-    message:
-        "Shifted-layout control stimuli ({params.shifts} tokens) for {wildcards.model} on {wildcards.setting}"
-    script:
-        "../scripts/shifted_stimuli.py"
-
-
 rule extract_activations:
     input:
         model=model_input,
@@ -45,7 +24,7 @@ rule extract_activations:
     log:
         "results/logs/extract_activations/{model}/{imageset}.log",
     wildcard_constraints:
-        imageset="|".join(SETTINGS + GRIDS + WHATSUP + BACKGROUNDS + [f"{s}_shifted" for s in SETTINGS]),
+        imageset="|".join(s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHIFTED) or "(?!)",
     conda:
         ENV
     resources:
@@ -56,6 +35,27 @@ rule extract_activations:
         "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset}"
     script:
         "../scripts/extract_activations.py"
+
+
+# A relation setting's canonical images and their shifted-layout control, on one loaded model.
+use rule extract_activations as relation_activations with:
+    input:
+        model=model_input,
+        check="results/checks/{model}.json",
+        table="results/stimuli/{model}/{imageset}/items.parquet",
+        images="results/stimuli/{model}/{imageset}/images",
+        shifted_table="results/stimuli/{model}/{imageset}_shifted/items.parquet",
+        shifted_images="results/stimuli/{model}/{imageset}_shifted/images",
+    output:
+        tensors=f"{STORE}.safetensors",
+        index=f"{STORE}.index.parquet",
+        shifted_tensors=f"{STORE}_shifted.safetensors",
+        shifted_index=f"{STORE}_shifted.index.parquet",
+    wildcard_constraints:
+        imageset="|".join(SHIFTED) or "(?!)",
+    message:
+        "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset} and its "
+        "shifted-layout control"
 
 
 rule probes:

@@ -1,4 +1,6 @@
 # Canonical stimuli (paper §3): images + one item table per (model, setting); geometry from the model's adapter.
+# The relation settings with a shifted-layout control (probing.shifts; App C.5) render it in the same job.
+SHIFTED = SETTINGS if config["probing"]["shifts"] else []
 
 
 rule stimuli:
@@ -9,6 +11,8 @@ rule stimuli:
         images=directory("results/stimuli/{model}/{setting}/images"),
     log:
         "results/logs/stimuli/{model}/{setting}.log",
+    wildcard_constraints:
+        setting="|".join(s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHIFTED) or "(?!)",
     conda:
         ENV
     params:
@@ -17,10 +21,26 @@ rule stimuli:
         grid_images=config["grid_images"],
         data=config["data"],
         backgrounds=config["backgrounds"],
+        shifts=config["probing"]["shifts"],
     message:
         "Rendering {wildcards.setting} stimuli for {wildcards.model}"
     script:
         "../scripts/stimuli.py"
+
+
+# The relation settings' canonical stimuli and their shifted-layout control (the triple translated by +-k tokens;
+# the position probes' control, workflow/rules/probing.smk) in one job.
+use rule stimuli as relation_stimuli with:
+    output:
+        table="results/stimuli/{model}/{setting}/items.parquet",
+        images=directory("results/stimuli/{model}/{setting}/images"),
+        shifted_table="results/stimuli/{model}/{setting}_shifted/items.parquet",
+        shifted_images=directory("results/stimuli/{model}/{setting}_shifted/images"),
+    wildcard_constraints:
+        setting="|".join(SHIFTED) or "(?!)",
+    message:
+        "Rendering {wildcards.setting} stimuli and their shifted-layout control ({params.shifts} tokens) for "
+        "{wildcards.model}"
 
 
 rule fig1_stimuli:

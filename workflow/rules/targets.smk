@@ -1,8 +1,8 @@
 # Named targets: one per paper artefact, so `snakemake fig7` (or table2, paper, ...) builds just that
 # artefact for every configured model and setting. Each lists the matching final targets of all_targets()
 # (nothing that the configuration does not produce). The rules that write one table (table1, table2,
-# table5, patching_summary, backup_layers, claims, published_vs_regenerated, paper) are targets themselves.
-# A name already taken by a producing rule with wildcards is left to that rule.
+# table5, patching_summary, backup_layers, claims, published_vs_regenerated, paper) or one figure for every
+# cell (fig3, fig4, fig6, fig7, fig9) are targets themselves: a name a producing rule has is left to it.
 
 
 _RULE_NAMES = {r.name for r in workflow.rules}

@@ -1,8 +1,10 @@
-"""Render the canonical stimuli of one setting (or k x k grid) for one model."""
+"""Render the canonical stimuli of one setting (or k x k grid) for one model; for a relation setting with
+`shifted_table` among the outputs, also its shifted-layout control (the canonical triple translated by +-k tokens)."""
 from pathlib import Path
 
 from dualmech import models, naturalistic, snake
 from dualmech.stimuli import backgrounds, grid_items, relation_items
+from dualmech.stimuli.shifted import shifted_items
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
@@ -27,3 +29,16 @@ items.insert(0, "model", snakemake.wildcards.model)
 atomic_write(snakemake.output.table, items.to_parquet(index=False))
 log.info("%d items, %d images, geometry %s, palette %s, objects left out %s", len(items), items["image"].nunique(),
          geometry, palette, list(adapter.exclude_objects))
+
+if "shifted_table" in snakemake.output.keys():
+    out = Path(snakemake.output.shifted_images)
+    out.mkdir(parents=True, exist_ok=True)
+    shifts = snakemake.params.shifts
+    items = shifted_items(setting, geometry, palette, out, shifts, snakemake.params.directions)
+    items.insert(0, "model", snakemake.wildcards.model)
+    atomic_write(snakemake.output.shifted_table, items.to_parquet(index=False))
+    used = sorted(set(items["shift"])) if len(items) else []
+    log.info("shifted control: %d items, %d images, shifts used %s of %s", len(items), items["image"].nunique(), used,
+             shifts)
+    if not used:
+        log.warning("no requested shift keeps every object on the canvas: no position-ambiguous tokens for this model")
