@@ -35,6 +35,9 @@ def test_dry_run_lists_every_job(workdir):
     for rule in ("check_model", "stimuli", "behaviour", "table1", "fig1", "untrained_twin", "relation_stimuli",
                  "extract_activations", "relation_activations", "probes", "fig4", "probe_depth", "probe_table"):
         assert rule in out.stdout + out.stderr
+    # no rule is tried on a file it cannot make (a config without organism variants: the twin's directory
+    # matched train_organism's empty wildcard constraint, whose input function then failed)
+    assert "Exception" not in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
 
 
 def test_full_run(workdir):
