@@ -2,6 +2,7 @@
 # App C.3/C.4): the object swap with the ablation on both runs - the LM's backup ordering. One job per (model,
 # setting) loads the model once for both; the Fig 9 pairs take the canonical runs' Table 5 predictions.
 ABLATED = "results/ablation/{model}/{setting}"
+ABLATION_CELLS = [(m, s) for m in MODELS for s in SETTINGS]
 
 
 rule ablation:
@@ -58,8 +59,8 @@ rule table5:
 
 rule backup_layers:
     input:
-        pairs=expand(f"{ABLATED}/pairs_criss_cross.parquet", model=MODELS, setting=SETTINGS),
-        stats=expand(f"{ABLATED}/criss_cross_stats.parquet", model=MODELS, setting=SETTINGS),
+        pairs=cell_files(f"{ABLATED}/pairs_criss_cross.parquet", ABLATION_CELLS),
+        stats=cell_files(f"{ABLATED}/criss_cross_stats.parquet", ABLATION_CELLS),
     output:
         csv="results/tables/backup_layers.csv",
         md=report("results/tables/backup_layers.md", caption="../report/backup_layers.rst", category="Ablation"),
@@ -69,7 +70,7 @@ rule backup_layers:
     conda:
         ENV
     params:
-        cells=[(m, s) for m in MODELS for s in SETTINGS],
+        cells=ABLATION_CELLS,
         directions=config["directions"],
         min_pairs=config["patching"]["min_pairs"],
     message:

@@ -95,6 +95,12 @@ localrules:
 flag_for_report = report  # (in a function body, a line that starts with `report` is read as the directive)
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly `names`; one that never matches when there are none (Snakemake reads
+    an empty constraint as no constraint)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
 def cell_files(pattern, cells):
     """`pattern` filled in for every (model, setting) cell."""
     return [pattern.format(model=m, setting=s) for m, s in cells]

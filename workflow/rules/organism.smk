@@ -33,7 +33,7 @@ rule train_organism:
     log:
         "results/logs/train_organism/{organism}.log",
     wildcard_constraints:
-        organism="|".join(map(re.escape, ORGANISMS)) or "(?!)",  # never matches when there are none
+        organism=one_of(ORGANISMS),
     conda:
         ENV
     threads: 8

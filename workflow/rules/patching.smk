@@ -28,7 +28,7 @@ rule patching_sweeps:
     log:
         "results/logs/patching_sweeps/{model}/{setting}.log",
     wildcard_constraints:
-        setting="|".join(SETTINGS + WHATSUP),
+        setting=one_of(SETTINGS + WHATSUP),
     conda:
         ENV
     resources:
@@ -56,7 +56,7 @@ use rule patching_sweeps as background_sweeps with:
         criss_cross_stats=f"{PATCHING}/criss_cross_stats.parquet",
         criss_cross_regions=f"{PATCHING}/criss_cross_regions.parquet",
     wildcard_constraints:
-        setting="|".join(BACKGROUNDS) or "(?!)",  # never matches when there are none
+        setting=one_of(BACKGROUNDS),
     message:
         "Counterfactual pairs (golden-filtered) and criss-cross object / strip swaps (+ random-region null) for "
         "{wildcards.model} on {wildcards.setting} (App C.8 background)"
@@ -126,14 +126,11 @@ use rule fig6 as fig7 with:
 
 
 # Fig 9 (paper §5.6): the object swap with the ordering ablation on both runs (workflow/rules/ablation.smk)
-ABLATION_CELLS = [(m, s) for m in MODELS for s in SETTINGS]
-
-
 use rule fig6 as fig9 with:
     input:
-        pairs=cell_files("results/ablation/{model}/{setting}/pairs_criss_cross.parquet", ABLATION_CELLS),
-        curves=cell_files("results/ablation/{model}/{setting}/criss_cross_curves.parquet", ABLATION_CELLS),
-        stats=cell_files("results/ablation/{model}/{setting}/criss_cross_stats.parquet", ABLATION_CELLS),
+        pairs=cell_files(f"{ABLATED}/pairs_criss_cross.parquet", ABLATION_CELLS),
+        curves=cell_files(f"{ABLATED}/criss_cross_curves.parquet", ABLATION_CELLS),
+        stats=cell_files(f"{ABLATED}/criss_cross_stats.parquet", ABLATION_CELLS),
         code=PLOT_CODE,
     output:
         cell_figures("figures/fig9_{model}_{setting}.pdf", ABLATION_CELLS, FIG_CAPTION, "Causal mediation", "Fig 9"),

@@ -24,7 +24,7 @@ rule extract_activations:
     log:
         "results/logs/extract_activations/{model}/{imageset}.log",
     wildcard_constraints:
-        imageset="|".join(s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHIFTED) or "(?!)",
+        imageset=one_of(UNSHIFTED),
     conda:
         ENV
     resources:
@@ -52,7 +52,7 @@ use rule extract_activations as relation_activations with:
         shifted_tensors=f"{STORE}_shifted.safetensors",
         shifted_index=f"{STORE}_shifted.index.parquet",
     wildcard_constraints:
-        imageset="|".join(SHIFTED) or "(?!)",
+        imageset=one_of(SHIFTED),
     message:
         "Extracting visual-token activations ({params.sites}) of {wildcards.model} on {wildcards.imageset} and its "
         "shifted-layout control"

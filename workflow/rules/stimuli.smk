@@ -1,6 +1,7 @@
 # Canonical stimuli (paper §3): images + one item table per (model, setting); geometry from the model's adapter.
 # The relation settings with a shifted-layout control (probing.shifts; App C.5) render it in the same job.
 SHIFTED = SETTINGS if config["probing"]["shifts"] else []
+UNSHIFTED = [s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHIFTED]
 
 
 rule stimuli:
@@ -12,7 +13,7 @@ rule stimuli:
     log:
         "results/logs/stimuli/{model}/{setting}.log",
     wildcard_constraints:
-        setting="|".join(s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHIFTED) or "(?!)",
+        setting=one_of(UNSHIFTED),
     conda:
         ENV
     params:
@@ -37,7 +38,7 @@ use rule stimuli as relation_stimuli with:
         shifted_table="results/stimuli/{model}/{setting}_shifted/items.parquet",
         shifted_images=directory("results/stimuli/{model}/{setting}_shifted/images"),
     wildcard_constraints:
-        setting="|".join(SHIFTED) or "(?!)",
+        setting=one_of(SHIFTED),
     message:
         "Rendering {wildcards.setting} stimuli and their shifted-layout control ({params.shifts} tokens) for "
         "{wildcards.model}"
