@@ -362,6 +362,20 @@ def test_unit_builders_pair_the_same_items():
     assert u["unit"].tolist() == ["a"] and u["num"].tolist() == [1.0]   # b names no scene entity; d is dev
 
 
+def test_claim3_control_units_are_the_background_conflict_tokens_where_there_are_some():
+    """The control gate pairs claim 3 on the tokens that tell a relative strip from a position code (an
+    untrained twin's position embeddings draw the same canonical strips); without a shifted control it pairs
+    the per-triple strip scores."""
+    units = pd.DataFrame(dict(model="m", setting="squares", orientation="horizontal", site="lm_input", unit=[0, 1, 2],
+                              amb_hit=1.0, amb_n=2.0, strip_score=[0.4, 0.3, 0.2], conf_rel=1.0, conf_n=2.0,
+                              strip_rel=[3.0, 0.0, 2.0], strip_conf_n=[4.0, 0.0, 2.0]))
+    u = cl.probe_units(units)
+    c3 = u[u["claim"] == 3].set_index("unit")
+    assert c3["num"].tolist()[::2] == [3.0, 2.0] and np.isnan(c3.loc[1, "num"]) and c3["den"].tolist() == [4, 0, 2]
+    fixed = cl.probe_units(units.drop(columns=["strip_rel", "strip_conf_n"]))
+    assert fixed[fixed["claim"] == 3]["num"].tolist() == [0.4, 0.3, 0.2]
+
+
 def test_rules_table_states_every_rule_once():
     r = cl.rules()
     assert len(r) == len(cl.CLAIMS) and list(r.columns) == ["Claim", "Statistic", "Test", "Null", "Threshold",

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from dualmech import claims as cl
 from dualmech import extraction, organism, probing
 from dualmech.models import ModelSpec, load
 from dualmech.stimuli import Geometry, entities, render_scene
@@ -206,6 +207,8 @@ def _metrics():
                                  selectivity=0.2, selectivity_lo=0.1, selectivity_hi=0.3, selectivity_p=0.02,
                                  follow_relative=np.nan if setting == "grid2" else 0.25,
                                  follow_absolute=np.nan if setting == "grid2" else 0.75,
+                                 strip_relative=np.nan if setting == "grid2" else 0.6,
+                                 strip_absolute=np.nan if setting == "grid2" else 0.3,
                                  note=probing.UNDEFINED_AMBIGUOUS if setting == "grid2" else "", extra=depth))
     return pd.DataFrame(rows)
 
@@ -218,7 +221,7 @@ def test_probe_table_columns():
     assert first["Acc [95% CI] / position-only"] == "1.00 [0.90, 1.00] / 1.00"
     assert first["Ambiguous acc [95% CI] / position-only"] == "0.30 [0.20, 0.40] / 0.50"
     assert first["Strip p (Holm)"] == "0.010 (0.030)" and first["Selectivity [95% CI], p"] == "0.20 [0.10, 0.30], p=0.020"
-    assert first["Relative / absolute"] == "0.25 / 0.75"
+    assert first["Relative / absolute"] == "0.25 / 0.75" and first["Background relative / absolute"] == "0.60 / 0.30"
     grid = display[display["Setting"] == "grid2"].iloc[0]
     assert grid["Ambiguous acc [95% CI] / position-only"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
 
@@ -238,10 +241,12 @@ def test_figures_render(tmp_path):
 
 
 # ------------------------------------------------------------------ the strip score's probe
-def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0):
+def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0, code="strips", strength=0.5):
     """Activations where every token carries a strong absolute position code (a random vector per cell, as
     position embeddings do) and a weaker relative slot code on object tokens AND on the background tokens of
-    their strips, plus identity: strips are there by construction."""
+    their strips, plus identity: strips are there by construction. code="absolute": the weaker code is instead
+    the slot of the canvas third each token lies in, wherever the entities are (a position code that draws the
+    same strips on canonical layouts)."""
     import itertools
     cols = ["red", "green", "blue", "yellow", "purple", "cyan"]
     ids = {c: i for i, c in enumerate(cols)}
@@ -257,9 +262,9 @@ def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0):
     n, t = lab.obj.shape
     X = np.zeros((n, t, 32 + 3 + 6), np.float32)
     X[:, :, :32] = 3.0 * g.normal(size=(t, 32))[None]                   # absolute position code
-    slot = np.where(lab.obj >= 0, lab.obj, lab.strip_label)
+    slot = np.where(lab.obj >= 0, lab.obj, lab.strip_label) if code == "strips" else lab.absolute
     for k in range(3):
-        X[:, :, 32 + k] = 0.5 * (slot == k)                             # the slot code, background strips included
+        X[:, :, 32 + k] = strength * (slot == k)                        # the code, background strips included
     for e in range(6):
         X[:, :, 35 + e] = lab.entity == e
     X += 0.3 * g.normal(size=X.shape)
@@ -277,3 +282,28 @@ def test_strip_score_reads_strips_that_a_canonical_probe_misses():
     # without a shifted control only the canonical probe exists, and it is fooled here (stated, not hidden)
     canonical = _strips_behind_a_position_code(shifts=(0,))
     assert canonical["strip_probe"] == "canonical" and canonical["strip_score"] < 0.05 and canonical["strip_p"] > 0.05
+
+
+def _claim3(row):
+    return cl.claim3("m", "squares", pd.DataFrame([row | dict(model="m", setting="squares", orientation="horizontal",
+                                                              site="lm_input")]))
+
+
+def test_background_conflict_tokens_tell_relative_strips_from_a_position_code():
+    """On canonical layouts a strip is a canvas third, so a code for the canvas third draws the same strips as
+    the entities' ordering code (the untrained twin: 0.385 on Squares, organism-dual 0.385). On shifted layouts
+    the background tokens whose strip slot differs from their cell's canonical slot separate the two. Old rule
+    (strip score > 0 and permutation p < alpha): the position code was supported."""
+    strips = _strips_behind_a_position_code()
+    assert strips["n_strip_conflict"] > 100
+    assert strips["strip_relative"] > 0.4 > 0.25 > strips["strip_absolute"] and strips["strip_absrel_p"] < 0.01
+    assert _claim3(strips)["verdict"] == cl.SUPPORTED
+    absolute = _strips_behind_a_position_code(code="absolute", strength=2.0)
+    assert absolute["strip_score"] > 0.05 and absolute["strip_p"] < 0.01          # strips on canonical layouts
+    assert absolute["strip_absolute"] > 0.5 > 0.25 > absolute["strip_relative"] and absolute["strip_absrel_p"] < 0.01
+    r = _claim3(absolute)
+    assert r["verdict"] == cl.NOT_SUPPORTED and "relative vs absolute: horizontal 0.21 vs 0.58" in r["note"]
+    # without a shifted control there are no such tokens, and the strip score decides alone
+    fixed = _strips_behind_a_position_code(shifts=(0,), code="absolute", strength=2.0)
+    assert fixed["n_strip_conflict"] == 0 and np.isnan(fixed["strip_absrel_p"])
+    assert _claim3(fixed)["verdict"] == cl.SUPPORTED

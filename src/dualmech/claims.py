@@ -103,13 +103,21 @@ CLAIMS = {c.number: c for c in [
           "Fig 4, probe table (site lm_input)",
           "strip score on background tokens (worst orientation), read by the probe trained on canonical + shifted "
           "layouts where the setting has the shifted control (on canonical layouts alone slot = cell, and a probe "
-          "can read the cell instead of the ordering code)",
-          "permutation test at the pre-specified site (the LM input)",
-          "the probe's predictions shuffled among each image's background tokens",
-          f"permutation p < {ALPHA} and strip score > 0 in every orientation",
-          "none: one pre-specified site (the other probed sites are descriptive); orientations: "
-          "intersection-union",
-          'per held-out triple: the strip score of its background tokens (weight 1)'),
+          "can read the cell instead of the ordering code); where shifted layouts put background tokens in a "
+          "strip whose slot differs from their cell's canonical slot, also the share of those tokens the "
+          "strip score's probe reads as the strip's (relative) slot vs the cell's (absolute) one",
+          "permutation test at the pre-specified site (the LM input); on the background conflict tokens, the "
+          "paired sign-flip test of relative vs absolute over held-out triples (as claim 9 on object tokens)",
+          "the probe's predictions shuffled among each image's background tokens; relative and absolute "
+          "readings exchangeable",
+          f"permutation p < {ALPHA} and strip score > 0 in every orientation, and where background conflict "
+          f"tokens exist, relative > absolute with p < {ALPHA} in every orientation (on canonical layouts a strip "
+          "is a canvas third, so strips alone credit a code for the canvas position, such as an untrained "
+          "model's position embeddings)",
+          "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
+          "tests: intersection-union",
+          "per held-out triple: relative readings of its background conflict tokens (weight: their number) where "
+          "the setting has them, else the strip score of its background tokens (weight 1)"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -342,6 +350,12 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     w = score.idxmin()
     ok = bool((score > 0).all() and (p < ALPHA).all())
     note = "; ".join(f"{o}: strip score {_f(s)}" for o, s in zip(r["orientation"], score))
+    rel, ab, p_rel = _col(r, "strip_relative"), _col(r, "strip_absolute"), _col(r, "strip_absrel_p")
+    if p_rel.notna().any():                             # shifted layouts: does the strip follow the entities?
+        ok = ok and bool((rel > ab).all() and (p_rel < ALPHA).all())
+        p = pd.concat([p, p_rel])
+        note += "; background conflict tokens, relative vs absolute: " + ", ".join(
+            f"{o} {_f(a)} vs {_f(b)}" for o, a, b in zip(r["orientation"], rel, ab))
     return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
                 note=note)
 
@@ -672,7 +686,10 @@ def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     for (model, setting), g in u.groupby(["model", "setting"], sort=False):
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
                             g["amb_n"]),
-                units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"]),
+                (units_frame(3, model, setting, g["orientation"], g["unit"],
+                             g["strip_rel"].where(g["strip_conf_n"] > 0), g["strip_conf_n"])
+                 if "strip_conf_n" in g and (g["strip_conf_n"] > 0).any()
+                 else units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"])),
                 units_frame(9, model, setting, g["orientation"], g["unit"], g["conf_rel"].where(g["conf_n"] > 0),
                             g["conf_n"])]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)

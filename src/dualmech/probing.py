@@ -31,7 +31,13 @@ over held-out images:
   the actual baseline). Undefined (NaN, explained in `note`) when there are no such tokens;
 - absolute vs relative: the canonical probe applied to shifted images' object tokens whose relative slot
   differs from the slot the canonical layout assigns to that column/row (the authors' tiling strips):
-  fraction of predictions following the relative order vs the absolute position.
+  fraction of predictions following the relative order vs the absolute position;
+- the same on background: held-out shifted images' background tokens in exactly one strip whose strip slot
+  differs from their cell's canonical slot, read by the strip score's probe (canonical + shifted object
+  tokens; no background token is ever a training target): `strip_relative` vs `strip_absolute`, sign-flip p
+  `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip score alone cannot tell the
+  entities' ordering code from a code for the canvas position (an untrained model's position embeddings give
+  the same strips); these tokens can.
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ from .stimuli.geometry import Geometry
 CLASS_NAMES = {"horizontal": ("Left", "Middle", "Right"), "vertical": ("Top", "Middle", "Bottom")}
 UNDEFINED_AMBIGUOUS = "ambiguous-token accuracy undefined: no position-ambiguous tokens (fixed layout)"
 UNDEFINED_CONFLICT = "absolute-vs-relative undefined: no shifted tokens whose absolute and relative labels differ"
+UNDEFINED_STRIP_CONFLICT = ("background absolute-vs-relative undefined: no shifted background tokens whose strip "
+                            "and absolute labels differ")
 
 
 def class_names(orientation: str, k: int) -> list[str]:
@@ -365,6 +373,7 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     pos_strip_c = [np.zeros((n, k)) for _ in range(4)]
     amb = {key: np.zeros(n) for key in ("n", "hit", "pos", "sn", "shit", "spos", "shifted_n", "shifted_hit")}
     conf = {key: np.zeros(n) for key in ("n", "rel", "abs", "pos_rel")}
+    bg_conf = {key: np.zeros(n) for key in ("n", "rel", "abs")}
     perm_pred, perm_rows = [], []
     heat, heat_n = np.zeros((k, t)), 0
 
@@ -426,6 +435,13 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # cannot pass the cell off as the order (a canonical-only probe can, and then misses strips)
         on_canon = data.canonical[te]
         add_strips(te[on_canon], mp[on_canon], mpp[on_canon])
+        # ... and on shifted background: does the strip follow the entities or stay with the canvas third?
+        bs, bp = te[~on_canon], mp[~on_canon]
+        ss, sa_bg = lab.strip_label[bs], lab.absolute[bs]
+        bg_conflict = (ss >= 0) & (sa_bg >= 0) & (ss != sa_bg)
+        np.add.at(bg_conf["n"], bs, bg_conflict.sum(1))
+        np.add.at(bg_conf["rel"], bs, (bg_conflict & (bp == ss)).sum(1))
+        np.add.at(bg_conf["abs"], bs, (bg_conflict & (bp == sa_bg)).sum(1))
 
     # bootstrap / sign-flip units: groups (a triple's canonical + shifted images; a grid image)
     units, unit_of = np.unique(data.group, return_inverse=True)
@@ -477,9 +493,19 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     row["pos_follow_relative"] = ratio(pick(conf["pos_rel"]), pick(conf["n"]), w)[0]
     if row["n_conflict"] == 0:
         notes.append(UNDEFINED_CONFLICT)
+    row["n_strip_conflict"] = int(bg_conf["n"].sum())
+    row["strip_relative"], row["strip_relative_lo"], row["strip_relative_hi"] = ratio(
+        pick(bg_conf["rel"]), pick(bg_conf["n"]), w)
+    row["strip_absolute"] = ratio(pick(bg_conf["abs"]), pick(bg_conf["n"]), w)[0]
+    row["strip_absrel_p"] = (sign_flip_p(pick(bg_conf["rel"] - bg_conf["abs"])[pick(bg_conf["n"]) > 0], n_perm,
+                                         root_seed, setting, orientation, "strip-absrel", *tag)
+                             if row["n_strip_conflict"] else np.nan)
+    if shifted_any and row["n_strip_conflict"] == 0:
+        notes.append(UNDEFINED_STRIP_CONFLICT)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
-                                 strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_n=pick(conf["n"])))
+                                 strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_n=pick(conf["n"]),
+                                 strip_rel=pick(bg_conf["rel"]), strip_conf_n=pick(bg_conf["n"])))
     return row, heat / max(heat_n, 1), units_df
 
 
@@ -572,9 +598,11 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
 TABLE_COLUMNS = ["model", "setting", "orientation", "site", "depth", "acc", "acc_lo", "acc_hi", "pos_acc",
                  "ambiguous_acc", "ambiguous_lo", "ambiguous_hi", "pos_ambiguous_acc", "strip_score", "strip_lo",
                  "strip_hi", "strip_p", "strip_p_holm", "selectivity", "selectivity_lo",
-                 "selectivity_hi", "selectivity_p", "follow_relative", "follow_absolute", "note"]
+                 "selectivity_hi", "selectivity_p", "follow_relative", "follow_absolute", "strip_relative",
+                 "strip_absolute", "note"]
 SHORT_NOTES = {UNDEFINED_AMBIGUOUS: "fixed layout: no ambiguous tokens",
-               UNDEFINED_CONFLICT: "no shifted control"}
+               UNDEFINED_CONFLICT: "no shifted control",
+               UNDEFINED_STRIP_CONFLICT: "no background conflict tokens"}
 
 
 def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -607,6 +635,8 @@ def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             [ci(*r) for r in long[["selectivity", "selectivity_lo", "selectivity_hi"]].to_numpy()],
             long["selectivity_p"])],
         "Relative / absolute": [f"{num(r)} / {num(a)}" for r, a in long[["follow_relative", "follow_absolute"]].to_numpy()],
+        "Background relative / absolute": [f"{num(r)} / {num(a)}"
+                                           for r, a in long[["strip_relative", "strip_absolute"]].to_numpy()],
         "Note": long["note"].map(lambda note: "; ".join(SHORT_NOTES.get(n, n) for n in note.split("; ") if n)),
     })
     return long, display
