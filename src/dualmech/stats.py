@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 
 def wilson(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (clamped so that it holds the point estimate exactly:
     statsmodels returns 0.9999999999999999 for 336/336)."""
+    from statsmodels.stats.proportion import proportion_confint   # 1 s of import: only where a CI is made
     if n == 0:
         return float("nan"), float("nan")
     lo, hi = proportion_confint(int(correct), int(n), alpha=alpha, method="wilson")

@@ -13,7 +13,6 @@ Vision-encoder sites: the ViT runs every image of a batch as one (B * patches, D
 from __future__ import annotations
 
 import torch
-from transformers.vision_utils import get_vision_window_index
 
 from .qwen2vl import Qwen2VLAdapter
 
@@ -27,6 +26,7 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
 
     def _merge_order(self, hidden):
         """Undo the window permutation, as the model does after its merger."""
+        from transformers.vision_utils import get_vision_window_index   # imports torch.distributed: not at start-up
         vis, n = self.model.model.visual, self.geometry.grid
         k = vis.spatial_merge_size
         b = hidden.shape[0] // (n * k) ** 2
