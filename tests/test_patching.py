@@ -922,3 +922,16 @@ def test_summary_table_cells_narrow_kinds_and_directions():
     b = long[long["setting"] == "squares_bg"].set_index("kind")
     assert b.loc["strip", "significant_sites"] == "Embed" and b.loc["strip", "significant_above"] == "not testable"
     assert list(display["Pairs"])[:2] == ["12 (6/6/0/0)", "12 (12/0/0/0)"]
+
+
+def test_sweep_outputs_are_read_from_the_rules_output_names():
+    """Both rules that run criss-cross sweeps (patching_sweeps, ablation) name their files the same way; the
+    last-token sweep has no stats or regions."""
+    from snakemake.iocontainers import OutputFiles
+    from dualmech import sweeps
+    out = OutputFiles(fromdict=dict(criss_cross="a", criss_cross_curves="b", criss_cross_stats="c",
+                                    criss_cross_regions="d", last_token="e", last_token_curves="f",
+                                    pairs_last_token="g"))
+    assert sweeps.outputs_of(out, "criss_cross") == dict(sweep="a", curves="b", stats="c", regions="d")
+    assert sweeps.outputs_of(out, "last_token") == dict(sweep="e", curves="f")
+

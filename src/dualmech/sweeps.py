@@ -57,6 +57,14 @@ def last_token(adapter: VLMAdapter, model: str, table: pd.DataFrame, images: Pat
     log.info("last_token: %d golden pairs; transfer ranges %s", len(golden), patching.transfer_ranges(curves))
 
 
+def outputs_of(output, design: str) -> dict:
+    """The files a rule names `{design}`, `{design}_curves`, `{design}_stats`, `{design}_regions` (those it has),
+    as `last_token` / `criss_cross` take them: {"sweep": ..., "curves": ..., "stats": ..., "regions": ...}."""
+    names = {"sweep": design, "curves": f"{design}_curves", "stats": f"{design}_stats",
+             "regions": f"{design}_regions"}
+    return {key: getattr(output, name) for key, name in names.items() if hasattr(output, name)}
+
+
 def criss_cross(adapter: VLMAdapter, model: str, setting: str, table: pd.DataFrame, images: Path, cfg: dict,
                 directions, seed: int, outputs: dict, lm_input_override=None) -> None:
     """Figs 6/7 (or Fig 9 with the ablation's `lm_input_override`): object and strip swaps + random-region nulls at

@@ -36,5 +36,4 @@ table = sweeps.build_pairs(adapter, model, setting, ["criss_cross"], dict(criss_
                            Path(out.pair_images), par.patching, par.seed, par.directions, known=known,
                            lm_input_override=override)["criss_cross"]
 sweeps.criss_cross(adapter, model, setting, table, Path(out.pair_images), par.patching, par.directions, par.seed,
-                   dict(sweep=out.criss_cross, curves=out.criss_cross_curves, stats=out.criss_cross_stats,
-                        regions=out.criss_cross_regions), lm_input_override=override)
+                   sweeps.outputs_of(out, "criss_cross"), lm_input_override=override)

@@ -16,8 +16,6 @@ known = pairs.known_predictions(pd.read_parquet(snakemake.input.stimuli), pd.rea
 tables = sweeps.build_pairs(adapter, model, setting, designs, {d: out[f"pairs_{d}"] for d in designs}, images,
                             par.patching, par.seed, par.directions, par.data, par.backgrounds, known=known)
 if "last_token" in tables:
-    sweeps.last_token(adapter, model, tables["last_token"], images, par.seed,
-                      dict(sweep=out.last_token, curves=out.last_token_curves))
+    sweeps.last_token(adapter, model, tables["last_token"], images, par.seed, sweeps.outputs_of(out, "last_token"))
 sweeps.criss_cross(adapter, model, setting, tables["criss_cross"], images, par.patching, par.directions, par.seed,
-                   dict(sweep=out.criss_cross, curves=out.criss_cross_curves, stats=out.criss_cross_stats,
-                        regions=out.criss_cross_regions))
+                   sweeps.outputs_of(out, "criss_cross"))
