@@ -935,3 +935,12 @@ def test_sweep_outputs_are_read_from_the_rules_output_names():
     assert sweeps.outputs_of(out, "criss_cross") == dict(sweep="a", curves="b", stats="c", regions="d")
     assert sweeps.outputs_of(out, "last_token") == dict(sweep="e", curves="f")
 
+
+
+def test_resumed_layers_get_non_batch_arguments_unchanged():
+    """LLaVA-OneVision hands `logits_to_keep` (a length-2 tensor) to every decoder layer: indexing it by row
+    crashed the engine as soon as a group held more than two rows (found by the 28-layer benchmark, 16 pairs)."""
+    tr = iv.Trace(prepared=None, inputs=[torch.zeros(3, 5, 4)], record=None, captured={},
+                  kwargs=[{"logits_to_keep": torch.tensor([0, 1]), "per_row": torch.arange(3), "flag": True}])
+    kw = tr.layer_kwargs(0, torch.tensor([2, 2, 0]), 0)
+    assert kw["logits_to_keep"].tolist() == [0, 1] and kw["per_row"].tolist() == [2, 2, 0] and kw["flag"] is True

@@ -161,12 +161,16 @@ class _Prefix:
         return torch.cat([pk, keys], 2), torch.cat([pv, values], 2)
 
 
-def _rows(x, rows: torch.Tensor):
-    """x with its batch dimension (0) indexed by `rows`; tensors with a batch dimension of 1 broadcast."""
+def _rows(x, rows: torch.Tensor, batch: int | None = None):
+    """x with its batch dimension (0) indexed by `rows`; tensors with a batch dimension of 1 broadcast, and
+    with `batch` given, a tensor whose first dimension is not the batch passes unchanged (e.g. LLaVA-OneVision
+    hands `logits_to_keep` to every decoder layer)."""
     if torch.is_tensor(x):
-        return x if x.dim() == 0 or x.shape[0] == 1 else x.index_select(0, rows)
+        if x.dim() == 0 or x.shape[0] == 1 or (batch is not None and x.shape[0] != batch):
+            return x
+        return x.index_select(0, rows)
     if isinstance(x, tuple):
-        return tuple(_rows(v, rows) for v in x)
+        return tuple(_rows(v, rows, batch) for v in x)
     return x
 
 
@@ -205,7 +209,7 @@ class Trace:
                 elif k == "position_ids" and torch.is_tensor(v):
                     v = _rows(v, rows)[..., start:]
                 else:
-                    v = _rows(v, rows)
+                    v = _rows(v, rows, self.inputs[layer].shape[0])
                 kw[k] = v
             self._prefixes[key] = kw
         return self._prefixes[key]
