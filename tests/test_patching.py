@@ -679,12 +679,16 @@ def test_engine_equals_the_plain_path_at_first_middle_and_last_site(adapter, mon
     patching.sweep_group(adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
                          [[(patching.FINAL, patching.FINAL)] * 2], sites, b["words"], engine=True)
     final = int(adapter.prepare(b["clean_images"], b["clean_prompts"]).final_position.min())
-    assert [s for _, _, s in starts] == [final] * len(sites)
+    if adapter.family == "paligemma":     # the bidirectional prefix: from position 0 while a layer is left to run
+        assert [s for _, _, s in starts] == [0] * (len(sites) - 1) + [final]
+    else:
+        assert [s for _, _, s in starts] == [final] * len(sites)
 
 
 def test_suffix_start_follows_the_attention_mask(adapter):
     """Causal families resume at the first patched position; Gemma 3's bidirectional image attention moves
-    the start back to the first image token (earlier image tokens see later ones)."""
+    the start back to the first image token (earlier image tokens see later ones), PaliGemma's bidirectional
+    prefix (image and prompt) to the first position."""
     if not adapter.resumable:
         pytest.skip(f"family {adapter.family!r} runs plain forwards (not resumable)")
     b = _pair_batch(adapter, "criss_cross")
@@ -693,8 +697,11 @@ def test_suffix_start_follows_the_attention_mask(adapter):
     mid = int(clean.grid_positions[:, adapter.geometry.grid ** 2 // 2].min())
     first_image = int(clean.grid_positions[:, 0].min())
     final = int(clean.final_position.min())
-    assert tr.suffix_start(final, 0) == final
-    assert tr.suffix_start(mid, 0) == (first_image if adapter.family == "gemma3" else mid)
+    if adapter.family == "paligemma":
+        assert tr.suffix_start(final, 0) == tr.suffix_start(mid, 0) == 0
+    else:
+        assert tr.suffix_start(final, 0) == final
+        assert tr.suffix_start(mid, 0) == (first_image if adapter.family == "gemma3" else mid)
     assert len(tr.inputs) == adapter.n_layers + 1 and len(tr.record.keys) == adapter.n_layers
     # the traced layer inputs are the plain run's activations
     plain = iv.run(adapter, clean, capture=iv.all_sites(adapter.n_layers), logits=False).captured

@@ -13,8 +13,9 @@ from .base import UnsupportedModel, VLMAdapter
 
 class PaliGemmaAdapter(VLMAdapter):
     family = "paligemma"
-    # not `resumable`: the prefix (image + prompt) attends bidirectionally, so every prompt position sees the
-    # last one and a resumed row could not start at the patched position; patching runs plain forwards
+    # the prefix (image + prompt) attends bidirectionally: every prefix position sees the patched one, so the
+    # engine's resumed rows restart at the first position (`Trace.suffix_start`), from the patched layer on
+    resumable = True
 
     @classmethod
     def handles(cls, config) -> bool:
