@@ -303,6 +303,11 @@ def test_background_conflict_tokens_tell_relative_strips_from_a_position_code():
     assert absolute["strip_absolute"] > 0.5 > 0.25 > absolute["strip_relative"] and absolute["strip_absrel_p"] < 0.01
     r = _claim3(absolute)
     assert r["verdict"] == cl.NOT_SUPPORTED and "relative vs absolute: horizontal 0.21 vs 0.58" in r["note"]
+    # an orientation without such tokens is judged by its strip score alone, the other by both
+    none = dict(strip_relative=np.nan, strip_absolute=np.nan, strip_absrel_p=np.nan, n_strip_conflict=0)
+    both = pd.DataFrame([strips | dict(orientation="horizontal"), strips | none | dict(orientation="vertical")])
+    assert cl.claim3("m", "squares", both.assign(model="m", setting="squares", site="lm_input"))["verdict"] == \
+        cl.SUPPORTED
     # without a shifted control there are no such tokens, and the strip score decides alone
     fixed = _strips_behind_a_position_code(shifts=(0,), code="absolute", strength=2.0)
     assert fixed["n_strip_conflict"] == 0 and np.isnan(fixed["strip_absrel_p"])

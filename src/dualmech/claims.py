@@ -351,9 +351,10 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     ok = bool((score > 0).all() and (p < ALPHA).all())
     note = "; ".join(f"{o}: strip score {_f(s)}" for o, s in zip(r["orientation"], score))
     rel, ab, p_rel = _col(r, "strip_relative"), _col(r, "strip_absolute"), _col(r, "strip_absrel_p")
-    if p_rel.notna().any():                             # shifted layouts: does the strip follow the entities?
-        ok = ok and bool((rel > ab).all() and (p_rel < ALPHA).all())
-        p = pd.concat([p, p_rel])
+    tested = p_rel.notna()                      # shifted layouts: does the strip follow the entities?
+    if tested.any():
+        ok = ok and bool((rel[tested] > ab[tested]).all() and (p_rel[tested] < ALPHA).all())
+        p = pd.concat([p, p_rel[tested]])
         note += "; background conflict tokens, relative vs absolute: " + ", ".join(
             f"{o} {_f(a)} vs {_f(b)}" for o, a, b in zip(r["orientation"], rel, ab))
     return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
