@@ -943,7 +943,6 @@ def test_sweep_outputs_are_read_from_the_rules_output_names():
     assert sweeps.outputs_of(out, "last_token") == dict(sweep="e", curves="f")
 
 
-
 def test_resumed_layers_get_non_batch_arguments_unchanged():
     """LLaVA-OneVision hands `logits_to_keep` (a length-2 tensor) to every decoder layer: indexing it by row
     crashed the engine as soon as a group held more than two rows (found by the 28-layer benchmark, 16 pairs)."""

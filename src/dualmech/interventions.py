@@ -161,12 +161,12 @@ class _Prefix:
         return torch.cat([pk, keys], 2), torch.cat([pv, values], 2)
 
 
-def _rows(x, rows: torch.Tensor, batch: int | None = None):
-    """x with its batch dimension (0) indexed by `rows`; tensors with a batch dimension of 1 broadcast, and
-    with `batch` given, a tensor whose first dimension is not the batch passes unchanged (e.g. LLaVA-OneVision
-    hands `logits_to_keep` to every decoder layer)."""
+def _rows(x, rows: torch.Tensor, batch: int):
+    """x with its batch dimension (0, of size `batch`) indexed by `rows`; a tensor whose first dimension is 1
+    (broadcast) or not the batch passes unchanged (e.g. LLaVA-OneVision hands `logits_to_keep` to every decoder
+    layer)."""
     if torch.is_tensor(x):
-        if x.dim() == 0 or x.shape[0] == 1 or (batch is not None and x.shape[0] != batch):
+        if x.dim() == 0 or x.shape[0] == 1 or x.shape[0] != batch:
             return x
         return x.index_select(0, rows)
     if isinstance(x, tuple):
@@ -199,17 +199,17 @@ class Trace:
         `prefix`): the mask's query rows (no mask = plain causal), rotary cos/sin and position ids sliced."""
         key = ("kwargs", layer, start, rows.data_ptr(), len(rows))
         if key not in self._prefixes:
-            T = self.inputs[layer].shape[1]
+            B, T = self.inputs[layer].shape[:2]
             kw = {}
             for k, v in self.kwargs[layer].items():
                 if k == "attention_mask":
-                    v = _suffix_mask(v, rows, start, T, self.inputs[layer].device)
+                    v = _suffix_mask(v, rows, start, B, T, self.inputs[layer].device)
                 elif k == "position_embeddings":
-                    v = tuple(_rows(t, rows)[:, start:] for t in v)
+                    v = tuple(_rows(t, rows, B)[:, start:] for t in v)
                 elif k == "position_ids" and torch.is_tensor(v):
-                    v = _rows(v, rows)[..., start:]
+                    v = _rows(v, rows, B)[..., start:]
                 else:
-                    v = _rows(v, rows, self.inputs[layer].shape[0])
+                    v = _rows(v, rows, B)
                 kw[k] = v
             self._prefixes[key] = kw
         return self._prefixes[key]
@@ -320,12 +320,12 @@ def resume(adapter: VLMAdapter, tr: Trace, layer: int, rows: torch.Tensor, edit:
     return adapter.head_logits(h[torch.arange(len(rows), device=h.device), final]).float()
 
 
-def _suffix_mask(mask, rows: torch.Tensor, start: int, T: int, device) -> torch.Tensor:
+def _suffix_mask(mask, rows: torch.Tensor, start: int, B: int, T: int, device) -> torch.Tensor:
     """The traced mask's query rows from `start` on (all keys); no mask = plain causal attention."""
     if mask is None:
         q = torch.arange(start, T, device=device)
         return (torch.arange(T, device=device)[None, :] <= q[:, None])[None, None]
-    return _rows(mask, rows)[:, :, start:, :]
+    return _rows(mask, rows, B)[:, :, start:, :]
 
 
 # ---------------------------------------------------------------- edit builders
