@@ -1,13 +1,15 @@
 """Adapters of every family on tiny random-weight checkpoints (dualmech.tiny) and the organism-style LLaVA."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 import transformers as T
 from PIL import Image
 
-from dualmech import organism
+from dualmech import families, organism
 from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
 from dualmech.models.base import VLMAdapter
@@ -67,7 +69,10 @@ def test_family_detection(case, checkpoints):
     name, adapter = case
     family = EXPECTED[name][0]
     config = load_config(ModelSpec(name=name, path=str(checkpoints[name])))
-    assert [f for f, a in ADAPTERS.items() if a.handles(config)] == [family]   # exactly one adapter claims it
+    assert families.families_of(config.to_dict()) == [family]                 # exactly one adapter claims it
+    # config.yaml's check reads the raw config.json (no torch): the same family
+    raw = json.loads((checkpoints[name] / "config.json").read_text())
+    assert families.families_of(raw) == [family]
     assert detect_family(ModelSpec(name=name, path=str(checkpoints[name]))) == family
     assert adapter.family == family and isinstance(adapter, ADAPTERS[family])
 

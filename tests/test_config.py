@@ -1,5 +1,8 @@
 """Config validation: defaults, unknown keys, types, missing model paths; one clear message each."""
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,6 +128,28 @@ def test_a_good_checkpoint_and_a_correct_forced_family_pass(ckpts):
     assert [m["name"] for m in cfg["models"]] == ["a", "b"]
 
 
+def test_checkpoint_check_needs_no_torch(ckpts):
+    """Every `snakemake` call checks config.yaml's checkpoints (a dry run, a test's DAG, a login node without the ML
+    stack): the check reads config.json alone. (It built the transformers config, importing torch, ~9 s per call;
+    without torch it skipped the check.)"""
+    code = ("import json, sys\n"
+            "sys.modules.update(torch=None, transformers=None)\n"
+            "from dualmech.config import ConfigError, validate\n"
+            f"root = {str(ckpts)!r}\n"
+            "good = validate({'models': [dict(name='q', path='qwen', family='qwen2vl')]}, root)\n"
+            "try:\n"
+            "    validate({'models': [dict(name='m', path='llama')]}, root)\n"
+            "    bad = None\n"
+            "except ConfigError as e:\n"
+            "    bad = str(e)\n"
+            "print(json.dumps([[m['name'] for m in good['models']], bad]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    good, bad = json.loads(out.stdout)
+    assert good == ["q"]
+    assert bad and "models/m: ['LlamaForCausalLM'] (model_type 'llama') is not a vision-language model" in bad
+
+
 def test_a_model_named_like_a_twin_is_rejected(ckpts):
     models = [dict(name="tiny", path="qwen", untrained_twin=True), dict(name="tiny-untrained", path="qwen")]
     with pytest.raises(ConfigError, match=r"models/tiny-untrained/name: 'tiny-untrained' is the name of the "
@@ -165,9 +190,6 @@ def test_cli_checks_an_overlay(tmp_path, capsys):
 
 def test_snakemake_stops_before_any_job_naming_the_overlay(ckpts, tmp_path):
     """The workflow itself: bad models in an overlay stop the dry run at parse time, on the terminal."""
-    import subprocess
-    import sys
-    from pathlib import Path
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"models": [{"name": "ok", "path": str(ckpts / "qwen")}]}))
     overlay = tmp_path / "over.yaml"

@@ -58,6 +58,11 @@ def test_store_streams_atomically_and_deterministically(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         extraction.extract(adapter, images, tmp_path, c, sites, batch_size=3)
     assert not c.tensors.exists() and not list(tmp_path.glob(".c.*"))
+    # a writer killed with SIGKILL cannot clean up: its temporary file goes when the store is next written
+    (tmp_path / ".c.safetensors.k1ll3d").write_bytes(b"half a store")
+    monkeypatch.setattr(extraction, "capture", capture)
+    extraction.extract(adapter, images, tmp_path, c, sites, batch_size=3)
+    assert c.tensors.read_bytes() == a.tensors.read_bytes() and not list(tmp_path.glob(".c.*"))
     # adding a site keeps the stored ones bit-identical (copied over in pieces)
     monkeypatch.setattr(extraction, "capture", capture)
     assert extraction.extract(adapter, images, tmp_path, a, sites + ["resid_post.2"], batch_size=3) == ["resid_post.2"]

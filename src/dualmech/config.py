@@ -129,16 +129,11 @@ def _raise(problems: list[tuple[str, str]]):
 
 def _model_problem(entry: dict, path: str) -> str | None:
     """Why the checkpoint at `path` cannot be analysed (family detection from its config.json), or None."""
+    from .families import UnsupportedModel, detect, read_config
     try:
-        from .models.base import ModelSpec, UnsupportedModel
-        from .models.registry import detect_family
-    except ImportError:     # a login node without torch/transformers: `check_model` checks it in its job
-        return None
-    spec = ModelSpec.from_config(dict(entry, path=path))
-    try:
-        detect_family(spec)
+        detect(entry["name"], read_config(entry["name"], path, entry.get("revision")), entry.get("family"))
     except (UnsupportedModel, FileNotFoundError) as e:
-        return str(e).removeprefix(f"model '{spec.name}': ").replace(f"'{path}'", f"'{entry['path']}'")
+        return str(e).removeprefix(f"model '{entry['name']}': ").replace(f"'{path}'", f"'{entry['path']}'")
     return None
 
 

@@ -152,7 +152,8 @@ class StoreWriter:
 
     The header (sites in depth order, each with dtype, shape and byte range; metadata keys sorted) is fixed
     up front from `shapes` (site -> (shape, dtype)); the data goes to a temporary file in the target directory
-    that replaces `path` on a clean exit from the `with` block, and is deleted otherwise."""
+    that replaces `path` on a clean exit from the `with` block, and is deleted otherwise. A temporary file left by
+    a killed writer of the same `path` (as large as the store) is deleted when the next writer starts."""
 
     def __init__(self, path: Path, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], metadata: dict):
         self.path = Path(path)
@@ -168,6 +169,8 @@ class StoreWriter:
         blob += b" " * (-len(blob) % 8)
         self.start = 8 + len(blob)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*"):
+            stale.unlink()
         fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         self.f = os.fdopen(fd, "wb")
         self.f.write(struct.pack("<Q", len(blob)) + blob)

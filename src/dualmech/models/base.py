@@ -14,11 +14,8 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from ..families import UnsupportedModel
 from ..stimuli import SYSTEM_PROMPT, Geometry, default_object_tokens
-
-
-class UnsupportedModel(ValueError):
-    """The checkpoint cannot be analysed: the message names the missing piece."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,8 @@ def sidecar(path: str) -> dict:
 
 
 class VLMAdapter:
-    """Base adapter. Subclasses set `family`, `handles()` and the geometry; most override nothing else."""
+    """Base adapter. Subclasses set `family` (which checkpoints it handles: its line in `families.FAMILIES`) and the
+    geometry; most override nothing else."""
 
     family: ClassVar[str] = ""
     default_palette: ClassVar[str] = "standard"
@@ -116,10 +114,6 @@ class VLMAdapter:
                                 else tuple(spec.exclude_objects))
 
     # ---------------------------------------------------------------- per family
-    @classmethod
-    def handles(cls, config) -> bool:
-        raise NotImplementedError
-
     @classmethod
     def load_processor(cls, src: str, **kw):
         """The checkpoint's processor (`kw`: revision, local_files_only, ...); override where the family's HF

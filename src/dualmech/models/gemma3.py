@@ -20,10 +20,6 @@ class Gemma3Adapter(VLMAdapter):
     family = "gemma3"
     resumable = True
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "gemma3"
-
     def grid_and_pixels(self) -> tuple[int, int]:
         cfg = self.model.config
         n, size = cfg.mm_tokens_per_image, cfg.vision_config.image_size

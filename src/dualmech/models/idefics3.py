@@ -18,10 +18,6 @@ class Idefics3Adapter(VLMAdapter):
     family = "idefics3"
 
     @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == cls.family
-
-    @classmethod
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 

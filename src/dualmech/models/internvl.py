@@ -16,10 +16,6 @@ class InternVLAdapter(VLMAdapter):
     resumable = True
 
     @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "internvl"
-
-    @classmethod
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 

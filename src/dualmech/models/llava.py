@@ -12,10 +12,6 @@ class LlavaAdapter(VLMAdapter):
     family = "llava"
     resumable = True
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "llava" and config.vision_config.model_type in ("clip_vision_model", "siglip_vision_model")
-
     def grid_and_pixels(self) -> tuple[int, int]:
         return self.patch_grid()
 

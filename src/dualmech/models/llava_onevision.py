@@ -25,10 +25,6 @@ class LlavaOnevisionAdapter(LlavaAdapter):
     trailing_image_tokens = 1       # image_newline after the base view
 
     @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "llava_onevision"
-
-    @classmethod
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 

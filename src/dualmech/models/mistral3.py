@@ -18,10 +18,6 @@ class Mistral3Adapter(PixtralAdapter):
     family = "mistral3"
     default_palette = "standard"
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "mistral3"
-
     def grid_and_pixels(self) -> tuple[int, int]:
         cfg = self.model.config
         vc, merge = cfg.vision_config, cfg.spatial_merge_size

@@ -17,10 +17,6 @@ class PaliGemmaAdapter(VLMAdapter):
     # engine's resumed rows restart at the first position (`Trace.suffix_start`), from the patched layer on
     resumable = True
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "paligemma"
-
     def grid_and_pixels(self) -> tuple[int, int]:
         return self.patch_grid()
 

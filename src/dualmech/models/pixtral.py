@@ -30,10 +30,6 @@ class PixtralAdapter(VLMAdapter):
     dynamic_resolution = True
 
     @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "llava" and config.vision_config.model_type == "pixtral"
-
-    @classmethod
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 

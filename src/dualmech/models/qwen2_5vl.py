@@ -20,10 +20,6 @@ from .qwen2vl import Qwen2VLAdapter
 class Qwen25VLAdapter(Qwen2VLAdapter):
     family = "qwen2_5vl"
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "qwen2_5_vl"
-
     def _merge_order(self, hidden):
         """Undo the window permutation, as the model does after its merger."""
         from transformers.vision_utils import get_vision_window_index   # imports torch.distributed: not at start-up

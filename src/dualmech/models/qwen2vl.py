@@ -30,10 +30,6 @@ class Qwen2VLAdapter(VLMAdapter):
     dynamic_resolution = True
 
     @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "qwen2_vl"
-
-    @classmethod
     def load_processor(cls, src: str, **kw):
         return ImageTextProcessor.from_pretrained(src, **kw)
 

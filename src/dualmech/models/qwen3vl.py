@@ -28,10 +28,6 @@ from .qwen2vl import Qwen2VLAdapter
 class Qwen3VLAdapter(Qwen2VLAdapter):
     family = "qwen3vl"
 
-    @classmethod
-    def handles(cls, config) -> bool:
-        return config.model_type == "qwen3_vl"
-
     def __init__(self, model, processor, spec):
         super().__init__(model, processor, spec)
         self.deepstack_layers = len(model.config.vision_config.deepstack_visual_indexes)

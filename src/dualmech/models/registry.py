@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import families
 from ..stimuli import Geometry
 from .base import ModelSpec, UnsupportedModel, VLMAdapter
 from .gemma3 import Gemma3Adapter
@@ -24,6 +25,7 @@ from .qwen3vl import Qwen3VLAdapter
 ADAPTERS: dict[str, type[VLMAdapter]] = {a.family: a for a in (
     LlavaAdapter, PixtralAdapter, Qwen2VLAdapter, Gemma3Adapter, Qwen25VLAdapter, Mistral3Adapter, InternVLAdapter,
     Idefics3Adapter, SmolVLMAdapter, PaliGemmaAdapter, LlavaOnevisionAdapter, Qwen3VLAdapter)}
+assert set(ADAPTERS) == set(families.FAMILIES), "every family has an adapter and a line in families.FAMILIES"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -55,36 +57,11 @@ def load_config(spec: ModelSpec):
                                f"{str(e).splitlines()[0]}") from e
 
 
-def is_vision_language(config) -> bool:
-    """A checkpoint with a vision tower (every image-text model in transformers has a vision_config)."""
-    return getattr(config, "vision_config", None) is not None
-
-
 def detect_family(spec: ModelSpec, config=None) -> str:
-    """The adapter family of a checkpoint, from its config.json; a forced `family` must agree with it."""
+    """The adapter family of a checkpoint, from its config; a forced `family` must agree with it (the rule is
+    `families.detect`, which config.yaml's check applies to the raw config.json)."""
     config = config if config is not None else load_config(spec)
-    arch = getattr(config, "architectures", None) or [config.model_type]
-    claims = [f for f, adapter in ADAPTERS.items() if adapter.handles(config)]
-    if not claims and not is_vision_language(config):
-        raise UnsupportedModel(f"model '{spec.name}': {arch} (model_type '{config.model_type}') is not a "
-                               f"vision-language model: its config has no vision tower. The analyses need an "
-                               f"image-text checkpoint; supported families: {sorted(ADAPTERS)}")
-    if spec.family:
-        if spec.family not in ADAPTERS:
-            raise UnsupportedModel(f"model '{spec.name}': family '{spec.family}' is not supported; "
-                                   f"supported families: {sorted(ADAPTERS)}")
-        if spec.family not in claims:
-            found = f"the '{claims[0]}' family" if claims else "no supported family"
-            raise UnsupportedModel(f"model '{spec.name}': family '{spec.family}' is set in the config, but the "
-                                   f"checkpoint is {arch} (model_type '{config.model_type}'), which is {found}; "
-                                   f"drop `family` (it is detected) or fix `path`")
-        return spec.family
-    if claims:
-        return claims[0]
-    raise UnsupportedModel(
-        f"model '{spec.name}': no adapter handles {arch} (model_type '{config.model_type}'). Supported families: "
-        f"{sorted(ADAPTERS)}. A new family needs a module in src/dualmech/models/ that maps its visual tokens "
-        f"to a grid (README, 'Model families').")
+    return families.detect(spec.name, config.to_dict(), spec.family)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
