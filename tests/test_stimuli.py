@@ -31,6 +31,18 @@ def test_geometry_rejects_overflow():
         Geometry(10, 8, 3, 1)
 
 
+def test_a_stimulus_table_carries_its_geometry_through_parquet(tmp_path):
+    """The probes read the canvas from the stimulus table (no model code to load): what the stimuli rule stamps
+    comes back from the parquet file; a table without it is refused by name."""
+    import pandas as pd
+    g = Geometry(12, 14, 2, 2)
+    items = relation_items("squares", g, "standard", tmp_path / "img", ["left"])
+    g.stamp(items).to_parquet(tmp_path / "items.parquet", index=False)
+    assert Geometry.of(pd.read_parquet(tmp_path / "items.parquet")) == g
+    with pytest.raises(ValueError, match="does not record its canvas geometry.*rerun the stimuli rule"):
+        Geometry.of(pd.DataFrame({"item": ["x"]}))
+
+
 def test_item_counts_and_answers(tmp_path):
     g = Geometry(10, 8, 2, 1)
     for setting, n_ent in [("squares", 6), ("shapes", 6), ("objects", 8)]:

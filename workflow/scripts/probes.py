@@ -6,17 +6,18 @@ import time
 import numpy as np
 import pandas as pd
 
-from dualmech import models, probing, snake
+from dualmech import probing, snake
 from dualmech.extraction import ActivationStore
+from dualmech.stimuli import Geometry
 from dualmech.tables import atomic_write
 
 log = snake.start(snakemake)
 start = time.perf_counter()
 model, setting = snakemake.wildcards.model, snakemake.wildcards.setting
 entry = next(m for m in snakemake.config["models"] if m["name"] == model)
-geometry, _ = models.describe(snake.model_spec(snakemake))
 sets = [(pd.read_parquet(t), ActivationStore(s)) for t, s in zip(snakemake.input.tables, snakemake.input.stores)]
 table, store = sets[0]
+geometry = Geometry.of(table)       # the canvas the stimuli rule rendered (no model code to load)
 if setting.startswith("grid"):
     canonical, shifted = {o: (table, store) for o in ("horizontal", "vertical")}, {}
 else:

@@ -26,7 +26,7 @@ else:
     items = relation_items(setting, geometry, palette, out, snakemake.params.directions,
                            exclude=adapter.exclude_objects)
 items.insert(0, "model", snakemake.wildcards.model)
-atomic_write(snakemake.output.table, items.to_parquet(index=False))
+atomic_write(snakemake.output.table, geometry.stamp(items).to_parquet(index=False))
 log.info("%d items, %d images, geometry %s, palette %s, objects left out %s", len(items), items["image"].nunique(),
          geometry, palette, list(adapter.exclude_objects))
 
@@ -36,7 +36,7 @@ if "shifted_table" in snakemake.output.keys():
     shifts = snakemake.params.shifts
     items = shifted_items(setting, geometry, palette, out, shifts, snakemake.params.directions)
     items.insert(0, "model", snakemake.wildcards.model)
-    atomic_write(snakemake.output.shifted_table, items.to_parquet(index=False))
+    atomic_write(snakemake.output.shifted_table, geometry.stamp(items).to_parquet(index=False))
     used = sorted(set(items["shift"])) if len(items) else []
     log.info("shifted control: %d items, %d images, shifts used %s of %s", len(items), items["image"].nunique(), used,
              shifts)

@@ -92,3 +92,19 @@ class Geometry:
     def as_dict(self) -> dict:
         return dict(grid=self.grid, px_per_token=self.px_per_token, object_tokens=self.object_tokens,
                     gap_tokens=self.gap_tokens, canvas_px=self.canvas_px)
+
+    def stamp(self, items):
+        """`items` (a stimulus table) carrying this geometry into its parquet file (`DataFrame.attrs`), so that
+        analyses which need the canvas but not the model (the probes) read it there instead of loading the
+        model's code."""
+        items.attrs["geometry"] = self.as_dict()
+        return items
+
+    @classmethod
+    def of(cls, items) -> "Geometry":
+        """The geometry a stimulus table was rendered with (`stamp`)."""
+        if "geometry" not in items.attrs:
+            raise ValueError("this stimulus table does not record its canvas geometry (written before the stimuli "
+                             "rule stamped it): rerun the stimuli rule")
+        g = items.attrs["geometry"]
+        return cls(g["grid"], g["px_per_token"], g["object_tokens"], g["gap_tokens"])
