@@ -103,12 +103,16 @@ def ckpts(tmp_path_factory):
     nxt.save_pretrained(root / "llava_next")
     (root / "empty").mkdir()
     (root / "empty" / "weights.txt").write_text("not a checkpoint\n")
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text('{"model_type": "llava",\n')
     return root
 
 
 @pytest.mark.parametrize("entry,message", [
     (dict(path="llama"), "models/m: ['LlamaForCausalLM'] (model_type 'llama') is not a vision-language model"),
     (dict(path="empty"), "models/m: 'empty' is a directory but not a Hugging Face checkpoint (no config.json)"),
+    (dict(path="empty/weights.txt"), "models/m: 'empty/weights.txt' is a file, not a checkpoint directory"),
+    (dict(path="broken"), "broken/config.json is not valid JSON"),
     (dict(path="llava_next"), "models/m: no adapter handles ['LlavaNextForConditionalGeneration'] "
                               "(model_type 'llava_next')"),
     (dict(path="qwen", family="llava"), "models/m: family 'llava' is set in the config, but the checkpoint is "

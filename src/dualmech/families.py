@@ -8,6 +8,7 @@ the JSON takes milliseconds; building the transformers config imports torch and 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -77,12 +78,19 @@ def read_config(name: str, path: str, revision: str | None = None) -> dict:
         if not file.exists():
             raise UnsupportedModel(f"model '{name}': '{path}' is a directory but not a Hugging Face checkpoint "
                                    f"(no config.json); point `path` at the folder that holds config.json")
+    elif local.exists():
+        raise UnsupportedModel(f"model '{name}': '{path}' is a file, not a checkpoint directory; point `path` at the "
+                               f"folder that holds config.json")
+    elif path.startswith((".", "/")) or path.count("/") != 1:       # not a Hugging Face id (owner/name)
+        raise FileNotFoundError(f"model '{name}': path '{path}' does not exist")
     else:
         from huggingface_hub import try_to_load_from_cache
         found = try_to_load_from_cache(path, "config.json", revision=revision)
         if not isinstance(found, str):
-            raise FileNotFoundError(f"model '{name}': '{path}' is neither a local checkpoint nor in the Hugging "
-                                    f"Face cache: nothing is downloaded at run time")
+            raise FileNotFoundError(
+                f"model '{name}': '{path}' is neither a local checkpoint nor in the Hugging Face cache "
+                f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch "
+                f"it first (e.g. `hf download {path}`) or point `path` at a local directory.")
         file = Path(found)
     try:
         config = json.loads(file.read_text())

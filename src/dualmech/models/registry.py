@@ -41,17 +41,13 @@ def _source(spec: ModelSpec) -> str:
 def load_config(spec: ModelSpec):
     import transformers as T
     src = _source(spec)
-    if Path(src).is_dir() and not (Path(src) / "config.json").exists():
-        raise UnsupportedModel(f"model '{spec.name}': '{spec.path}' is a directory but not a Hugging Face checkpoint "
-                               f"(no config.json); point `path` at the folder that holds config.json")
+    families.read_config(spec.name, src, spec.revision)      # a checkpoint folder or a cached id: clear errors first
     try:
         return T.AutoConfig.from_pretrained(src, revision=spec.revision, local_files_only=True,
                                             trust_remote_code=spec.trust_remote_code)
-    except OSError as e:
-        raise FileNotFoundError(
-            f"model '{spec.name}': '{spec.path}' is neither a local checkpoint nor in the Hugging Face cache "
-            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch it "
-            f"first (e.g. `hf download {spec.path}`) or point `path` at a local directory.") from e
+    except OSError as e:        # e.g. remote code whose files are not in the cache
+        raise FileNotFoundError(f"model '{spec.name}': transformers cannot read '{spec.path}' from local files "
+                                f"(nothing is downloaded at run time): {str(e).splitlines()[0]}") from e
     except ValueError as e:      # config.json without a model_type transformers knows
         raise UnsupportedModel(f"model '{spec.name}': '{spec.path}' is not a checkpoint transformers can read: "
                                f"{str(e).splitlines()[0]}") from e
