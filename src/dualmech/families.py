@@ -1,8 +1,8 @@
 """Which adapter family a checkpoint belongs to, read from its config.json alone.
 
-Torch-free on purpose: the workflow checks every model of config.yaml when it reads the config, before any job,
-and every `snakemake` call (a dry run, each test's DAG, each job's process on a cluster) pays that check. Reading
-the JSON takes milliseconds; building the transformers config imports torch and the model code (~9 s).
+Torch-free on purpose: the workflow's main process checks every model of config.yaml when it reads the config,
+before any job, so every `snakemake` call (a run, a dry run, each test's DAG) pays that check. Reading the JSON
+takes milliseconds; building the transformers config imports torch and the model code (~9 s).
 `models.load` runs the same detection on the transformers config it builds anyway.
 """
 from __future__ import annotations
