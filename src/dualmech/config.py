@@ -13,6 +13,8 @@ from typing import Sequence
 import jsonschema
 import yaml
 
+from .resources import hub_snapshot
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 BUILT_MODELS = "results/models"
 
@@ -74,7 +76,7 @@ def validate(config: dict, root: Path | str = ".", source: str = "config.yaml", 
         p = m["path"]
         built = p.startswith(BUILT_MODELS + "/")
         local = (root / p).exists()
-        if not (built or local or _in_hf_cache(p, m.get("revision"))):
+        if not (built or local or hub_snapshot(p, m.get("revision"))):
             problems.append((where, f"models/{m['name']}/path: '{p}' is neither an existing directory nor a "
                                     f"Hugging Face id in the local cache (nothing is downloaded at run time)"))
         elif check_models and not built:
@@ -135,14 +137,6 @@ def _model_problem(entry: dict, path: str) -> str | None:
     except (UnsupportedModel, FileNotFoundError) as e:
         return str(e).removeprefix(f"model '{entry['name']}': ").replace(f"'{path}'", f"'{entry['path']}'")
     return None
-
-
-def _in_hf_cache(repo_id: str, revision: str | None) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-    if repo_id.startswith((".", "/")) or repo_id.count("/") != 1:
-        return False
-    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    return isinstance(found, str)
 
 
 def read_yaml(path: Path | str):

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from .resources import checkpoint_dir
+
 
 class UnsupportedModel(ValueError):
     """The checkpoint cannot be analysed: the message names the missing piece."""
@@ -72,26 +74,19 @@ def detect(name: str, config: dict, family: str | None = None) -> str:
 
 def read_config(name: str, path: str, revision: str | None = None) -> dict:
     """The config.json of a local checkpoint directory or of a Hugging Face id in the local cache, as a dict."""
-    local = Path(path)
-    if local.is_dir():
-        file = local / "config.json"
-        if not file.exists():
-            raise UnsupportedModel(f"model '{name}': '{path}' is a directory but not a Hugging Face checkpoint "
-                                   f"(no config.json); point `path` at the folder that holds config.json")
-    elif local.exists():
+    if Path(path).is_file():
         raise UnsupportedModel(f"model '{name}': '{path}' is a file, not a checkpoint directory; point `path` at the "
                                f"folder that holds config.json")
-    elif path.startswith((".", "/")) or path.count("/") != 1:       # not a Hugging Face id (owner/name)
-        raise FileNotFoundError(f"model '{name}': path '{path}' does not exist")
-    else:
-        from huggingface_hub import try_to_load_from_cache
-        found = try_to_load_from_cache(path, "config.json", revision=revision)
-        if not isinstance(found, str):
-            raise FileNotFoundError(
-                f"model '{name}': '{path}' is neither a local checkpoint nor in the Hugging Face cache "
-                f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch "
-                f"it first (e.g. `hf download {path}`) or point `path` at a local directory.")
-        file = Path(found)
+    folder = checkpoint_dir(path, revision)
+    if folder is None:
+        raise FileNotFoundError(
+            f"model '{name}': '{path}' is neither a local checkpoint nor in the Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Nothing is downloaded at run time: fetch "
+            f"it first (e.g. `hf download {path}`) or point `path` at a local directory.")
+    file = folder / "config.json"
+    if not file.exists():
+        raise UnsupportedModel(f"model '{name}': '{path}' is a directory but not a Hugging Face checkpoint "
+                               f"(no config.json); point `path` at the folder that holds config.json")
     try:
         config = json.loads(file.read_text())
     except json.JSONDecodeError as e:

@@ -18,19 +18,27 @@ FILE_BYTES_PER_PARAM = 2
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-def checkpoint_dir(path: str, revision: str | None = None) -> Path | None:
-    """The local directory of a checkpoint: `path` itself, or its snapshot in the Hugging Face cache."""
-    p = Path(path)
-    if p.is_dir():
-        return p
-    if path.startswith((".", "/")) or path.count("/") != 1:
+def is_hub_id(path: str) -> bool:
+    """`owner/name`: a Hugging Face id, not a local path."""
+    return not path.startswith((".", "/")) and path.count("/") == 1
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The folder of a Hugging Face id's snapshot in the local cache (None when it is not there)."""
+    if not is_hub_id(repo_id):
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(path, "config.json", revision=revision)
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     return Path(found).parent if isinstance(found, str) else None
+
+
+def checkpoint_dir(path: str, revision: str | None = None) -> Path | None:
+    """The local directory of a checkpoint: `path` itself, or its snapshot in the Hugging Face cache."""
+    p = Path(path)
+    return p if p.is_dir() else hub_snapshot(path, revision)
 
 
 def weights_bytes(path: str, revision: str | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .. import families
+from ..resources import is_hub_id
 from ..stimuli import Geometry
 from .base import ModelSpec, UnsupportedModel, VLMAdapter
 from .gemma3 import Gemma3Adapter
@@ -33,7 +34,7 @@ def _source(spec: ModelSpec) -> str:
     """A local directory, or a Hugging Face id that must already be in the local cache."""
     if Path(spec.path).exists():
         return str(Path(spec.path))
-    if spec.path.startswith((".", "/")) or spec.path.count("/") != 1:
+    if not is_hub_id(spec.path):
         raise FileNotFoundError(f"model '{spec.name}': path '{spec.path}' does not exist")
     return spec.path
 
