@@ -9,7 +9,7 @@ import torch
 import transformers as T
 from PIL import Image
 
-from dualmech import families, organism
+from dualmech import families, organism, snake
 from dualmech.checks import check_model
 from dualmech.models import ADAPTERS, ModelSpec, UnsupportedModel, detect_family, load
 from dualmech.models.base import VLMAdapter
@@ -152,13 +152,17 @@ def test_canvas_is_not_resampled(case):
     torch.testing.assert_close(pv.reshape(x.shape), x, atol=1e-5, rtol=0)
 
 
-def test_parity(case):
+def test_parity(case, tmp_path):
     name, adapter = case
     r = check_model(adapter)
     assert r["image_tokens"] == [adapter.geometry.grid ** 2 + adapter.trailing_image_tokens] * r["examples"]
     assert r["parity_max_abs_diff"] == 0.0 and r["parity_tolerance"] == 0.0     # float32: exact
     assert r["patch_all_max_abs_diff"] <= 1e-5 and r["patch_grid_max_abs_diff"] <= 1e-5
     assert r["image_effect_max_abs_diff"] > 0 and r["batch_vs_single_max_abs_diff"] <= 1e-4
+    # the report carries the canvas the stimulus rules render with (they read it instead of loading the model)
+    report = tmp_path / "check.json"
+    report.write_text(json.dumps(r))
+    assert snake.canvas(report) == (adapter.geometry, adapter.palette, tuple(adapter.exclude_objects))
 
 
 @pytest.mark.parametrize("name", ["llava", "pixtral", "qwen2vl", "gemma3", "llava_onevision", "qwen3vl"])

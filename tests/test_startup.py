@@ -1,9 +1,15 @@
-"""Job start-up: the figure and table rules (`localrules`) run without importing torch or transformers."""
+"""Job start-up: the figure and table rules (`localrules`) and the stimuli rule run without importing torch or
+transformers."""
 import ast
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
+
+from dualmech.stimuli import Geometry
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "workflow/rules"
@@ -33,13 +39,10 @@ def dualmech_imports(script: Path) -> list[str]:
     return mods
 
 
-# reads each model's canvas geometry from its checkpoint's config and processor (transformers): one job per run
-NEEDS_TRANSFORMERS = {"published_vs_regenerated"}
-
-
 def test_figure_and_table_rules_do_not_import_torch():
-    scripts = {r: s for r, s in local_rule_scripts().items() if r not in NEEDS_TRANSFORMERS}
-    assert {"fig3", "fig6", "fig4", "table1", "table5", "patching_summary", "backup_layers", "claims"} <= set(scripts)
+    scripts = local_rule_scripts()
+    assert {"fig3", "fig6", "fig4", "table1", "table5", "patching_summary", "backup_layers", "claims",
+            "published_vs_regenerated"} <= set(scripts)
     modules = sorted({m for s in scripts.values() for m in dualmech_imports(s)})
     assert "dualmech.patching_tables" in modules and "dualmech.snake" in modules
     code = ("import importlib, sys\n"
@@ -48,3 +51,30 @@ def test_figure_and_table_rules_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", f"imported by the figure and table rules: {out.stdout}"
+
+
+def test_stimuli_rule_renders_from_the_check_report_without_torch(tmp_path):
+    """The stimuli rule's script, run as Snakemake runs it, takes the model's canvas from its check report: it
+    loads neither torch nor transformers (a model job's start-up), and the table carries that geometry."""
+    geometry = dict(grid=7, px_per_token=16, object_tokens=1, gap_tokens=1)      # organism-lm's (config.yaml)
+    check = tmp_path / "check.json"
+    check.write_text(json.dumps(dict(geometry=Geometry(**geometry).as_dict(), palette="standard", exclude_objects=[])))
+    table = tmp_path / "items.parquet"
+    code = f"""
+import runpy, sys
+from snakemake.iocontainers import Namedlist
+job = lambda **kw: Namedlist(fromdict=kw)
+snakemake = type("Job", (), dict(
+    input=job(check={str(check)!r}), output=job(table={str(table)!r}, images={str(tmp_path / "images")!r}),
+    log=[{str(tmp_path / "stimuli.log")!r}], wildcards=job(model="m", setting="squares"), rule="stimuli", threads=1,
+    config=dict(models=[dict(name="m", path={str(REPO / "models/organism-lm")!r})]),
+    params=job(seed=0, directions=["left", "above"], grid_images=90, data={{}}, backgrounds={{}}, shifts="auto")))
+runpy.run_path({str(REPO / "workflow/scripts/stimuli.py")!r}, init_globals=dict(snakemake=snakemake))
+print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:] + (tmp_path / "stimuli.log").read_text()[-2000:]
+    assert out.stdout.strip() == "[]", f"the stimuli rule imported {out.stdout}"
+    items = pd.read_parquet(table)
+    assert len(items) == 240 and set(items["direction"]) == {"left", "above"}        # 120 triples x 2 directions
+    assert Geometry.of(items) == Geometry(**geometry)

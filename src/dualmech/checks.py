@@ -40,6 +40,13 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
 
+def canvas(adapter: VLMAdapter) -> dict:
+    """What the stimulus rules need of a model (its canvas geometry, palette and excluded objects), written into
+    the check report so that they read it there instead of loading the model's code (`snake.canvas`)."""
+    return dict(geometry=adapter.geometry.as_dict(), palette=adapter.palette,
+                exclude_objects=list(adapter.exclude_objects))
+
+
 @torch.no_grad()
 def check_model(adapter: VLMAdapter) -> dict:
     """Run the checks; return the measured numbers, raise AssertionError naming the failed check."""
@@ -93,7 +100,7 @@ def check_model(adapter: VLMAdapter) -> dict:
     assert half or d_batch <= BATCH_TOL, (f"{name}: logits of the padded batch differ from single-example runs by "
                                           f"{d_batch:.3g}: padding or the final position is mishandled")
     return dict(model=name, family=adapter.family, dtype=str(adapter.model.dtype).removeprefix("torch."),
-                grid=adapter.geometry.grid, examples=len(prompts), image_tokens=counts,
+                grid=adapter.geometry.grid, **canvas(adapter), examples=len(prompts), image_tokens=counts,
                 parity_max_abs_diff=parity, parity_tolerance=parity_tol, image_effect_max_abs_diff=effect,
                 patch_all_max_abs_diff=d_all, patch_grid_max_abs_diff=d_grid, patch_tolerance=PATCH_TOL,
                 batch_vs_single_max_abs_diff=d_batch)

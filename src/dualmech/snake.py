@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .models import ModelSpec
+    from .stimuli import Geometry
 
 
 def start(snakemake) -> logging.Logger:
@@ -29,3 +30,16 @@ def model_spec(snakemake, name: str | None = None) -> ModelSpec:
     name = name or snakemake.wildcards.model
     entry = next(m for m in snakemake.config["models"] if m["name"] == name)
     return ModelSpec.from_config(entry)
+
+
+def canvas(check: str | Path) -> tuple[Geometry, str, tuple[str, ...]]:
+    """(canvas geometry, palette, objects left out) of a model, from its `check_model` report: the stimulus rules
+    read them there, so they start without torch and the model's code (a model job's start-up)."""
+    import json
+
+    from .stimuli import Geometry
+    report = json.loads(Path(check).read_text())
+    if "geometry" not in report:
+        raise RuntimeError(f"{check} was written by an older check_model, without the model's canvas: rerun it "
+                           "(snakemake --forcerun check_model)")
+    return Geometry.from_dict(report["geometry"]), report["palette"], tuple(report["exclude_objects"])

@@ -6,6 +6,7 @@
 rule amp_testbed:
     input:
         model=model_input,
+        check="results/checks/{model}.json",  # the model's canvas
     output:
         table="results/amplification/{model}/{testbed}/items.parquet",
         images=directory("results/amplification/{model}/{testbed}/images"),

@@ -36,6 +36,7 @@ rule published_vs_regenerated:
     input:
         unpack(_tables_input),
         published=PUBLISHED,
+        checks=expand("results/checks/{model}.json", model=MODELS),  # each model's canvas geometry
     output:
         csv="results/tables/published_vs_regenerated.csv",
         md=report(

@@ -7,6 +7,7 @@ UNSHIFTED = [s for s in SETTINGS + GRIDS + WHATSUP + BACKGROUNDS if s not in SHI
 rule stimuli:
     input:
         model=model_input,
+        check="results/checks/{model}.json",  # the model's canvas (geometry, palette, objects left out)
     output:
         table="results/stimuli/{model}/{setting}/items.parquet",
         images=directory("results/stimuli/{model}/{setting}/images"),

@@ -1,4 +1,5 @@
-"""Adapter gate: parity of hooked vs plain forward and image-token layout, before any analysis."""
+"""Adapter gate: parity of hooked vs plain forward and image-token layout, before any analysis. The report also
+carries the model's canvas (geometry, palette, objects left out), which the stimulus rules read from it."""
 import json
 
 from dualmech import checks, models, snake

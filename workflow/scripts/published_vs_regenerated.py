@@ -1,7 +1,7 @@
 """Published values (config/published.yaml, the configured paper version) beside this run's, with CI flags."""
 import pandas as pd
 
-from dualmech import models, paper, snake, tables
+from dualmech import paper, snake, tables
 
 log = snake.start(snakemake)
 inp, par = snakemake.input, snakemake.params
@@ -14,15 +14,10 @@ def table(name):
 
 
 geometry = {}
-for m in par.models:
-    if m not in known:
-        continue
-    try:       # the canvas geometry of a real checkpoint, read from its config (no weights are loaded)
-        g, _ = models.describe(snake.model_spec(snakemake, m))
-        strip = par.strip_width if par.strip_width is not None else g.grid // 3
-        geometry[m] = g.as_dict() | dict(strip_width=strip)
-    except Exception as e:  # noqa: BLE001 - reported in the table as "not run"
-        log.warning("geometry of %s unavailable: %s", m, e)
+for m, check in zip(par.models, inp.checks):
+    if m in known:     # Table 4: the canvas geometry of a checkpoint the paper ran, from its check report
+        g, _, _ = snake.canvas(check)
+        geometry[m] = g.as_dict() | dict(strip_width=par.strip_width if par.strip_width is not None else g.grid // 3)
 long = paper.published_vs_regenerated(published, par.version, par.models, table1=table("table1"),
                                       table5=table("table5"), table2=table("table2"), probes=table("probes"),
                                       geometry=geometry, skipped=par.skipped)

@@ -93,6 +93,11 @@ class Geometry:
         return dict(grid=self.grid, px_per_token=self.px_per_token, object_tokens=self.object_tokens,
                     gap_tokens=self.gap_tokens, canvas_px=self.canvas_px)
 
+    @classmethod
+    def from_dict(cls, g: dict) -> "Geometry":
+        """The inverse of `as_dict`."""
+        return cls(g["grid"], g["px_per_token"], g["object_tokens"], g["gap_tokens"])
+
     def stamp(self, items):
         """`items` (a stimulus table) carrying this geometry into its parquet file (`DataFrame.attrs`), so that
         analyses which need the canvas but not the model (the probes) read it there instead of loading the
@@ -106,5 +111,4 @@ class Geometry:
         if "geometry" not in items.attrs:
             raise ValueError("this stimulus table does not record its canvas geometry (written before the stimuli "
                              "rule stamped it): rerun the stimuli rule")
-        g = items.attrs["geometry"]
-        return cls(g["grid"], g["px_per_token"], g["object_tokens"], g["gap_tokens"])
+        return cls.from_dict(items.attrs["geometry"])
