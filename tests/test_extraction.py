@@ -7,6 +7,7 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -95,3 +96,33 @@ def test_store_peak_memory_does_not_grow_with_sites(tmp_path):
     few, many = (float(x) for x in out.stdout.split())
     assert many < 48, f"peak host memory grew by {many:.0f} MB with 33 sites ({few:.0f} MB with 5)"
     assert (tmp_path / "s32.safetensors").stat().st_size > 33 * 16 * N_CELLS * 1024 * 4
+
+
+READ = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from dualmech.store import ActivationStore
+    got = ActivationStore({stem!r}).load()
+    print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
+    np.savez({out!r}, **got)
+""")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_store_reads_as_float32_and_without_torch_unless_bfloat16(tmp_path, dtype):
+    """The probes read stores as float32 arrays: float32 and float16 stores without torch (the probes job starts
+    without it), bfloat16 (which numpy lacks) through torch; the values are the stored ones either way."""
+    images = pd.DataFrame({"image": ["a.png", "b.png"]})
+    tensors = {"lm_input": torch.randn(2, N_CELLS, 8).to(dtype), "resid_post.0": torch.randn(2, N_CELLS, 8).to(dtype)}
+    store = extraction.ActivationStore(tmp_path / "s")
+    store.write(images, tensors, {"model": "fake"})
+    code = READ.format(stem=str(tmp_path / "s"), out=str(tmp_path / "got.npz"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ("['torch']" if dtype == torch.bfloat16 else "[]"), out.stdout
+    got = dict(np.load(tmp_path / "got.npz"))
+    assert set(got) == set(tensors)
+    for site, t in tensors.items():
+        assert got[site].dtype == np.float32 and np.array_equal(got[site], t.float().numpy())
+    with pytest.raises(KeyError, match="resid_post.3"):
+        store.load(["resid_post.3"])

@@ -1,5 +1,5 @@
-"""Job start-up: the figure and table rules (`localrules`) and the stimuli rule run without importing torch or
-transformers."""
+"""Job start-up: the figure and table rules (`localrules`), the stimuli rule and the probes run without importing
+torch or transformers."""
 import ast
 import json
 import re
@@ -39,18 +39,19 @@ def dualmech_imports(script: Path) -> list[str]:
     return mods
 
 
-def test_figure_and_table_rules_do_not_import_torch():
-    scripts = local_rule_scripts()
+def test_figure_table_and_probe_rules_do_not_import_torch():
+    """The figure and table rules, and the probes (which read activation stores and fit scikit-learn probes)."""
+    scripts = local_rule_scripts() | {"probes": REPO / "workflow/scripts/probes.py"}
     assert {"fig3", "fig6", "fig4", "table1", "table5", "patching_summary", "backup_layers", "claims",
             "published_vs_regenerated"} <= set(scripts)
     modules = sorted({m for s in scripts.values() for m in dualmech_imports(s)})
-    assert "dualmech.patching_tables" in modules and "dualmech.snake" in modules
+    assert {"dualmech.patching_tables", "dualmech.snake", "dualmech.store", "dualmech.probing"} <= set(modules)
     code = ("import importlib, sys\n"
             f"for m in {modules!r}:\n    importlib.import_module(m)\n"
             "print(sorted(m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]", f"imported by the figure and table rules: {out.stdout}"
+    assert out.stdout.strip() == "[]", f"imported by the figure, table and probe rules: {out.stdout}"
 
 
 def test_stimuli_rule_renders_from_the_check_report_without_torch(tmp_path):

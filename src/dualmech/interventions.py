@@ -28,23 +28,10 @@ import torch
 
 from . import runtime
 from .models.base import Prepared, VLMAdapter
+from .sites import LM_INPUT, all_sites, resid_post, site_label  # noqa: F401 - the site names, also as iv.*
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
-LM_INPUT = "lm_input"
 log = logging.getLogger(__name__)
-
-
-def resid_post(layer: int) -> str:
-    return f"resid_post.{layer}"
-
-
-def all_sites(n_layers: int) -> list[str]:
-    """Embed followed by every layer output: the x-axis of every patching figure."""
-    return [LM_INPUT] + [resid_post(layer) for layer in range(n_layers)]
-
-
-def site_label(site: str) -> str:
-    return "Embed" if site == LM_INPUT else site.split(".")[1]
 
 
 class _Stop(Exception):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from dualmech import probing, snake
-from dualmech.extraction import ActivationStore
+from dualmech.store import ActivationStore
 from dualmech.stimuli import Geometry
 from dualmech.tables import atomic_write
 
