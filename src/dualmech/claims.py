@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .seeding import rng
+from .sites import LM_INPUT
 from .stats import bootstrap_ci, holm, wilson
 
 ALPHA = 0.05
@@ -44,7 +45,6 @@ NEAR_PERFECT = 0.9          # "~100%" (claim 2) and "competent" (claim 8)
 MOSTLY = 0.5                # "drops accuracy a lot" (claim 5): share of the above-chance accuracy removed
 SUPPORTED, NOT_SUPPORTED, NOT_TESTABLE = "supported", "not supported", "not testable"
 NOT_RUN = "not run"
-LM_INPUT = "lm_input"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from . import claims as cl
+from .sites import LM_INPUT
 
 # The original paper's numbering of the artefacts this pipeline regenerates (macro name -> label).
 ORIGINAL = {"OrigFigStimuli": "Fig.~1", "OrigFigLastToken": "Fig.~3", "OrigFigProbe": "Fig.~4",
@@ -233,7 +234,7 @@ def published_vs_regenerated(published: dict, version: str, models: Sequence[str
                                      *_vals(r, *cols), ci=ci))
         for setting, by_o in ((published.get("probes", {}).get(version) or {}).get(m) or {}).items():
             for orientation, pub in by_o.items():
-                r = _pick(probes, model=m, setting=setting, orientation=orientation, site="lm_input")
+                r = _pick(probes, model=m, setting=setting, orientation=orientation, site=LM_INPUT)
                 note = skipped.get("Probes", {}).get(setting, "") if r is None else ""
                 rows.append(_compare(m, "Probes", f"{setting} {orientation}", "probe accuracy", pub,
                                      *_vals(r, "acc", "acc_lo", "acc_hi"), ci="bootstrap 95% CI", note=note))
@@ -379,7 +380,7 @@ def claim_macros(claims: pd.DataFrame, primary: str) -> dict[str, str]:
 
 
 def probe_display(probes: pd.DataFrame) -> pd.DataFrame:
-    d = probes[probes["site"] == "lm_input"]
+    d = probes[probes["site"] == LM_INPUT]
 
     def ci(v, lo, hi):
         return "\u2014" if pd.isna(v) else f"{v:.2f} [{fmt(lo)}, {fmt(hi)}]"

@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..sites import LM_INPUT, VISION_INPUT
 from .style import save
 
-FIG4_SITE = "lm_input"
+FIG4_SITE = LM_INPUT
 
 
 def site_label(site: str) -> str:
     """Short axis label: patch embeddings, vision block l, the LM input ("Embed"), LM layer l."""
-    if site == "vision_input":
+    if site == VISION_INPUT:
         return "patch"
     if site.startswith("vision."):
         return f"V{site.split('.')[1]}"
@@ -122,8 +123,8 @@ def probe_depth_figure(metrics: pd.DataFrame, out: Path | str, title: str) -> No
                 ax.axhline(1 / k, ls=":", color="0.3", lw=0.8)
             if j == 1:
                 ax.axhline(0, ls=":", color="0.3", lw=0.8)
-            if "lm_input" in x_of:
-                ax.axvline(x_of["lm_input"], color="0.85", lw=3, zorder=0)
+            if LM_INPUT in x_of:
+                ax.axvline(x_of[LM_INPUT], color="0.85", lw=3, zorder=0)
             ax.set_ylim(-0.05 if j == 0 else -0.45, 1.05)
             ax.set_title(f"{setting}: {label}", fontsize=8)
             ax.tick_params(labelsize=7)
