@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dualmech import interventions, models, organism
+from dualmech import interventions, models, organism, organism_tables
 from dualmech.config import load
 from dualmech.stimuli import DIRECTIONS, OBJECTS, OPPOSITE, SETTINGS, entities, prompt, render_scene
 
@@ -259,12 +259,12 @@ def test_organisms_table_reads_each_organisms_diagnostics():
     root = Path(__file__).resolve().parents[1]
     infos = {n: json.loads((root / "models" / n / "organism.json").read_text())
              for n in ["organism-lm", "organism-vision"]}
-    t = organism.organisms_table(infos).set_index("organism")
+    t = organism_tables.organisms_table(infos).set_index("organism")
     assert t.loc["organism-lm", "recipe"] == "end-to-end" and t.loc["organism-vision", "recipe"] == "two-stage"
     assert t.loc["organism-lm", "shuffled_mean"] < 0.6 < 0.8 < t.loc["organism-lm", "ablated_mean"]
     assert t.loc["organism-vision", "shuffled_min"] >= 0.9 > 0.4 > t.loc["organism-vision", "ablated_mean"]
     assert t.loc["organism-vision", "stage1_minutes"] > 0 and t.loc["organism-vision", "stage2_minutes"] > 0
-    shown = organism.organisms_display(t.reset_index())
+    shown = organism_tables.organisms_display(t.reset_index())
     assert shown.loc[0, "Image order shuffled"] == f"{t.loc['organism-lm', 'shuffled_mean']:.2f} (worst " \
         f"{t.loc['organism-lm', 'shuffled_min']:.2f})"
 

@@ -40,8 +40,10 @@ def dualmech_imports(script: Path) -> list[str]:
 
 
 def test_figure_table_and_probe_rules_do_not_import_torch():
-    """The figure and table rules, and the probes (which read activation stores and fit scikit-learn probes)."""
-    scripts = local_rule_scripts() | {"probes": REPO / "workflow/scripts/probes.py"}
+    """The figure and table rules, the organisms' tables, and the probes (which read activation stores and fit
+    scikit-learn probes)."""
+    scripts = local_rule_scripts() | {r: REPO / f"workflow/scripts/{r}.py"
+                                      for r in ("probes", "validation_organisms", "organisms_table")}
     assert {"fig3", "fig6", "fig4", "table1", "table5", "patching_summary", "backup_layers", "claims",
             "published_vs_regenerated"} <= set(scripts)
     modules = sorted({m for s in scripts.values() for m in dualmech_imports(s)})

@@ -13,9 +13,8 @@ import pandas as pd
 import yaml
 
 from . import claims as cl
-from . import extraction, planted, probing
-from .interventions import LM_INPUT
-from .models import ModelSpec, load
+from . import probing
+from .sites import LM_INPUT
 from .stimuli import SETTINGS
 from .stimuli.items import relation_items
 from .stimuli.shifted import shifted_items
@@ -122,6 +121,8 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
     """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
     block of rows per fixture (`model` = fixture name), and their per-triple units (`probing.probe_setting`);
     `triples`: only the first that many ordered triples."""
+    from . import extraction, planted              # the model side (torch); the comparisons below need neither
+    from .models import ModelSpec, load
     work = Path(work_dir)
     probing_cfg = probing_cfg | {k: max(int(probing_cfg[k]), v) for k, v in FLOOR.items()}
     if triples is not None and triples < MIN_TRIPLES:
