@@ -76,7 +76,8 @@ runpy.run_path({str(REPO / "workflow/scripts/stimuli.py")!r}, init_globals=dict(
 print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:] + (tmp_path / "stimuli.log").read_text()[-2000:]
+    log = tmp_path / "stimuli.log"
+    assert out.returncode == 0, out.stderr[-2000:] + (log.read_text()[-2000:] if log.exists() else "")
     assert out.stdout.strip() == "[]", f"the stimuli rule imported {out.stdout}"
     items = pd.read_parquet(table)
     assert len(items) == 240 and set(items["direction"]) == {"left", "above"}        # 120 triples x 2 directions
