@@ -386,8 +386,6 @@ def running_evaluator(spec: OrganismSpec, per_cell: int, seed: int, bars: dict |
     return evaluate
 
 
-
-
 @torch.no_grad()
 def ablated_tokens(model, spec: OrganismSpec, sampler: SceneSampler, triples, layouts) -> torch.Tensor:
     """(B, N*N, D) post-projector tokens with vision-derived ordering removed, as in Table 5's ablation
