@@ -104,8 +104,9 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
 def _info(canonical, shuffled, ablated, probe=None, transfer=None):
     d = {c: dict(min=v, mean=v, cells={}) for c, v in
          dict(canonical=canonical, shuffled=shuffled, ablated=ablated).items()}
-    if transfer is not None:
-        d["strip_transfer"] = dict(min=transfer, mean=transfer, cells={"objects/vertical": transfer})
+    if transfer is not None:     # every background strip token reads 0.95: a position code reads most of them
+        amb = dict(min=transfer, mean=transfer, cells={"objects/vertical": transfer})
+        d["strip_transfer"] = dict(min=0.95, mean=0.95, cells={"objects/vertical": 0.95}, ambiguous=amb)
     return dict(diagnostics=d, stage1_history=[dict(probe_ambiguous_accuracy=probe)] if probe is not None else None)
 
 
@@ -126,6 +127,10 @@ def test_organism_expectations_follow_the_diagnostics():
     reencoded = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99, transfer=0.49))
     assert reencoded[3]["verdict"] == "not supported" and "0.49 in the worst cell (objects/vertical" in reencoded[3]["reason"]
     assert validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99))[3]["verdict"] == "not supported"
+    # v5: T is read on the position-ambiguous background tokens only (v4 read every background strip token, 0.95
+    # here, and expected supported): organism-vision reads 0.03 there on Objects/horizontal, 0.56 on all of them
+    position = validation.organism_expectations(_info(0.99, 0.99, 0.18, probe=0.99, transfer=0.03))
+    assert position[3]["verdict"] == "not supported" and "position-ambiguous" in position[3]["reason"]
     assert verdicts(dual) == {2: "supported", 3: "supported", 5: "supported", 6: "supported", 8: "supported",
                               9: "supported"}
     # a tower whose probe fails cannot make the vision-side claims, whatever the shuffled accuracy

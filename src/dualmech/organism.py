@@ -741,8 +741,16 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
     random jittered scenes, scored on the held-out scenes' background strip tokens (chance 1/3). Stage 1 fixes
     the code on the tower's output; stage 2's projector, trained where background tokens carry nothing the
     answer needs, may re-encode the background in another code (then a probe trained on the background alone
-    still reads it, but this transfer does not). Returns {"cells": {"<setting>/<orientation>": acc}, "mean", "min"}."""
-    from .probing import Probe
+    still reads it, but this transfer does not).
+
+    Jittered layouts do not fix a cell's slot, but they do not make it independent of position either (a token
+    in the canvas's left third lies in the left strip most of the time), so a code for the canvas position also
+    reads most background strips. `ambiguous` therefore scores only the position-ambiguous background tokens
+    (`probing.ambiguous`: strip slot differs from the majority slot of their cell among the training scenes'
+    background strips, or the cell has no strict majority), where a position code scores about 0: the tokens
+    claim 3's detector reads on shifted layouts. Returns {"cells": {"<setting>/<orientation>": acc}, "mean",
+    "min", "ambiguous": {"cells", "mean", "min", "n": {cell: number of scored tokens}}}."""
+    from .probing import Probe, ambiguous
     sampler = SceneSampler(spec, build_processor(spec), seed + 2)
     cells, triples, layouts, pixels = sampler.scenes(n_scenes)
     strip, ident = scene_labels(spec.geometry, triples, layouts, entity_index())
@@ -750,16 +758,22 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
         x = image_tokens(model, pixels).numpy()
     y, idn = strip.numpy(), ident.numpy()
     keys = np.array([f"{CELLS[c][0]}/{ORIENTATION_OF[CELLS[c][1]]}" for c in cells])
-    out = {}
+    background_strip = np.where((y < 3) & (idn == 0), y, -1)          # (B, T) strip slot of background tokens
+    out, amb, n_amb = {}, {}, {}
     for key in sorted(set(keys)):
         rows = np.flatnonzero(keys == key)
         train, test = rows[: len(rows) // 2], rows[len(rows) // 2:]
         obj = (y[train] < 3) & (idn[train] > 0)
         probe = Probe(3).fit(x[train][obj], y[train][obj])        # the claims' probe: standardised, L2, C = 1
         pred = probe.proba(x[test].reshape(-1, x.shape[-1])).argmax(-1).reshape(y[test].shape)
-        background = (y[test] < 3) & (idn[test] == 0)
-        out[str(key)] = round(float((pred == y[test])[background].mean()), 4)
-    return dict(cells=out, mean=round(float(np.mean(list(out.values()))), 4), min=min(out.values()))
+        hit = pred == y[test]
+        out[str(key)] = round(float(hit[background_strip[test] >= 0].mean()), 4)
+        conflict = ambiguous(background_strip[test], background_strip[train], 3)
+        amb[str(key)], n_amb[str(key)] = round(float(hit[conflict].mean()), 4), int(conflict.sum())
+
+    def summary(cells):
+        return dict(cells=cells, mean=round(float(np.mean(list(cells.values()))), 4), min=min(cells.values()))
+    return summary(out) | dict(ambiguous=summary(amb) | dict(n=n_amb))
 
 
 def pretrain_vision(spec: OrganismSpec, cfg: dict, seed: int, log=print):

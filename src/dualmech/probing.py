@@ -33,11 +33,17 @@ over held-out images:
   differs from the slot the canonical layout assigns to that column/row (the authors' tiling strips):
   fraction of predictions following the relative order vs the absolute position;
 - the same on background: held-out shifted images' background tokens in exactly one strip whose strip slot
-  differs from their cell's canonical slot, read by the strip score's probe (canonical + shifted object
-  tokens; no background token is ever a training target): `strip_relative` vs `strip_absolute`, sign-flip p
-  `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip score alone cannot tell the
-  entities' ordering code from a code for the canvas position (an untrained model's position embeddings give
-  the same strips); these tokens can.
+  differs from their cell's canonical slot, read by the strip score's probe refitted on position-centred
+  features (canonical + shifted object tokens less their cell's mean over the training images' object tokens;
+  the background tokens it reads less their cell's mean over the training images' background tokens; no
+  background token is ever a training target): `strip_relative` vs
+  `strip_absolute`, sign-flip p `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip
+  score alone cannot tell the entities' ordering code from a code for the canvas position (an untrained
+  model's position embeddings give the same strips); these tokens can, if the probe cannot read the position:
+  fitted where most object tokens' slot is their cell's canonical one, the uncentred probe learns the
+  position too, and then reads a smooth position code (a column ramp, no ordering at all) as relative.
+  Centring removes everything that is the same at a cell in every image, so only what moves with the layout
+  is left to read.
 """
 from __future__ import annotations
 
@@ -327,9 +333,23 @@ class ImageSet:
     labels: Labels
     group: np.ndarray      # (n,)
     canonical: np.ndarray  # (n,) bool: canonical (unshifted) layout
+    centre: np.ndarray | None = None   # (T, D) subtracted from every image's tokens (`centred`)
 
     def positions(self) -> "ImageSet":
         return ImageSet(None, self.labels, self.group, self.canonical)
+
+    def centred(self, rows: np.ndarray, tokens: np.ndarray) -> "ImageSet":
+        """The same set with each token position's mean over the `tokens` ((n, T) bool) of images `rows`
+        subtracted (positions without any: the mean over all of their tokens): whatever is the same at a cell in
+        every image (position embeddings, a code for the canvas third) is gone, and what is left varies with
+        the layout."""
+        X, m = self.X[rows], tokens[rows][..., None]
+        count = m.sum(0)
+        centre = np.where(count > 0, (X * m).sum(0) / np.maximum(count, 1), X.mean(0))
+        return ImageSet(self.X, self.labels, self.group, self.canonical, centre.astype(X.dtype))
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        return self.X[rows] if self.centre is None else self.X[rows] - self.centre
 
 
 def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
@@ -342,7 +362,7 @@ def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
             X = np.eye(mask.shape[1], dtype=np.float32)[np.nonzero(mask)[1]]
             cache[key] = Probe(data.labels.k, C, standardize=False).fit(X, y[rows][mask])
         return cache[key]
-    return Probe(data.labels.k, C).fit(data.X[rows][mask], y[rows][mask])
+    return Probe(data.labels.k, C).fit(data.features(rows)[mask], y[rows][mask])
 
 
 def _apply(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
@@ -350,7 +370,7 @@ def _apply(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
     t = data.labels.obj.shape[1]
     if data.X is None:                               # position-only: the same answer for every image
         return np.broadcast_to(probe.proba(np.eye(t, dtype=np.float32)), (len(rows), t, probe.k))
-    X = data.X[rows]
+    X = data.features(rows)
     return probe.proba(X.reshape(-1, X.shape[-1])).reshape(len(rows), t, -1)
 
 
@@ -435,8 +455,12 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # cannot pass the cell off as the order (a canonical-only probe can, and then misses strips)
         on_canon = data.canonical[te]
         add_strips(te[on_canon], mp[on_canon], mpp[on_canon])
-        # ... and on shifted background: does the strip follow the entities or stay with the canvas third?
-        bs, bp = te[~on_canon], mp[~on_canon]
+        # ... and on shifted background: does the strip follow the entities or stay with the canvas third? Read
+        # by the same probe refitted with each cell's training mean removed (object tokens centred on the
+        # objects' mean there, background tokens on the background's), so it cannot lean on the position
+        bs = te[~on_canon]
+        probe_c = _fit(data.centred(tr, lab.obj >= 0), tr, lab.obj, C)
+        bp = _apply(probe_c, data.centred(tr, lab.background), bs).argmax(-1)
         ss, sa_bg = lab.strip_label[bs], lab.absolute[bs]
         bg_conflict = (ss >= 0) & (sa_bg >= 0) & (ss != sa_bg)
         np.add.at(bg_conf["n"], bs, bg_conflict.sum(1))

@@ -51,8 +51,9 @@ def load_expected(path: Path | str) -> dict:
 # C: worst canonical cell; S: worst cell with the image-token order shuffled (what the visual tokens' content
 # carries); A: mean accuracy with vision-derived ordering ablated (what the LM alone carries); P: the stage-1
 # tower's slot probe on position-ambiguous tokens (two-stage organisms; none for end to end); T: the worst
-# (setting, orientation) cell of `organism.strip_transfer` (at the LM input, the object tokens' slot code read on
-# background strip tokens: what claim 3's detector reads there). The organisms' truth is fixed on the relation
+# (setting, orientation) cell of `organism.strip_transfer` on position-ambiguous background tokens (at the LM
+# input, the object tokens' slot code read on background strip tokens whose slot is not their cell's usual one:
+# what claim 3's detector reads there, and what a code for the position cannot read). The organisms' truth is fixed on the relation
 # settings they were trained on (ORGANISM_SETTINGS); the grids and the App C.8 backgrounds were never in training,
 # so their verdicts are not compared.
 CLEARLY_ABOVE_CHANCE = 0.5
@@ -66,7 +67,7 @@ def organism_expectations(info: dict) -> dict[int, dict]:
     history = info.get("stage1_history") or []
     p = history[-1]["probe_ambiguous_accuracy"] if history else None
     vision = s >= CARRIES_ORDER and p is not None and p >= cl.NEAR_PERFECT
-    transfer = d.get("strip_transfer")
+    transfer = (d.get("strip_transfer") or {}).get("ambiguous")
     t = transfer["min"] if transfer else None
     t_cell = min(transfer["cells"], key=transfer["cells"].get) if transfer else None
     strips = vision and t is not None and t >= CLEARLY_ABOVE_CHANCE
@@ -80,8 +81,8 @@ def organism_expectations(info: dict) -> dict[int, dict]:
         3: dict(verdict=v[strips],
                 reason=("the visual tokens carry no usable order (shuffled-order accuracy near chance)" if not vision
                         else "strip transfer not measured" if t is None else
-                        f"at the LM input the object tokens' code reads background strips at {t:.2f} in the worst "
-                        f"cell ({t_cell}; >= {CLEARLY_ABOVE_CHANCE} needed)")),
+                        f"at the LM input the object tokens' code reads position-ambiguous background strip tokens "
+                        f"at {t:.2f} in the worst cell ({t_cell}; >= {CLEARLY_ABOVE_CHANCE} needed)")),
         5: dict(verdict=v[share >= cl.MOSTLY and lm],
                 reason=f"the ablation removes {share:.0%} of the above-chance accuracy (>= {cl.MOSTLY:.0%} needed) and "
                 f"leaves {a:.2f} (>= {CLEARLY_ABOVE_CHANCE} needed)"),
