@@ -115,6 +115,15 @@ def test_verdict_edit_regenerates_the_claims_and_validation_tables(workdir, tmp_
     assert rules <= LOCAL_RULES | {"validation", "validation_organisms"}, sorted(rules - LOCAL_RULES)
 
 
+def test_probe_statistics_edit_reruns_the_probes_and_no_model_job(workdir, tmp_path):
+    """A changed probe statistic (dualmech/probing.py: claim 3's background reading, say) reruns the probes and
+    everything that reads them, up to the claims, and no job that runs a model. Before the probes rule took the
+    code as an input nothing reran, and the claims kept the old detector's numbers."""
+    rules = _rules_after_edit(workdir, tmp_path, "src/dualmech/probing.py")
+    assert {"probes", "probe_table", "fig4", "claims", "validation"} <= rules      # the fixtures are probed too
+    assert rules <= LOCAL_RULES | {"probes", "validation"}, sorted(rules - LOCAL_RULES)
+
+
 def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
     """A new diagnostic in a committed checkpoint's organism.json (its training record) reruns nothing, while a
     changed weight or config file reruns the model's jobs."""

@@ -104,8 +104,9 @@ CLAIMS = {c.number: c for c in [
           "strip score on background tokens (worst orientation), read by the probe trained on canonical + shifted "
           "layouts where the setting has the shifted control (on canonical layouts alone slot = cell, and a probe "
           "can read the cell instead of the ordering code); where shifted layouts put background tokens in a "
-          "strip whose slot differs from their cell's canonical slot, also the share of those tokens the "
-          "strip score's probe reads as the strip's (relative) slot vs the cell's (absolute) one",
+          "strip whose slot differs from their cell's canonical slot, also the share of those tokens that "
+          "probe, refitted on position-centred features (each cell's mean over the training images removed), "
+          "reads as the strip's (relative) slot vs the cell's (absolute) one",
           "permutation test at the pre-specified site (the LM input); on the background conflict tokens, the "
           "paired sign-flip test of relative vs absolute over held-out triples (as claim 9 on object tokens)",
           "the probe's predictions shuffled among each image's background tokens; relative and absolute "

@@ -53,9 +53,9 @@ def load_expected(path: Path | str) -> dict:
 # tower's slot probe on position-ambiguous tokens (two-stage organisms; none for end to end); T: the worst
 # (setting, orientation) cell of `organism.strip_transfer` on position-ambiguous background tokens (at the LM
 # input, the object tokens' slot code read on background strip tokens whose slot is not their cell's usual one:
-# what claim 3's detector reads there, and what a code for the position cannot read). The organisms' truth is fixed on the relation
-# settings they were trained on (ORGANISM_SETTINGS); the grids and the App C.8 backgrounds were never in training,
-# so their verdicts are not compared.
+# what claim 3's detector reads there, and what a code for the position cannot read). The organisms' truth is
+# fixed on the relation settings they were trained on (ORGANISM_SETTINGS); the grids and the App C.8 backgrounds
+# were never in training, so their verdicts are not compared.
 CLEARLY_ABOVE_CHANCE = 0.5
 CARRIES_ORDER = 0.8
 

@@ -31,6 +31,8 @@ PLOT_CODE = sorted(str(p) for p in (Path(workflow.basedir) / "src/dualmech/plots
 # The verdict code is an input of the rules that decide claims, so a changed rule (a threshold, a test) always
 # regenerates the claims and validation tables: a stale verdict is never kept.
 VERDICT_CODE = [str(Path(workflow.basedir) / f"src/dualmech/{m}.py") for m in ("claims", "stats", "validation")]
+# Likewise the probes' statistics (claims 2, 3 and 9 read them; no model runs in the probes rule).
+PROBE_CODE = str(Path(workflow.basedir) / "src/dualmech/probing.py")
 
 
 # What'sUp composites join Table 1, Figs 3/6/7 and the App C.7 probes only when data.whatsup_dir names the photos

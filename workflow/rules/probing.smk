@@ -62,6 +62,7 @@ rule probes:
     input:
         tables=lambda w: [f"results/stimuli/{w.model}/{s}/items.parquet" for s in PROBE_SETS[w.setting]],
         stores=lambda w: [f"results/activations/{w.model}/{s}.safetensors" for s in PROBE_SETS[w.setting]],
+        code=PROBE_CODE,
     output:
         metrics="results/probes/{model}/{setting}.parquet",
         heatmaps="results/probes/{model}/{setting}_heatmaps.npz",

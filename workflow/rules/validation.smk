@@ -9,7 +9,7 @@ REPO = Path(workflow.basedir)
 rule validation:
     input:
         expected=str(REPO / VALIDATION["expected"]),
-        code=VERDICT_CODE,
+        code=VERDICT_CODE + [PROBE_CODE],  # the fixtures are probed here
     output:
         csv="results/tables/validation.csv",
         md=report(
