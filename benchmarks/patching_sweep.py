@@ -22,6 +22,11 @@ the speed-up per (model, design). Aims (issue 14): >= 10x for the Fig 3 sweep at
 
     .venv/bin/python benchmarks/patching_sweep.py [--pairs 16] [--organism-pairs 50] [--layers 28] [--threads 1]
                                                   [--families llava,pixtral,qwen2vl,gemma3] [--repeats 1]
+                                                  [--width 256] [--skip-organism]
+
+`--width` widens the deep models' LM (more heads of the tiny head size, a 2x MLP): at the tiny width a forward
+is mostly per-call overhead, which the engine cannot save, so the speed-up there understates what a full-size
+model gets.
 """
 import argparse
 import json
@@ -40,13 +45,36 @@ from dualmech.stimuli import DIRECTIONS
 SPEC = organism.OrganismSpec(10, 8, 2, 1, 64, 2, 4, 64, 2, 4, 0.16)
 
 
-def deep_checkpoint(family: str, layers: int, out: Path, seed: int = 0) -> Path:
+# the vision-side config keys that must equal the LM width (the tower's merger / projection writes LM-width tokens)
+VISION_OUT_WIDTH = {"qwen2vl": "hidden_size", "qwen2_5vl": "out_hidden_size", "qwen3vl": "out_hidden_size",
+                    "paligemma": "projection_dim"}
+
+
+def widen(cfg: dict, family: str, width: int) -> None:
+    """Set the LM width of a family's config dict in place: more heads of the same head size (so rotary
+    sections stay valid), a 2x MLP, and the vision output that feeds the LM."""
+    tc = cfg["text_config"]
+    head_dim = tc.get("head_dim") or tc["hidden_size"] // tc["num_attention_heads"]
+    if width % head_dim:
+        raise ValueError(f"--width must be a multiple of the head size {head_dim}")
+    factor = width // tc["hidden_size"]
+    tc.update(hidden_size=width, intermediate_size=2 * width, num_attention_heads=width // head_dim)
+    if tc.get("num_key_value_heads", 1) > 1:
+        tc["num_key_value_heads"] *= factor
+    if family in VISION_OUT_WIDTH:
+        cfg["vision_config"][VISION_OUT_WIDTH[family]] = width
+
+
+def deep_checkpoint(family: str, layers: int, out: Path, seed: int = 0, width: int | None = None) -> Path:
     """The family's tiny random checkpoint with `layers` LM decoder layers (vision tower, projector, embeddings
-    and the first layers kept from the tiny instance; the added layers random)."""
+    and the first layers kept from the tiny instance where their shapes allow; the added layers random), at LM
+    width `width` (None: the tiny width)."""
     model, save_processor = tiny.build(family, seed)
     cfg = model.config.to_dict()
     cfg["text_config"]["num_hidden_layers"] = layers
     cfg["text_config"].pop("layer_types", None)          # rebuilt for the new depth
+    if width and width != cfg["text_config"]["hidden_size"]:
+        widen(cfg, family, width)
     with torch.random.fork_rng():
         torch.manual_seed(torch_seed(seed, "bench", family, layers))
         deep = type(model)(type(model.config).from_dict(cfg)).eval()
@@ -107,15 +135,22 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--rows-per-forward", type=int, default=64, help="the pipeline default (DUALMECH_BATCH_SIZE)")
+    parser.add_argument("--width", type=int, default=None,
+                        help=f"LM width of the deep models (default: the tiny width, {tiny.D_LM})")
+    parser.add_argument("--skip-organism", action="store_true", help="deep models only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="patching-bench-"))
-    organism.save(organism.build_model(SPEC, args.seed), SPEC, tmp / "organism", {"trained": False})
-    runs = [("organism-shaped", tmp / "organism", args.organism_pairs)]
+    runs = []
+    if not args.skip_organism:
+        organism.save(organism.build_model(SPEC, args.seed), SPEC, tmp / "organism", {"trained": False})
+        runs.append(("organism-shaped", tmp / "organism", args.organism_pairs))
+    suffix = f"-w{args.width}" if args.width else ""
     for family in [f for f in args.families.split(",") if f]:
-        runs.append((f"{family}-{args.layers}L", deep_checkpoint(family, args.layers, tmp / family), args.pairs))
+        runs.append((f"{family}-{args.layers}L{suffix}",
+                     deep_checkpoint(family, args.layers, tmp / family, width=args.width), args.pairs))
     results = []
     for name, path, n in runs:
         adapter = models.load(models.ModelSpec(name=name, path=str(path)), device="cpu")
