@@ -343,10 +343,14 @@ class ImageSet:
         subtracted (positions without any: the mean over all of their tokens): whatever is the same at a cell in
         every image (position embeddings, a code for the canvas third) is gone, and what is left varies with
         the layout."""
-        X, m = self.X[rows], tokens[rows][..., None]
-        count = m.sum(0)
-        centre = np.where(count > 0, (X * m).sum(0) / np.maximum(count, 1), X.mean(0))
-        return ImageSet(self.X, self.labels, self.group, self.canonical, centre.astype(X.dtype))
+        w = np.zeros(tokens.shape, np.float64)            # weights over (image, position): no copy of X
+        w[rows] = tokens[rows]
+        every = np.zeros(len(tokens), np.float64)
+        every[rows] = 1.0 / len(rows)
+        count = w.sum(0)[:, None]
+        mean = np.einsum("nt,ntd->td", w, self.X, dtype=np.float64) / np.maximum(count, 1)
+        centre = np.where(count > 0, mean, np.einsum("n,ntd->td", every, self.X, dtype=np.float64))
+        return ImageSet(self.X, self.labels, self.group, self.canonical, centre.astype(self.X.dtype))
 
     def features(self, rows: np.ndarray) -> np.ndarray:
         return self.X[rows] if self.centre is None else self.X[rows] - self.centre
