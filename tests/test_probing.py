@@ -320,6 +320,29 @@ def test_background_conflict_tokens_tell_relative_strips_from_a_position_code():
     assert _claim3(fixed)["verdict"] == cl.SUPPORTED
 
 
+def test_centred_removes_what_is_the_same_at_a_cell():
+    """`ImageSet.centred`: each position's mean over the chosen tokens of the chosen images, so a per-cell
+    constant (a position code) is gone exactly, what varies across images is kept, and a position without any
+    chosen token falls back to its mean over all of those images' tokens there."""
+    g = np.random.default_rng(0)
+    n, t, d = 6, 4, 3
+    position = g.normal(size=(t, d))
+    varying = g.normal(size=(n, t, d))
+    X = (position[None] + varying).astype(np.float32)
+    tokens = np.ones((n, t), bool)
+    tokens[:, 3] = False                                  # position 3: never chosen -> all-token mean
+    tokens[0, 0] = False                                  # image 0 left out of position 0's mean
+    rows = np.array([0, 1, 2, 3])                         # images 4, 5 are held out of every mean
+    data = probing.ImageSet(X, None, np.arange(n), np.ones(n, bool)).centred(rows, tokens)
+    want = np.stack([X[[1, 2, 3], 0].mean(0), X[rows, 1].mean(0), X[rows, 2].mean(0), X[rows, 3].mean(0)])
+    np.testing.assert_allclose(data.centre, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(data.features(np.array([4, 5])), X[[4, 5]] - want, rtol=1e-5, atol=1e-6)
+    # a pure position code centres to exactly zero
+    code = probing.ImageSet(np.broadcast_to(position, (n, t, d)).astype(np.float64), None, np.arange(n),
+                            np.ones(n, bool)).centred(rows, tokens)
+    np.testing.assert_allclose(code.features(np.arange(n)), 0, atol=1e-12)
+
+
 def test_background_conflict_tokens_are_read_without_the_position():
     """A model with no ordering code at all, whose tokens carry the column and row as smooth features (as 2-D
     position embeddings give): fitted on canonical + shifted object tokens, where most tokens' slot is their
