@@ -247,9 +247,8 @@ def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0, code="strips", str
     `position`, as position embeddings do; plus, with `ramp`, the column and row as two linear features of
     that amplitude, as 2-D position embeddings give) and a weaker relative slot code on object tokens AND on
     the background tokens of their strips (there `background` times as strong), plus identity: strips are there
-    by construction. code="absolute":
-    the weaker code is instead the slot of the canvas third each token lies in, wherever the entities are (a
-    position code that draws the same strips on canonical layouts)."""
+    by construction. code="absolute": the weaker code is instead the slot of the canvas third each token lies
+    in, wherever the entities are (a position code that draws the same strips on canonical layouts)."""
     import itertools
     cols = ["red", "green", "blue", "yellow", "purple", "cyan"]
     ids = {c: i for i, c in enumerate(cols)}
