@@ -57,10 +57,10 @@ def widen(cfg: dict, family: str, width: int) -> None:
     head_dim = tc.get("head_dim") or tc["hidden_size"] // tc["num_attention_heads"]
     if width % head_dim:
         raise ValueError(f"--width must be a multiple of the head size {head_dim}")
-    factor = width // tc["hidden_size"]
+    heads, kv = tc["num_attention_heads"], tc.get("num_key_value_heads", tc["num_attention_heads"])
     tc.update(hidden_size=width, intermediate_size=2 * width, num_attention_heads=width // head_dim)
-    if tc.get("num_key_value_heads", 1) > 1:
-        tc["num_key_value_heads"] *= factor
+    if kv > 1:                                           # grouped queries keep their group size; MQA stays MQA
+        tc["num_key_value_heads"] = tc["num_attention_heads"] // (heads // kv)
     if family in VISION_OUT_WIDTH:
         cfg["vision_config"][VISION_OUT_WIDTH[family]] = width
 

@@ -345,15 +345,20 @@ class ImageSet:
         the layout."""
         w = np.zeros(tokens.shape, np.float64)            # weights over (image, position): no copy of X
         w[rows] = tokens[rows]
-        every = np.zeros(len(tokens), np.float64)
-        every[rows] = 1.0 / len(rows)
         count = w.sum(0)[:, None]
-        mean = np.einsum("nt,ntd->td", w, self.X, dtype=np.float64) / np.maximum(count, 1)
-        centre = np.where(count > 0, mean, np.einsum("n,ntd->td", every, self.X, dtype=np.float64))
+        centre = np.einsum("nt,ntd->td", w, self.X, dtype=np.float64) / np.maximum(count, 1)
+        if (count == 0).any():                            # the fallback costs another pass: only when needed
+            every = np.zeros(len(tokens), np.float64)
+            every[rows] = 1.0 / len(rows)
+            centre = np.where(count > 0, centre, np.einsum("n,ntd->td", every, self.X, dtype=np.float64))
         return ImageSet(self.X, self.labels, self.group, self.canonical, centre.astype(self.X.dtype))
 
     def features(self, rows: np.ndarray) -> np.ndarray:
-        return self.X[rows] if self.centre is None else self.X[rows] - self.centre
+        """The tokens of images `rows` (integer indices; a copy), centred if the set is."""
+        X = np.take(self.X, rows, axis=0)
+        if self.centre is not None:
+            X -= self.centre
+        return X
 
 
 def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
