@@ -664,7 +664,7 @@ def test_engine_equals_the_plain_path_at_first_middle_and_last_site(adapter, mon
     monkeypatch.setattr(iv.Trace, "suffix_start", lambda self, first, layer: starts.append(
         (first, layer, suffix_start(self, first, layer))) or starts[-1][2])
     fast, fast_top = patching.sweep_group(*args, engine=True)
-    assert [layer for _, layer, _ in starts] == [iv.start_layer(s, adapter.n_layers) for s in sites]
+    assert {layer for _, layer, _ in starts} == {iv.start_layer(s, adapter.n_layers) for s in sites}
     plain, plain_top = patching.sweep_group(*args, engine=False)
     np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-7)
     assert np.array_equal(fast_top, plain_top)
@@ -674,15 +674,48 @@ def test_engine_equals_the_plain_path_at_first_middle_and_last_site(adapter, mon
                  [[([n - 1], [n // 2])] * 2], sites, b["words"])
     np.testing.assert_allclose(patching.sweep_group(*last_cell, engine=True)[0],
                                patching.sweep_group(*last_cell, engine=False)[0], rtol=1e-5, atol=1e-7)
-    # the last-token variant alone resumes at the final position: one position per layer
+    # the last-token variant alone resumes each row at its own final position: one position per row and layer
+    # (the two prompts differ in length, so a common start would recompute the shorter one's last positions)
     starts.clear()
     patching.sweep_group(adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
                          [[(patching.FINAL, patching.FINAL)] * 2], sites, b["words"], engine=True)
-    final = int(adapter.prepare(b["clean_images"], b["clean_prompts"]).final_position.min())
+    finals = adapter.prepare(b["clean_images"], b["clean_prompts"]).final_position.tolist()
+    assert finals[0] != finals[1]
+    L = adapter.n_layers
     if adapter.family == "paligemma":     # the bidirectional prefix: from position 0 while a layer is left to run
-        assert [s for _, _, s in starts] == [0] * (len(sites) - 1) + [final]
+        assert {(f, s) for f, layer, s in starts if layer < L} == {(f, 0) for f in finals}
+        assert {(f, s) for f, layer, s in starts if layer == L} == {(f, f) for f in finals}
     else:
-        assert [s for _, _, s in starts] == [final] * len(sites)
+        assert sorted(starts) == sorted((f, iv.start_layer(site, L), f) for f in finals for site in sites)
+
+
+def test_engine_runs_each_decoder_layer_once_for_every_site(adapter, monkeypatch):
+    """The last-token sweep resumes its sites as a staircase: decoder layer j runs once for the rows of all the
+    sites at or below it (resuming each site alone ran layer j once per such site: j + 1 times), besides the
+    cf capture and the clean trace; with one site a batch (STAIRCASE_COPIES = 1) it does that, with the same
+    results. PaliGemma resumes from position 0 (its bidirectional prefix), where a site's rows fill a
+    full-length batch, so its sites run one by one."""
+    if not adapter.resumable:
+        pytest.skip(f"family {adapter.family!r} runs plain forwards (not resumable)")
+    b = _pair_batch(adapter, "criss_cross")
+    L = adapter.n_layers
+    calls = [0] * L
+    hooks = [layer.register_forward_pre_hook(lambda *a, j=j: calls.__setitem__(j, calls[j] + 1))
+             for j, layer in enumerate(adapter.layers)]
+    args = (adapter, b["clean_images"], b["clean_prompts"], b["cf_images"], b["cf_prompts"],
+            [[(patching.FINAL, patching.FINAL)] * 2], iv.all_sites(L), b["words"])
+    try:
+        together, _ = patching.sweep_group(*args, engine=True)
+        resumed = [c - 2 for c in calls]
+        monkeypatch.setattr(iv, "STAIRCASE_COPIES", 1)
+        calls[:] = [0] * L
+        alone, _ = patching.sweep_group(*args, engine=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert resumed == ([j + 1 for j in range(L)] if adapter.family == "paligemma" else [1] * L)
+    assert [c - 2 for c in calls] == [j + 1 for j in range(L)]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-8)
 
 
 def test_suffix_start_follows_the_attention_mask(adapter):
@@ -702,11 +735,34 @@ def test_suffix_start_follows_the_attention_mask(adapter):
     else:
         assert tr.suffix_start(final, 0) == final
         assert tr.suffix_start(mid, 0) == (first_image if adapter.family == "gemma3" else mid)
+    # a row's final position depends on nothing after it (right padding): resumed rows stop there
+    assert tr.end(0).tolist() == [f + 1 for f in clean.final_position.tolist()]
     assert len(tr.inputs) == adapter.n_layers + 1 and len(tr.record.keys) == adapter.n_layers
     # the traced layer inputs are the plain run's activations
     plain = iv.run(adapter, clean, capture=iv.all_sites(adapter.n_layers), logits=False).captured
     torch.testing.assert_close(tr.inputs[0], plain[iv.LM_INPUT])
     torch.testing.assert_close(tr.inputs[-1], plain[iv.resid_post(adapter.n_layers - 1)])
+
+
+def test_resumed_rows_end_where_the_mask_lets_nothing_later_be_seen():
+    """`Trace.end`: a row's final position + 1 when no position up to it attends to a later one (causal), the
+    whole sequence when one does (a bidirectional block across the final position), per row and from the
+    given layer on; a float mask (0 = attend) reads like a boolean one."""
+    T, final = 6, torch.tensor([2, 4])
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    both = causal.clone()
+    both[1, 3] = True                                    # row 0's position 1 sees position 3, after its final 2
+    mask = torch.stack([both, causal])[:, None]          # (B, 1, T, T)
+    prepared = models.base.Prepared({}, torch.zeros(2, 1, dtype=torch.long), final)
+    inputs = [torch.zeros(2, T, 4)] * 3
+    tr = iv.Trace(prepared, inputs, [{"attention_mask": torch.stack([causal] * 2)[:, None]}, {"attention_mask": mask}],
+                  iv._Record(), {})
+    assert tr.end(0).tolist() == [T, 5] and tr.end(1).tolist() == [T, 5]
+    tr = iv.Trace(prepared, inputs, [{"attention_mask": mask}, {"attention_mask": None}], iv._Record(), {})
+    assert tr.end(1).tolist() == [3, 5]                  # from layer 1 on: plain causal
+    additive = torch.where(mask, 0.0, torch.finfo(torch.float32).min)
+    tr = iv.Trace(prepared, inputs, [{"attention_mask": additive}], iv._Record(), {})
+    assert tr.end(0).tolist() == [T, 5]
 
 
 def test_non_resumable_family_falls_back_to_full_forwards(llava, monkeypatch, caplog):
@@ -715,7 +771,7 @@ def test_non_resumable_family_falls_back_to_full_forwards(llava, monkeypatch, ca
             _engine_variants(llava, b), iv.all_sites(llava.n_layers), b["words"])
     fast, _ = patching.sweep_group(*args)
     monkeypatch.setattr(llava, "resumable", False)
-    monkeypatch.setattr(iv, "resume", lambda *a, **k: pytest.fail("resumed a non-resumable family"))
+    monkeypatch.setattr(iv, "resume_sites", lambda *a, **k: pytest.fail("resumed a non-resumable family"))
     with caplog.at_level("WARNING", logger="dualmech.interventions"):
         slow, _ = patching.sweep_group(*args)
     assert "is not `resumable`: patching runs plain full forwards" in caplog.text

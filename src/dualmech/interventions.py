@@ -10,8 +10,10 @@ intervention in every row (a whole layer sweep in one pass).
 `trace` + `resume` are the patching engine: `trace` runs the model once and keeps, per decoder layer, its
 input, the keyword arguments the LM gave it (attention mask, rotary cos/sin: M-RoPE, sliding windows and
 bidirectional image attention included, exactly as the model built them) and its keys/values; `resume`
-restarts rows of that run at any layer with an edit applied, recomputing only the positions from the first
-one that the edit can reach (the unchanged prefix attends through the recorded keys/values).
+restarts rows of that run at any layer with an edit applied, recomputing only the positions of each row from
+the first one that the edit can reach to its final position (the rest attend through the recorded
+keys/values), and `resume_sites` does that for many sites at once, each decoder layer running once for the
+sites that have reached it.
 
 `without_vision` serves forwards that overwrite every visual token at the LM input (Table 5's ablation and its
 control, Fig 9's patching under the ablation, Table 2's amplified rows): the vision tower's output would be
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -135,17 +137,20 @@ class _Record:
         return keys, values
 
 
-class _Prefix:
-    """Stand-in for a KV cache during `resume`: prepends the traced run's keys/values before `start`."""
+class _Written:
+    """Stand-in for a KV cache during `resume`: the traced run's keys/values of the batch's rows (`rows`, (N,)),
+    with the recomputed positions' own written in (`positions`, (N, m): each batch row's query positions)."""
 
-    def __init__(self, trace: "Trace", rows: torch.Tensor, start: int):
-        self.trace, self.rows, self.start = trace, rows, start
+    def __init__(self, trace: "Trace", rows: torch.Tensor, positions: torch.Tensor):
+        self.trace, self.rows, self.positions = trace, rows, positions
 
     def update(self, keys, values, layer_idx, *args, **kwargs):
-        if not self.start:
-            return keys, values
-        pk, pv = self.trace.prefix(layer_idx, self.rows, self.start)
-        return torch.cat([pk, keys], 2), torch.cat([pv, values], 2)
+        out = []
+        for traced, new in ((self.trace.record.keys[layer_idx], keys), (self.trace.record.values[layer_idx], values)):
+            full = traced.index_select(0, self.rows)                          # (N, H, T, d), a copy
+            index = self.positions[:, None, :, None].expand(-1, full.shape[1], -1, full.shape[3])
+            out.append(full.scatter_(2, index, new.to(full.dtype)))
+        return tuple(out)
 
 
 def _rows(x, rows: torch.Tensor, batch: int):
@@ -161,6 +166,16 @@ def _rows(x, rows: torch.Tensor, batch: int):
     return x
 
 
+def _at(x, rows: torch.Tensor, positions: torch.Tensor, batch: int, length: int):
+    """x (or each tensor of a tuple), laid out (batch or 1, length, ...), at batch rows `rows` and positions
+    `positions` (N, m): (N, m, ...)."""
+    if isinstance(x, tuple):
+        return tuple(_at(v, rows, positions, batch, length) for v in x)
+    if x.dim() < 2 or x.shape[1] != length or x.shape[0] not in (1, batch):
+        raise ValueError(f"a positional argument of shape {tuple(x.shape)} is not laid out (batch, positions, ...)")
+    return x[0][positions] if x.shape[0] == 1 else x[rows[:, None], positions]
+
+
 @dataclass
 class Trace:
     """One forward of a batch, kept so that its rows can be resumed at any layer (see `resume`)."""
@@ -170,36 +185,44 @@ class Trace:
     kwargs: list[dict]             # kwargs[j]: what the LM passed to layer j besides the hidden states
     record: _Record                # keys/values of every layer
     captured: dict[str, torch.Tensor]
-    _prefixes: dict = field(default_factory=dict)
+    _kept: dict = field(default_factory=dict)
 
-    def prefix(self, layer: int, rows: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys/values of layer `layer` before position `start`, for `rows` (kept: every site of a sweep
-        resumes the same rows, mostly from the same position)."""
-        key = (layer, start, rows.data_ptr(), len(rows))
-        if key not in self._prefixes:
-            self._prefixes[key] = tuple(t[:, :, :start].index_select(0, rows) for t in
-                                        (self.record.keys[layer], self.record.values[layer]))
-        return self._prefixes[key]
-
-    def layer_kwargs(self, layer: int, rows: torch.Tensor, start: int) -> dict:
-        """What the LM passed to decoder `layer`, for `rows` and the query positions from `start` on (kept, as
-        `prefix`): the mask's query rows (no mask = plain causal), rotary cos/sin and position ids sliced."""
-        key = ("kwargs", layer, start, rows.data_ptr(), len(rows))
-        if key not in self._prefixes:
-            B, T = self.inputs[layer].shape[:2]
-            kw = {}
-            for k, v in self.kwargs[layer].items():
-                if k == "attention_mask":
-                    v = _suffix_mask(v, rows, start, B, T, self.inputs[layer].device)
-                elif k == "position_embeddings":
-                    v = tuple(_rows(t, rows, B)[:, start:] for t in v)
-                elif k == "position_ids" and torch.is_tensor(v):
-                    v = _rows(v, rows, B)[..., start:]
+    def layer_kwargs(self, layer: int, rows: torch.Tensor, positions: torch.Tensor) -> dict:
+        """What the LM passed to decoder `layer`, for batch rows `rows` (N,) (trace rows, may repeat) with query
+        positions `positions` (N, m): the mask's query rows over every key (no mask = plain causal), rotary
+        cos/sin and position ids at those positions, any other per-row argument at those rows."""
+        B, T = self.inputs[layer].shape[:2]
+        kw = {}
+        for k, v in self.kwargs[layer].items():
+            if k == "attention_mask":
+                if v is None:
+                    v = (torch.arange(T, device=positions.device) <= positions[..., None])[:, None]
                 else:
-                    v = _rows(v, rows, B)
-                kw[k] = v
-            self._prefixes[key] = kw
-        return self._prefixes[key]
+                    v = (v[0, 0][positions] if v.shape[0] == 1 else v[rows[:, None], 0, positions])[:, None]
+            elif k in ("position_embeddings", "position_ids") and v is not None:
+                v = _at(v, rows, positions, B, T)
+            else:
+                v = _rows(v, rows, B)
+            kw[k] = v
+        return kw
+
+    def end(self, layer: int) -> torch.Tensor:
+        """(B,) one past the last position each row's final position can depend on, from layer `layer` on: the
+        final position + 1, or T where the mask lets a position up to it see a later one (kept)."""
+        key = ("end", layer)
+        if key not in self._kept:
+            B, T = self.inputs[layer].shape[:2]
+            final = self.prepared.final_position.to(self.inputs[layer].device)
+            later = torch.arange(T, device=final.device)[None, :] > final[:, None]         # (B, T) keys after it
+            sees = torch.zeros(B, dtype=torch.bool, device=final.device)
+            for kw in self.kwargs[layer:]:
+                mask = kw.get("attention_mask")
+                if torch.is_tensor(mask):
+                    allowed = (mask if mask.dtype == torch.bool else mask == 0).expand(B, -1, T, T)[:, 0]
+                    upto = torch.arange(T, device=final.device)[None, :] <= final[:, None]   # (B, T) queries
+                    sees |= (allowed & upto[:, :, None] & later[:, None, :]).flatten(1).any(1)
+            self._kept[key] = torch.where(sees, torch.full_like(final, T), final + 1)
+        return self._kept[key]
 
     def suffix_start(self, first: int, layer: int) -> int:
         """First position whose states can change, from layer `layer` on, when positions >= `first` change.
@@ -283,36 +306,94 @@ def trace(adapter: VLMAdapter, prepared: Prepared, edits: dict[str, Edit] | None
     return Trace(prepared, inputs, kwargs, record, captured)
 
 
-@torch.inference_mode()
 def resume(adapter: VLMAdapter, tr: Trace, layer: int, rows: torch.Tensor, edit: Edit | None,
-           first_changed: int) -> torch.Tensor:
+           first_changed: int | torch.Tensor) -> torch.Tensor:
     """Final-position logits (R, V) of traced rows `rows` (a row may repeat) with `edit` applied to the input of
     decoder `layer` (layer = L: the last layer's output), running only layers >= `layer` and only the
-    positions from the first that the edit can reach; `first_changed` = the smallest position the edit writes
-    (every row). Equal to the full forward with the same edit at that site, up to float reordering."""
-    L = adapter.n_layers
-    hidden = tr.inputs[layer].index_select(0, rows)
-    if edit is not None:
-        hidden = edit(hidden)
-    if layer == 0:
-        hidden = adapter.lm_input_apply(hidden)
-    elif type(adapter).lm_input_apply is not VLMAdapter.lm_input_apply:    # what the LM input carries for
-        adapter.lm_input_apply(tr.inputs[0].index_select(0, rows))         # later layers (DeepStack)
-    start = tr.suffix_start(first_changed, layer)
-    h = hidden[:, start:]
-    for j in range(layer, L):
-        out = adapter.layers[j](h, **tr.layer_kwargs(j, rows, start), cache=_Prefix(tr, rows, start))
+    positions the edit can reach on the way to each row's final position; `first_changed` = the smallest
+    position the edit writes, per row (R,) or for every row. Equal to the full forward with the same edit at
+    that site, up to float reordering."""
+    return resume_sites(adapter, tr, rows, [(layer, edit, first_changed)])[0]
+
+
+# Jobs (sites) per staircase batch. Each copy of the rows attends to the keys/values of the whole sequence (with
+# grouped queries expanded: 2 x T x the width a row); 4 copies stay under what one layer of a full forward of the
+# rows holds in its MLP (2 x T x the MLP width a row: 8-10.6 x the width in Qwen2-VL-7B, Gemma-3-4b, Pixtral-12B),
+# and a sweep over K sites makes about K * L / 8 layer calls instead of K * L / 2.
+STAIRCASE_COPIES = 4
+
+
+@torch.inference_mode()
+def resume_sites(adapter: VLMAdapter, tr: Trace, rows: torch.Tensor,
+                 jobs: Sequence[tuple[int, Edit | None, int | torch.Tensor]]) -> list[torch.Tensor]:
+    """`resume` of the same `rows` for each job (layer, edit, first_changed): one (R, V) logits per job.
+
+    Each row recomputes its own positions: from where the edit can first change it (`Trace.suffix_start` of its
+    first written position) to its final position (`Trace.end`), m positions for every row of a job (a row
+    that needs fewer starts earlier, which recomputes traced values exactly). The jobs run as a staircase: from
+    the lowest layer up, each job's rows join the batch at its own layer, so every decoder layer runs once for
+    all the jobs that have reached it. A batch holds at most STAIRCASE_COPIES copies of `rows` and at most as
+    many rows x positions as a full forward of `rows` (a last-token job adds one position a row, one that writes
+    the first image token most of the sequence)."""
+    T = tr.inputs[0].shape[1]
+    final = tr.prepared.final_position.to(rows.device).index_select(0, rows)
+    spans = []
+    for layer, _, first in jobs:
+        first = torch.as_tensor(first, device=rows.device).expand(len(rows))
+        starts = {f: tr.suffix_start(f, layer) for f in sorted(set(first.tolist()))}
+        start = torch.tensor([starts[f] for f in first.tolist()], device=rows.device)
+        spans.append((torch.minimum(start, final), tr.end(layer).to(rows.device).index_select(0, rows)))
+    width = [int((e - s).max()) for s, e in spans]
+    order = sorted(range(len(jobs)), key=lambda i: (width[i], jobs[i][0]))
+    out: list[torch.Tensor | None] = [None] * len(jobs)
+    c = 0
+    while c < len(order):
+        chunk = [order[c]]
+        while (c + len(chunk) < len(order) and len(chunk) < STAIRCASE_COPIES
+               and (len(chunk) + 1) * width[order[c + len(chunk)]] <= T):
+            chunk.append(order[c + len(chunk)])
+        m = max(width[i] for i in chunk)
+        positions = [torch.clamp(spans[i][0], max=T - m)[:, None] + torch.arange(m, device=rows.device)
+                     for i in chunk]
+        for i, logits in zip(chunk, _staircase(adapter, tr, rows, [jobs[i][:2] for i in chunk], positions)):
+            out[i] = logits
+        c += len(chunk)
+    return out
+
+
+def _staircase(adapter: VLMAdapter, tr: Trace, rows: torch.Tensor, jobs: Sequence[tuple[int, Edit | None]],
+               positions: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Final-position logits of `rows` for each (layer, edit) of `jobs` (sorted by layer), job i recomputing
+    positions[i] (R, m) of each row: the batch is one copy of `rows` per job that has joined, in job order."""
+    L, R = adapter.n_layers, len(rows)
+    feeds_later = type(adapter).lm_input_apply is not VLMAdapter.lm_input_apply     # what the LM input carries
+    h, feeds, at, joined = None, [], [], 0                                          # for later layers (DeepStack)
+    for j in range(jobs[0][0], L + 1):
+        while joined < len(jobs) and jobs[joined][0] == j:
+            edit, pos = jobs[joined][1], positions[joined]
+            hidden = tr.inputs[j].index_select(0, rows)
+            if edit is not None:
+                hidden = edit(hidden)
+            if feeds_later:
+                feeds.append(hidden if j == 0 else tr.inputs[0].index_select(0, rows))
+            if j == 0:
+                hidden = adapter.lm_input_apply(hidden)
+            hidden = hidden[torch.arange(R, device=pos.device)[:, None], pos]
+            h = hidden if h is None else torch.cat([h, hidden])
+            at.append(pos)
+            joined += 1
+        if j == L:
+            break
+        batch_rows, batch_at = rows.repeat(joined), torch.cat(at)
+        if feeds_later:
+            adapter.lm_input_apply(torch.cat(feeds)[torch.arange(len(batch_rows))[:, None], batch_at])
+        out = adapter.layers[j](h, **tr.layer_kwargs(j, batch_rows, batch_at),
+                                cache=_Written(tr, batch_rows, batch_at))
         h = out[0] if isinstance(out, tuple) else out
-    final = tr.prepared.final_position.index_select(0, rows) - start
-    return adapter.head_logits(h[torch.arange(len(rows), device=h.device), final]).float()
-
-
-def _suffix_mask(mask, rows: torch.Tensor, start: int, B: int, T: int, device) -> torch.Tensor:
-    """The traced mask's query rows from `start` on (all keys); no mask = plain causal attention."""
-    if mask is None:
-        q = torch.arange(start, T, device=device)
-        return (torch.arange(T, device=device)[None, :] <= q[:, None])[None, None]
-    return _rows(mask, rows, B)[:, :, start:, :]
+    batch_at = torch.cat(at)
+    final = tr.prepared.final_position.to(rows.device).index_select(0, rows).repeat(joined) - batch_at[:, 0]
+    logits = adapter.head_logits(h[torch.arange(len(final), device=h.device), final]).float()
+    return list(logits.split(R))
 
 
 # ---------------------------------------------------------------- edit builders

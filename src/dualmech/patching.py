@@ -143,8 +143,9 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
     (probs (P, V, K, C), top (P, V, K) index of the candidate that is the top-1 answer, -1 for none).
 
     engine (default: whenever the family is `resumable`): one traced forward of the cf runs and one of the
-    clean runs (vision tower once per image), then per site one `interventions.resume` of the (pair, variant)
-    rows from the patched layer, over the positions from the first patched one. engine=False: the plain path,
+    clean runs (vision tower once per image), then every site's (pair, variant) rows resumed from the patched
+    layer, over the positions from the first patched one (`interventions.resume_sites`: each decoder layer runs
+    once for the sites that have reached it). engine=False: the plain path,
     one batched full forward holding a row per (pair, variant, site)."""
     P, V, K = len(clean_images), len(variants), len(sites)
     L = adapter.n_layers
@@ -164,12 +165,13 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
     if engine:
         tr = iv.trace(adapter, clean, edits=base_clean)
         rows = torch.arange(P, device=dev).repeat_interleave(V)                   # row p*V + v = pair p
-        per_site = []
+        final = clean.final_position.to(dev).repeat_interleave(V)
+        jobs = []
         for site in sites:
             r, pos, vals = _replacements(clean, cf, captured[site], variants, lambda p, v: p * V + v)
-            first = int(pos.min()) if len(pos) else clean.inputs["input_ids"].shape[1] - 1
-            per_site.append(iv.resume(adapter, tr, iv.start_layer(site, L), rows, iv.replace_at(r, pos, vals), first))
-        logits = torch.stack(per_site, 1).reshape(P * V * K, -1)                  # row (p*V + v)*K + k
+            first = final.scatter_reduce(0, r, pos, "amin")                      # each row's first patched position
+            jobs.append((iv.start_layer(site, L), iv.replace_at(r, pos, vals), first))
+        logits = torch.stack(iv.resume_sites(adapter, tr, rows, jobs), 1).reshape(P * V * K, -1)  # (p*V + v)*K + k
     else:
         reps = V * K
         rep = iv.repeat_rows(clean, reps) or adapter.prepare([im for im in clean_images for _ in range(reps)],
