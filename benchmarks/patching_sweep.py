@@ -13,9 +13,9 @@ random-region null draw per kind) call it, with
 
 * plain (`engine=False`, the path before the engine): one capture forward of the cf runs, then full forwards
   (vision tower included) holding one row per (pair, variant, site);
-* engine (`engine=True`): one traced forward of the clean runs and one capture of the cf runs, then per site one
-  resumed forward of the (pair, variant) rows from the patched layer, over the positions the patch can reach
-  (`interventions.trace` / `interventions.resume`),
+* engine (`engine=True`): one traced forward of the clean runs and one capture of the cf runs, then the (pair,
+  variant) rows of every site resumed from the patched layer, each row over its positions from the first patched
+  one to its final one, the sites as a staircase (`interventions.trace` / `interventions.resume_sites`),
 
 checks that both give the same candidate probabilities (max abs difference printed) and top answers, and prints
 the speed-up per (model, design). Aims (issue 14): >= 10x for the Fig 3 sweep at 28 layers, >= 2x criss-cross.

@@ -145,11 +145,11 @@ class _Written:
         self.trace, self.rows, self.positions = trace, rows, positions
 
     def update(self, keys, values, layer_idx, *args, **kwargs):
-        out = []
+        out, at = [], (torch.arange(len(self.rows), device=self.rows.device)[:, None], self.positions)
         for traced, new in ((self.trace.record.keys[layer_idx], keys), (self.trace.record.values[layer_idx], values)):
             full = traced.index_select(0, self.rows)                          # (N, H, T, d), a copy
-            index = self.positions[:, None, :, None].expand(-1, full.shape[1], -1, full.shape[3])
-            out.append(full.scatter_(2, index, new.to(full.dtype)))
+            full.transpose(1, 2)[at] = new.transpose(1, 2).to(full.dtype)      # (N, m) positions of (N, T, H, d)
+            out.append(full)
         return tuple(out)
 
 
@@ -229,20 +229,30 @@ class Trace:
 
         Causal attention keeps every earlier position as traced; a mask that lets an earlier query see a later
         key (Gemma 3's bidirectional attention over the image) moves the start back to that query."""
+        reach = self.reach(layer)
         start = first
         while start > 0:
-            earliest = start
-            for kw in self.kwargs[layer:]:
-                mask = kw.get("attention_mask")
-                if torch.is_tensor(mask):
-                    allowed = mask if mask.dtype == torch.bool else mask == 0
-                    sees = allowed[..., :start, start:].flatten(0, -3).any(0).any(-1)   # (start,) queries
-                    if bool(sees.any()):
-                        earliest = min(earliest, int(sees.nonzero()[0]))
-            if earliest == start:
+            sees = (reach[:start] >= start).nonzero()
+            if not len(sees):
                 break
-            start = earliest
+            start = int(sees[0])
         return start
+
+    def reach(self, layer: int) -> torch.Tensor:
+        """(T,) the last key position each query position may attend to in some row, from layer `layer` on (its
+        own position under causal attention; kept)."""
+        key = ("reach", layer)
+        if key not in self._kept:
+            T = self.inputs[layer].shape[1]
+            positions = torch.arange(T, device=self.inputs[layer].device)
+            mask = self.kwargs[layer].get("attention_mask") if layer < len(self.kwargs) else None
+            if torch.is_tensor(mask):
+                allowed = (mask if mask.dtype == torch.bool else mask == 0).flatten(0, -3).any(0)    # (T, T)
+                here = torch.where(allowed, positions, -1).max(-1).values
+            else:
+                here = positions
+            self._kept[key] = here if layer + 1 >= len(self.kwargs) else torch.maximum(here, self.reach(layer + 1))
+        return self._kept[key]
 
 
 def resumable(adapter: VLMAdapter) -> bool:

@@ -144,9 +144,9 @@ def sweep_group(adapter: VLMAdapter, clean_images, clean_prompts, cf_images, cf_
 
     engine (default: whenever the family is `resumable`): one traced forward of the cf runs and one of the
     clean runs (vision tower once per image), then every site's (pair, variant) rows resumed from the patched
-    layer, over the positions from the first patched one (`interventions.resume_sites`: each decoder layer runs
-    once for the sites that have reached it). engine=False: the plain path,
-    one batched full forward holding a row per (pair, variant, site)."""
+    layer, each row over its positions from its first patched one to its final one
+    (`interventions.resume_sites`: a decoder layer runs once for several sites that have reached it).
+    engine=False: the plain path, one batched full forward holding a row per (pair, variant, site)."""
     P, V, K = len(clean_images), len(variants), len(sites)
     L = adapter.n_layers
     cf = adapter.prepare(list(cf_images), list(cf_prompts))
