@@ -208,28 +208,20 @@ class Trace:
 
     def end(self, layer: int) -> torch.Tensor:
         """(B,) one past the last position each row's final position can depend on, from layer `layer` on: the
-        final position + 1, or T where the mask lets a position up to it see a later one (kept)."""
-        key = ("end", layer)
-        if key not in self._kept:
-            B, T = self.inputs[layer].shape[:2]
-            final = self.prepared.final_position.to(self.inputs[layer].device)
-            later = torch.arange(T, device=final.device)[None, :] > final[:, None]         # (B, T) keys after it
-            sees = torch.zeros(B, dtype=torch.bool, device=final.device)
-            for kw in self.kwargs[layer:]:
-                mask = kw.get("attention_mask")
-                if torch.is_tensor(mask):
-                    allowed = (mask if mask.dtype == torch.bool else mask == 0).expand(B, -1, T, T)[:, 0]
-                    upto = torch.arange(T, device=final.device)[None, :] <= final[:, None]   # (B, T) queries
-                    sees |= (allowed & upto[:, :, None] & later[:, None, :]).flatten(1).any(1)
-            self._kept[key] = torch.where(sees, torch.full_like(final, T), final + 1)
-        return self._kept[key]
+        final position + 1, or T where the mask lets a position up to it see a later one."""
+        reach = self.reach(layer)
+        T = reach.shape[1]
+        final = self.prepared.final_position.to(reach.device)
+        upto = torch.arange(T, device=reach.device)[None, :] <= final[:, None]               # (B, T) queries
+        sees = torch.where(upto, reach, -1).max(1).values > final
+        return torch.where(sees, torch.full_like(final, T), final + 1)
 
     def suffix_start(self, first: int, layer: int) -> int:
         """First position whose states can change, from layer `layer` on, when positions >= `first` change.
 
         Causal attention keeps every earlier position as traced; a mask that lets an earlier query see a later
         key (Gemma 3's bidirectional attention over the image) moves the start back to that query."""
-        reach = self.reach(layer)
+        reach = self.reach(layer).max(0).values                                        # over the rows
         start = first
         while start > 0:
             sees = (reach[:start] >= start).nonzero()
@@ -239,18 +231,19 @@ class Trace:
         return start
 
     def reach(self, layer: int) -> torch.Tensor:
-        """(T,) the last key position each query position may attend to in some row, from layer `layer` on (its
-        own position under causal attention; kept)."""
+        """(B, T) the last key position each row's query positions may attend to, from layer `layer` on (its own
+        position under causal attention; kept): what `suffix_start` and `end` read of the masks."""
         key = ("reach", layer)
         if key not in self._kept:
-            T = self.inputs[layer].shape[1]
+            B, T = self.inputs[layer].shape[:2]
             positions = torch.arange(T, device=self.inputs[layer].device)
             mask = self.kwargs[layer].get("attention_mask") if layer < len(self.kwargs) else None
             if torch.is_tensor(mask):
-                allowed = (mask if mask.dtype == torch.bool else mask == 0).flatten(0, -3).any(0)    # (T, T)
-                here = torch.where(allowed, positions, -1).max(-1).values
+                allowed = (mask if mask.dtype == torch.bool else mask == 0)
+                allowed = allowed.reshape(allowed.shape[0], -1, T, T).any(1)                 # (B or 1, T, T)
+                here = torch.where(allowed, positions, -1).max(-1).values.expand(B, T)
             else:
-                here = positions
+                here = positions.expand(B, T)
             self._kept[key] = here if layer + 1 >= len(self.kwargs) else torch.maximum(here, self.reach(layer + 1))
         return self._kept[key]
 
