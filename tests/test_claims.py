@@ -367,13 +367,44 @@ def test_claim3_control_units_are_the_background_conflict_tokens_where_there_are
     untrained twin's position embeddings draw the same canonical strips); without a shifted control it pairs
     the per-triple strip scores."""
     units = pd.DataFrame(dict(model="m", setting="squares", orientation="horizontal", site="lm_input", unit=[0, 1, 2],
-                              amb_hit=1.0, amb_n=2.0, strip_score=[0.4, 0.3, 0.2], conf_rel=1.0, conf_n=2.0,
-                              strip_rel=[3.0, 0.0, 2.0], strip_conf_n=[4.0, 0.0, 2.0]))
+                              amb_hit=1.0, amb_n=2.0, strip_score=[0.4, 0.3, 0.2], conf_rel=1.0, conf_abs=0.0,
+                              conf_n=2.0, strip_rel=[3.0, 0.0, 2.0], strip_abs=[1.0, 0.0, 0.0],
+                              strip_conf_n=[4.0, 0.0, 2.0]))
     u = cl.probe_units(units)
     c3 = u[u["claim"] == 3].set_index("unit")
-    assert c3["num"].tolist()[::2] == [3.0, 2.0] and np.isnan(c3.loc[1, "num"]) and c3["den"].tolist() == [4, 0, 2]
-    fixed = cl.probe_units(units.drop(columns=["strip_rel", "strip_conf_n"]))
+    assert c3["num"].tolist()[::2] == [2.0, 2.0] and np.isnan(c3.loc[1, "num"]) and c3["den"].tolist() == [4, 0, 2]
+    fixed = cl.probe_units(units.drop(columns=["strip_rel", "strip_abs", "strip_conf_n"]))
     assert fixed[fixed["claim"] == 3]["num"].tolist() == [0.4, 0.3, 0.2]
+
+
+def conflict_units(model: str, rel, ab, n: int = 10, triples: int = 30) -> pd.DataFrame:
+    """Probe units of one model whose conflict tokens (background and objects alike) are read as the relative
+    slot `rel` times and as the absolute slot `ab` times out of `n` per triple (one value or one per triple)."""
+    rel, ab = np.resize(np.asarray(rel, float), triples), np.resize(np.asarray(ab, float), triples)
+    return pd.concat([pd.DataFrame(dict(model=model, setting="squares", orientation=o, site="lm_input",
+                                        unit=np.arange(triples), amb_hit=1.0, amb_n=2.0, strip_score=0.5,
+                                        conf_rel=rel, conf_abs=ab, conf_n=float(n), strip_rel=rel, strip_abs=ab,
+                                        strip_conf_n=float(n)))
+                      for o in ("horizontal", "vertical")], ignore_index=True)
+
+
+@pytest.mark.parametrize("claim", [3, 9])
+def test_control_gate_pairs_the_relative_minus_absolute_contrast(claim):
+    """Claims 3 and 9 decide on relative vs absolute readings of the conflict tokens, so the control gate pairs
+    that contrast, not the relative readings alone (v5's units).
+    (a) The model reads 4 of 10 conflict tokens per triple as the relative slot and 0-1 as the absolute one; the
+        control reads both slots alike (4-5 times each): only the model tells them apart. On relative readings
+        alone the control reads more (4.5 vs 4) and vetoed the model; on the contrast the model exceeds it.
+    (b) The model reads 5 relative and 4 absolute, the control 3 and 0: on relative readings alone the model
+        passed the gate; on the contrast (1 vs 3) it does not exceed its control."""
+    def test(m, c):
+        u = cl.probe_units(pd.concat([m, c], ignore_index=True))
+        u = u[u["claim"] == claim]
+        return cl.paired_test(u[u["model"] == "m"], u[u["model"] == "twin"], 0, claim)
+    a = test(conflict_units("m", 4, [0, 1]), conflict_units("twin", [4, 5], [5, 4]))
+    assert a["diff"] == pytest.approx(0.35) and a["p"] < cl.ALPHA and a["n"] == 60
+    b = test(conflict_units("m", 5, 4), conflict_units("twin", 3, 0))
+    assert b["diff"] == pytest.approx(-0.2) and b["p"] > 0.5
 
 
 def test_rules_table_states_every_rule_once():

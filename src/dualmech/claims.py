@@ -117,8 +117,9 @@ CLAIMS = {c.number: c for c in [
           "model's position embeddings)",
           "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
           "tests: intersection-union",
-          "per held-out triple: relative readings of its background conflict tokens (weight: their number) where "
-          "the setting has them, else the strip score of its background tokens (weight 1)"),
+          "per held-out triple: relative minus absolute readings of its background conflict tokens (weight: their "
+          "number; the contrast the claim's own test decides on) where the setting has them, else the strip score "
+          "of its background tokens (weight 1)"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -196,7 +197,8 @@ CLAIMS = {c.number: c for c in [
           f"p < {ALPHA} and relative > absolute in every orientation; not testable unless the canonical probe "
           "works (its accuracy CI above chance) and the geometry's shifts give conflict tokens",
           "none (one pre-specified site; orientations: intersection-union)",
-          'per held-out triple: conflict tokens labelled by their relative slot (weight: their number)'),
+          "per held-out triple: conflict tokens labelled by their relative slot minus those labelled by their "
+          "absolute one (weight: their number; the contrast the claim's own test decides on)"),
 ]}
 
 CONTROL_PERMUTATIONS = 10_000
@@ -682,18 +684,21 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
 
 def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
-    ambiguous-token hits / count, strip score, relative-slot hits / conflict tokens."""
+    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, on the background (claim 3,
+    else the strip score) and on the objects (claim 9): the contrast each claim's own test decides on, so that a
+    control which reads conflict tokens as the relative and the absolute slot alike cannot veto a model that
+    tells them apart, nor pass one that does not."""
     u = units[units["site"] == LM_INPUT]
     out = []
     for (model, setting), g in u.groupby(["model", "setting"], sort=False):
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
                             g["amb_n"]),
                 (units_frame(3, model, setting, g["orientation"], g["unit"],
-                             g["strip_rel"].where(g["strip_conf_n"] > 0), g["strip_conf_n"])
+                             (g["strip_rel"] - g["strip_abs"]).where(g["strip_conf_n"] > 0), g["strip_conf_n"])
                  if "strip_conf_n" in g and (g["strip_conf_n"] > 0).any()
                  else units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"])),
-                units_frame(9, model, setting, g["orientation"], g["unit"], g["conf_rel"].where(g["conf_n"] > 0),
-                            g["conf_n"])]
+                units_frame(9, model, setting, g["orientation"], g["unit"],
+                            (g["conf_rel"] - g["conf_abs"]).where(g["conf_n"] > 0), g["conf_n"])]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)
 
 

@@ -537,8 +537,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         notes.append(UNDEFINED_STRIP_CONFLICT)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
-                                 strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_n=pick(conf["n"]),
-                                 strip_rel=pick(bg_conf["rel"]), strip_conf_n=pick(bg_conf["n"])))
+                                 strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
+                                 conf_n=pick(conf["n"]), strip_rel=pick(bg_conf["rel"]), strip_abs=pick(bg_conf["abs"]),
+                                 strip_conf_n=pick(bg_conf["n"])))
     return row, heat / max(heat_n, 1), units_df
 
 
