@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORES  ?= all
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean reproduce-full
+.PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean reproduce-full readme-figures
 
 reproduce: $(STAMP)          ## the paper's main-text experiments on the three model organisms and their twin
 	$(PY) -m snakemake --cores $(CORES)
@@ -44,6 +44,9 @@ slurm-test: $(STAMP)         ## the tiny DAG through a single-node SLURM cluster
 
 dry-run: $(STAMP)
 	$(PY) -m snakemake -n
+
+readme-figures: $(STAMP)     ## the README's result figures (docs/results/*.png) from a finished `make reproduce`
+	$(PY) scripts/readme_figures.py
 
 report: $(STAMP)             ## HTML report of every figure and table
 	$(PY) -m snakemake --report report.html

@@ -307,9 +307,10 @@ def test_background_conflict_tokens_tell_relative_strips_from_a_position_code():
     assert absolute["strip_score"] > 0.05 and absolute["strip_p"] < 0.01          # strips on canonical layouts
     assert absolute["strip_relative"] < absolute["strip_absolute"] < 0.4    # centring leaves nothing to read
     r = _claim3(absolute)
-    assert r["verdict"] == cl.NOT_SUPPORTED and "relative vs absolute: horizontal 0.32 vs 0.37" in r["note"]
+    assert r["verdict"] == cl.NOT_SUPPORTED and "relative vs absolute (chance): horizontal 0.32 (" in r["note"]
     # an orientation without such tokens is judged by its strip score alone, the other by both
-    none = dict(strip_relative=np.nan, strip_absolute=np.nan, strip_absrel_p=np.nan, n_strip_conflict=0)
+    none = dict(strip_relative=np.nan, strip_absolute=np.nan, strip_absrel_p=np.nan, strip_excess=np.nan,
+                n_strip_conflict=0)
     both = pd.DataFrame([strips | dict(orientation="horizontal"), strips | none | dict(orientation="vertical")])
     assert cl.claim3("m", "squares", both.assign(model="m", setting="squares", site="lm_input"))["verdict"] == \
         cl.SUPPORTED
@@ -355,3 +356,34 @@ def test_background_conflict_tokens_are_read_without_the_position():
     weak = _strips_behind_a_position_code(position=1.0, ramp=3.0, background=0.5)
     assert weak["strip_relative"] > 0.45 > 0.3 > weak["strip_absolute"] and weak["strip_absrel_p"] < 0.01
     assert _claim3(weak)["verdict"] == cl.SUPPORTED
+
+
+def test_conflict_readings_are_judged_beyond_the_probes_class_shares():
+    """On the organism's 7-token grid shifted by one, every conflict token's absolute slot is the middle one and
+    its relative slot an outer one. A probe that looks at nothing and rarely says "middle" (planted-absolute's
+    centred probe on 48 triples: outer 0.92 of its readings, whatever the token) then reads them "relative"
+    0.46 against "absolute" 0.08, and the old rule (relative - absolute, sign-flip p) called that a relative code.
+    Beyond the chance level its own class shares give, it reads nothing; a probe that follows the relative slot
+    still does."""
+    g = np.random.default_rng(0)
+    units, per_unit = 24, 12                                  # held-out triples x conflict tokens each
+    rows = np.repeat(np.arange(units), 1)
+    rel = np.tile(np.repeat([0, 2], per_unit // 2), (units, 1))   # outer relative slots, both sides alike
+    ab = np.ones_like(rel)                                    # the middle third
+    pick = lambda a: a                                        # noqa: E731 (one image per unit)
+
+    def judge(pred):
+        acc = probing.conflict_counts(units, 3)
+        probing.add_conflicts(acc, rows, rel, ab, pred)
+        chance = probing.conflict_chance(acc, pick)
+        old = acc["rel"] - acc["abs"]
+        new = acc["rel"] - chance[0] - (acc["abs"] - chance[1])
+        return (old.sum() / acc["n"].sum(), probing.sign_flip_p(old, 2000, 0, "old"),
+                new.sum() / acc["n"].sum(), probing.sign_flip_p(new, 2000, 0, "new"))
+    blind = g.choice([0, 1, 2], p=[0.46, 0.08, 0.46], size=rel.shape)    # ignores the token
+    old, p_old, new, p_new = judge(blind)
+    assert old > 0.3 and p_old < 0.01                         # the old rule: "relative"
+    assert abs(new) < 0.05 and p_new > 0.05                   # beyond chance: nothing
+    follows = np.where(g.random(rel.shape) < 0.8, rel, 1)     # reads the relative slot 80% of the time
+    old, p_old, new, p_new = judge(follows)
+    assert new > 0.3 and p_new < 0.01

@@ -106,20 +106,23 @@ CLAIMS = {c.number: c for c in [
           "can read the cell instead of the ordering code); where shifted layouts put background tokens in a "
           "strip whose slot differs from their cell's canonical slot, also the share of those tokens that "
           "probe, refitted on position-centred features (each cell's mean over the training images removed), "
-          "reads as the strip's (relative) slot vs the cell's (absolute) one",
+          "reads as the strip's (relative) slot vs the cell's (absolute) one, each beyond its chance level (the "
+          "probe's own share of readings of that slot's class over the conflict tokens)",
           "permutation test at the pre-specified site (the LM input); on the background conflict tokens, the "
-          "paired sign-flip test of relative vs absolute over held-out triples (as claim 9 on object tokens)",
+          "paired sign-flip test of relative minus absolute readings beyond chance over held-out triples (as "
+          "claim 9 on object tokens)",
           "the probe's predictions shuffled among each image's background tokens; relative and absolute "
-          "readings exchangeable",
+          "readings beyond chance exchangeable",
           f"permutation p < {ALPHA} and strip score > 0 in every orientation, and where background conflict "
-          f"tokens exist, relative > absolute with p < {ALPHA} in every orientation (on canonical layouts a strip "
+          f"tokens exist, relative > absolute beyond chance with p < {ALPHA} in every orientation (on canonical "
+          "layouts a strip "
           "is a canvas third, so strips alone credit a code for the canvas position, such as an untrained "
           "model's position embeddings)",
           "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
           "tests: intersection-union",
-          "per held-out triple: relative minus absolute readings of its background conflict tokens (weight: their "
-          "number; the contrast the claim's own test decides on) where the setting has them, else the strip score "
-          "of its background tokens (weight 1)"),
+          "per held-out triple: relative minus absolute readings of its background conflict tokens, each beyond "
+          "chance (weight: their number; the contrast the claim's own test decides on) where the setting has them, "
+          "else the strip score of its background tokens (weight 1)"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -191,14 +194,16 @@ CLAIMS = {c.number: c for c in [
           "(shifted layouts). The realistic-background control (App C.8) is tested as its own settings "
           "(<setting>_bg) of claims 3 and 4.",
           "probe table (site lm_input, shifted-layout control)",
-          "fraction of conflicting shifted-object tokens labelled by relative order (worst orientation)",
-          "two-sided sign-flip test over images of relative minus absolute matches",
-          "the probe follows absolute position as often as relative order",
-          f"p < {ALPHA} and relative > absolute in every orientation; not testable unless the canonical probe "
+          "fraction of conflicting shifted-object tokens labelled by relative order (worst orientation), beside "
+          "its chance level (the probe's own share of readings of that slot's class over the conflict tokens)",
+          "two-sided sign-flip test over held-out triples of relative minus absolute matches, each beyond chance",
+          "the probe follows absolute position as often as relative order, beyond what its class shares give",
+          f"p < {ALPHA} and relative > absolute beyond chance in every orientation; not testable unless the "
+          "canonical probe "
           "works (its accuracy CI above chance) and the geometry's shifts give conflict tokens",
           "none (one pre-specified site; orientations: intersection-union)",
           "per held-out triple: conflict tokens labelled by their relative slot minus those labelled by their "
-          "absolute one (weight: their number; the contrast the claim's own test decides on)"),
+          "absolute one, each beyond chance (weight: their number; the contrast the claim's own test decides on)"),
 ]}
 
 CONTROL_PERMUTATIONS = 10_000
@@ -356,10 +361,12 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     rel, ab, p_rel = _col(r, "strip_relative"), _col(r, "strip_absolute"), _col(r, "strip_absrel_p")
     tested = p_rel.notna()                      # shifted layouts: does the strip follow the entities?
     if tested.any():
-        ok = ok and bool((rel[tested] > ab[tested]).all() and (p_rel[tested] < ALPHA).all())
+        excess = _col(r, "strip_excess")
+        ok = ok and bool((excess[tested] > 0).all() and (p_rel[tested] < ALPHA).all())
         p = pd.concat([p, p_rel[tested]])
-        note += "; background conflict tokens, relative vs absolute: " + ", ".join(
-            f"{o} {_f(a)} vs {_f(b)}" for o, a, b in zip(r["orientation"], rel, ab))
+        note += "; background conflict tokens, relative vs absolute (chance): " + ", ".join(
+            f"{o} {_f(a)} ({_f(ca)}) vs {_f(b)} ({_f(cb)})" for o, a, ca, b, cb in zip(
+                r["orientation"], rel, _col(r, "strip_relative_chance"), ab, _col(r, "strip_absolute_chance")))
     return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
                 note=note)
 
@@ -379,9 +386,11 @@ def claim9(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
         return not_testable(9, model, setting, "the canonical probe does not work (accuracy CI not above chance)",
                             note=f"canonical acc {', '.join(_f(a) for a in _col(r, 'acc'))}")
     w = rel.idxmin()
-    ok = bool((rel > ab).all() and (p < ALPHA).all())
-    note = "; ".join(f"{o}: relative {_f(a)} vs absolute {_f(b)}, ambiguous-token acc {_f(c)}"
-                     for o, a, b, c in zip(r["orientation"], rel, ab, _col(r, "ambiguous_acc")))
+    ok = bool((_col(r, "follow_excess") > 0).all() and (p < ALPHA).all())
+    note = "; ".join(f"{o}: relative {_f(a)} ({_f(ca)}) vs absolute {_f(b)} ({_f(cb)}), ambiguous-token acc {_f(c)}"
+                     for o, a, ca, b, cb, c in zip(r["orientation"], rel, _col(r, "follow_relative_chance"), ab,
+                                                   _col(r, "follow_absolute_chance"), _col(r, "ambiguous_acc")))
+    note += " (chance levels in brackets)"
     return _row(9, model, setting, _verdict(ok), rel[w],
                 (_col(r, "follow_relative_lo")[w], _col(r, "follow_relative_hi")[w]), p.max(),
                 note=note)
@@ -682,23 +691,29 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
     return df.assign(claim=claim, model=model, setting=setting)[UNIT_COLUMNS]
 
 
+def _beyond_chance(g: pd.DataFrame, prefix: str) -> pd.Series:
+    """Relative minus absolute readings of a triple's conflict tokens, each beyond its chance level
+    (`probing.conflict_chance`)."""
+    return (g[f"{prefix}_rel"] - g[f"{prefix}_rel_chance"]) - (g[f"{prefix}_abs"] - g[f"{prefix}_abs_chance"])
+
+
 def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
-    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, on the background (claim 3,
-    else the strip score) and on the objects (claim 9): the contrast each claim's own test decides on, so that a
-    control which reads conflict tokens as the relative and the absolute slot alike cannot veto a model that
-    tells them apart, nor pass one that does not."""
+    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, each beyond its chance level,
+    on the background (claim 3, else the strip score) and on the objects (claim 9): the contrast each claim's own
+    test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
+    cannot veto a model that tells them apart, nor pass one that does not."""
     u = units[units["site"] == LM_INPUT]
     out = []
     for (model, setting), g in u.groupby(["model", "setting"], sort=False):
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
                             g["amb_n"]),
                 (units_frame(3, model, setting, g["orientation"], g["unit"],
-                             (g["strip_rel"] - g["strip_abs"]).where(g["strip_conf_n"] > 0), g["strip_conf_n"])
+                             _beyond_chance(g, "strip").where(g["strip_conf_n"] > 0), g["strip_conf_n"])
                  if "strip_conf_n" in g and (g["strip_conf_n"] > 0).any()
                  else units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"])),
                 units_frame(9, model, setting, g["orientation"], g["unit"],
-                            (g["conf_rel"] - g["conf_abs"]).where(g["conf_n"] > 0), g["conf_n"])]
+                            _beyond_chance(g, "conf").where(g["conf_n"] > 0), g["conf_n"])]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)
 
 

@@ -31,13 +31,18 @@ over held-out images:
   the actual baseline). Undefined (NaN, explained in `note`) when there are no such tokens;
 - absolute vs relative: the canonical probe applied to shifted images' object tokens whose relative slot
   differs from the slot the canonical layout assigns to that column/row (the authors' tiling strips):
-  fraction of predictions following the relative order vs the absolute position;
+  fraction of predictions following the relative order vs the absolute position, each beside its chance
+  level (`conflict_chance`), and the test on the contrast beyond chance (`follow_excess`, sign-flip p
+  `absrel_p`). The chance levels matter because the conflict tokens are not symmetric: on a 7-token grid
+  shifted by one, every conflict token's absolute slot is the middle one and its relative slot an outer one,
+  so a probe that rarely says "middle" reads them "relative" whatever it sees;
 - the same on background: held-out shifted images' background tokens in exactly one strip whose strip slot
   differs from their cell's canonical slot, read by the strip score's probe refitted on position-centred
   features (canonical + shifted object tokens less their cell's mean over the training images' object tokens;
   the background tokens it reads less their cell's mean over the training images' background tokens; no
   background token is ever a training target): `strip_relative` vs
-  `strip_absolute`, sign-flip p `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip
+  `strip_absolute`, each beside its chance level, the contrast beyond chance `strip_excess` with sign-flip p
+  `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip
   score alone cannot tell the entities' ordering code from a code for the canvas position (an untrained
   model's position embeddings give the same strips); these tokens can, if the probe cannot read the position:
   fitted where most object tokens' slot is their cell's canonical one, the uncentred probe learns the
@@ -324,6 +329,38 @@ def sign_flip_p(diffs: np.ndarray, n_flip: int, seed: int, *names) -> float:
     return float((1 + np.sum(np.abs(signs @ diffs) >= obs - 1e-12)) / (1 + n_flip))
 
 
+CONFLICT_KEYS = ("n", "rel", "abs")
+
+
+def conflict_counts(n: int, k: int) -> dict[str, np.ndarray]:
+    """Per-image accumulators of conflict tokens (`add_conflicts`): their number, readings of their relative and
+    of their absolute slot, and per class (n, k) the tokens whose relative / absolute slot it is and the readings
+    of it (`conflict_chance`)."""
+    return {key: np.zeros(n) for key in CONFLICT_KEYS} | {key: np.zeros((n, k)) for key in ("rel_c", "abs_c", "pred_c")}
+
+
+def add_conflicts(acc: dict, rows: np.ndarray, rel: np.ndarray, ab: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Count the conflict tokens of images `rows` (relative slot `rel` and absolute slot `ab` both defined and
+    different; (len(rows), T) each) with the probe's readings `pred`; returns the conflict mask."""
+    conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
+    np.add.at(acc["n"], rows, conflict.sum(1))
+    np.add.at(acc["rel"], rows, (conflict & (pred == rel)).sum(1))
+    np.add.at(acc["abs"], rows, (conflict & (pred == ab)).sum(1))
+    for c in range(acc["rel_c"].shape[1]):
+        for key, labels in (("rel_c", rel), ("abs_c", ab), ("pred_c", pred)):
+            np.add.at(acc[key][:, c], rows, (conflict & (labels == c)).sum(1))
+    return conflict
+
+
+def conflict_chance(acc: dict, pick) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit (`pick`), the readings of the relative and of the absolute slot that a reading independent of the
+    token would give: each conflict token scores the share of all conflict-token readings that name its slot's
+    class (the probe's own class shares). Relative minus absolute beyond these is zero in expectation for a
+    probe that does not look at the token, however lopsided its classes or the conflict tokens' slots."""
+    q = acc["pred_c"].sum(0) / max(acc["n"].sum(), 1)
+    return pick(acc["rel_c"]) @ q, pick(acc["abs_c"]) @ q
+
+
 # ------------------------------------------------------------------ one probe site
 @dataclass
 class ImageSet:
@@ -401,8 +438,8 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     strip_c = [np.zeros((n, k)) for _ in range(4)]
     pos_strip_c = [np.zeros((n, k)) for _ in range(4)]
     amb = {key: np.zeros(n) for key in ("n", "hit", "pos", "sn", "shit", "spos", "shifted_n", "shifted_hit")}
-    conf = {key: np.zeros(n) for key in ("n", "rel", "abs", "pos_rel")}
-    bg_conf = {key: np.zeros(n) for key in ("n", "rel", "abs")}
+    conf = conflict_counts(n, k) | {"pos_rel": np.zeros(n)}
+    bg_conf = conflict_counts(n, k)
     perm_pred, perm_rows = [], []
     heat, heat_n = np.zeros((k, t)), 0
 
@@ -437,13 +474,10 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
             continue
         # shifted control: the canonical probe on shifted test images (absolute vs relative) ...
         te_s = np.flatnonzero(test & ~data.canonical)
-        so, sa = lab.obj[te_s], lab.absolute[te_s]
-        conflict = (so >= 0) & (sa >= 0) & (so != sa)
+        so = lab.obj[te_s]
         sp = _apply(probe, data, te_s).argmax(-1)
         spp = _apply(pos_probe, positions, te_s).argmax(-1)
-        np.add.at(conf["n"], te_s, conflict.sum(1))
-        np.add.at(conf["rel"], te_s, (conflict & (sp == so)).sum(1))
-        np.add.at(conf["abs"], te_s, (conflict & (sp == sa)).sum(1))
+        conflict = add_conflicts(conf, te_s, so, lab.absolute[te_s], sp)
         np.add.at(conf["pos_rel"], te_s, (conflict & (spp == so)).sum(1))
         # ... and a probe trained on canonical + shifted layouts, scored on position-ambiguous tokens
         tr, te = np.flatnonzero(~test), np.flatnonzero(test)
@@ -470,11 +504,7 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         bs = te[~on_canon]
         probe_c = _fit(data.centred(tr, lab.obj >= 0), tr, lab.obj, C)
         bp = _apply(probe_c, data.centred(tr, lab.background), bs).argmax(-1)
-        ss, sa_bg = lab.strip_label[bs], lab.absolute[bs]
-        bg_conflict = (ss >= 0) & (sa_bg >= 0) & (ss != sa_bg)
-        np.add.at(bg_conf["n"], bs, bg_conflict.sum(1))
-        np.add.at(bg_conf["rel"], bs, (bg_conflict & (bp == ss)).sum(1))
-        np.add.at(bg_conf["abs"], bs, (bg_conflict & (bp == sa_bg)).sum(1))
+        add_conflicts(bg_conf, bs, lab.strip_label[bs], lab.absolute[bs], bp)
 
     # bootstrap / sign-flip units: groups (a triple's canonical + shifted images; a grid image)
     units, unit_of = np.unique(data.group, return_inverse=True)
@@ -521,8 +551,13 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     row["follow_relative"], row["follow_relative_lo"], row["follow_relative_hi"] = ratio(
         pick(conf["rel"]), pick(conf["n"]), w)
     row["follow_absolute"] = ratio(pick(conf["abs"]), pick(conf["n"]), w)[0]
-    row["absrel_p"] = (sign_flip_p(pick(conf["rel"] - conf["abs"])[pick(conf["n"]) > 0], n_perm, root_seed, setting,
-                                   orientation, "absrel", *tag) if row["n_conflict"] else np.nan)
+    conf_chance = conflict_chance(conf, pick)
+    conf_excess = pick(conf["rel"]) - conf_chance[0] - (pick(conf["abs"]) - conf_chance[1])
+    row["follow_relative_chance"] = ratio(conf_chance[0], pick(conf["n"]), w)[0]
+    row["follow_absolute_chance"] = ratio(conf_chance[1], pick(conf["n"]), w)[0]
+    row["follow_excess"] = ratio(conf_excess, pick(conf["n"]), w)[0]
+    row["absrel_p"] = (sign_flip_p(conf_excess[pick(conf["n"]) > 0], n_perm, root_seed, setting, orientation,
+                                   "absrel", *tag) if row["n_conflict"] else np.nan)
     row["pos_follow_relative"] = ratio(pick(conf["pos_rel"]), pick(conf["n"]), w)[0]
     if row["n_conflict"] == 0:
         notes.append(UNDEFINED_CONFLICT)
@@ -530,15 +565,21 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     row["strip_relative"], row["strip_relative_lo"], row["strip_relative_hi"] = ratio(
         pick(bg_conf["rel"]), pick(bg_conf["n"]), w)
     row["strip_absolute"] = ratio(pick(bg_conf["abs"]), pick(bg_conf["n"]), w)[0]
-    row["strip_absrel_p"] = (sign_flip_p(pick(bg_conf["rel"] - bg_conf["abs"])[pick(bg_conf["n"]) > 0], n_perm,
-                                         root_seed, setting, orientation, "strip-absrel", *tag)
-                             if row["n_strip_conflict"] else np.nan)
+    bg_chance = conflict_chance(bg_conf, pick)
+    bg_excess = pick(bg_conf["rel"]) - bg_chance[0] - (pick(bg_conf["abs"]) - bg_chance[1])
+    row["strip_relative_chance"] = ratio(bg_chance[0], pick(bg_conf["n"]), w)[0]
+    row["strip_absolute_chance"] = ratio(bg_chance[1], pick(bg_conf["n"]), w)[0]
+    row["strip_excess"] = ratio(bg_excess, pick(bg_conf["n"]), w)[0]
+    row["strip_absrel_p"] = (sign_flip_p(bg_excess[pick(bg_conf["n"]) > 0], n_perm, root_seed, setting, orientation,
+                                         "strip-absrel", *tag) if row["n_strip_conflict"] else np.nan)
     if shifted_any and row["n_strip_conflict"] == 0:
         notes.append(UNDEFINED_STRIP_CONFLICT)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
                                  strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
+                                 conf_rel_chance=conf_chance[0], conf_abs_chance=conf_chance[1],
                                  conf_n=pick(conf["n"]), strip_rel=pick(bg_conf["rel"]), strip_abs=pick(bg_conf["abs"]),
+                                 strip_rel_chance=bg_chance[0], strip_abs_chance=bg_chance[1],
                                  strip_conf_n=pick(bg_conf["n"])))
     return row, heat / max(heat_n, 1), units_df
 

@@ -95,7 +95,7 @@ def fig3_last_token(curves: pd.DataFrame, n_pairs: dict[str, int], ranges: dict[
             _note(ax, f"only {n} golden pairs:\nnot testable (needs >= {min_pairs})")
     axes[0][0].set_ylabel("probability (summed variants)", fontsize=7)
     _legend(fig, axes[0], ncol=5)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.04)   # above the panel titles of a one-row figure
     save(fig, out)
 
 
@@ -128,5 +128,25 @@ def fig_criss_cross(curves: pd.DataFrame, stats: pd.DataFrame, kind: str, n_pair
             _note(ax, f"only {n} golden pairs:\nnot testable (needs >= {min_pairs})")
     axes[0][0].set_ylabel("probability (summed variants)", fontsize=7)
     _legend(fig, axes[0], ncol=4)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.04)   # above the panel titles of a one-row figure
     save(fig, out)
+
+
+def patching_cell(fig: str, model: str, setting: str, pairs: Path | str, curves: Path | str, stats: Path | str,
+                  directions: list[str], min_pairs: int, out: Path | str) -> None:
+    """One (model, setting) cell of Fig 3 (last-token) or Figs 6/7/9 (criss-cross object / strip swap; Fig 9
+    under the ordering ablation), from the patching tables' files."""
+    from .. import patching_tables
+    if setting == "whatsup":   # What'sUp composites are horizontal: left/right panels only
+        directions = [d for d in directions if d in ("left", "right")]
+    counts = patching_tables.pair_counts(pd.read_parquet(pairs), directions)
+    curves = pd.read_parquet(curves)
+    if fig == "3":
+        ranges = {d: patching_tables.transfer_ranges(curves, d) for d in list(directions) + ["all"]}
+        fig3_last_token(curves, counts, ranges, out, f"Fig 3 \u2014 last-token interchange, {model}, {setting}",
+                        min_pairs)
+        return
+    kind = {"6": "object", "7": "strip", "9": "object"}[fig]
+    under = " under the ordering ablation" if fig == "9" else ""
+    fig_criss_cross(curves, pd.read_parquet(stats), kind, counts, out,
+                    f"Fig {fig} \u2014 {kind} swap (criss-cross){under}, {model}, {setting}", min_pairs)
