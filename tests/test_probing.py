@@ -367,17 +367,15 @@ def test_conflict_readings_are_judged_beyond_the_probes_class_shares():
     still does."""
     g = np.random.default_rng(0)
     units, per_unit = 24, 12                                  # held-out triples x conflict tokens each
-    rows = np.repeat(np.arange(units), 1)
+    rows = np.arange(units)                                   # one image per unit
     rel = np.tile(np.repeat([0, 2], per_unit // 2), (units, 1))   # outer relative slots, both sides alike
     ab = np.ones_like(rel)                                    # the middle third
-    pick = lambda a: a                                        # noqa: E731 (one image per unit)
+    pick = np.asarray                                         # one image per unit
 
     def judge(pred):
         acc = probing.conflict_counts(units, 3)
         probing.add_conflicts(acc, rows, rel, ab, pred)
-        chance = probing.conflict_chance(acc, pick)
-        old = acc["rel"] - acc["abs"]
-        new = acc["rel"] - chance[0] - (acc["abs"] - chance[1])
+        old, new = acc["rel"] - acc["abs"], probing.conflict_chance(acc, pick)[2]
         return (old.sum() / acc["n"].sum(), probing.sign_flip_p(old, 2000, 0, "old"),
                 new.sum() / acc["n"].sum(), probing.sign_flip_p(new, 2000, 0, "new"))
     blind = g.choice([0, 1, 2], p=[0.46, 0.08, 0.46], size=rel.shape)    # ignores the token

@@ -174,8 +174,8 @@ def test_a_blind_reading_of_the_background_is_no_relative_strip_code(tmp_path):
     0.46 vs absolute 0.08, p 0.03 / 0.05, claim 3 supported by its own test (v5's control gate hid it). Beyond
     the chance level the probe's own class shares give, it reads nothing."""
     spec = validation.load_expected(EXPECTED)
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"] | dict(seeds=1, bootstrap=200,
-                                                                                strip_width=None)
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"]
+    cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
     fixtures = {k: spec["fixtures"][k] for k in ("planted-none", "planted-absolute")}
     probes, units = validation.planted_probes(str(REPO / spec["base"]), fixtures, spec["setting"], cfg, 0, tmp_path,
                                               triples=48)

@@ -329,14 +329,12 @@ def sign_flip_p(diffs: np.ndarray, n_flip: int, seed: int, *names) -> float:
     return float((1 + np.sum(np.abs(signs @ diffs) >= obs - 1e-12)) / (1 + n_flip))
 
 
-CONFLICT_KEYS = ("n", "rel", "abs")
-
-
 def conflict_counts(n: int, k: int) -> dict[str, np.ndarray]:
     """Per-image accumulators of conflict tokens (`add_conflicts`): their number, readings of their relative and
     of their absolute slot, and per class (n, k) the tokens whose relative / absolute slot it is and the readings
     of it (`conflict_chance`)."""
-    return {key: np.zeros(n) for key in CONFLICT_KEYS} | {key: np.zeros((n, k)) for key in ("rel_c", "abs_c", "pred_c")}
+    return {key: np.zeros(n) for key in ("n", "rel", "abs")} | {key: np.zeros((n, k)) for key in ("rel_c", "abs_c",
+                                                                                                "pred_c")}
 
 
 def add_conflicts(acc: dict, rows: np.ndarray, rel: np.ndarray, ab: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -352,13 +350,15 @@ def add_conflicts(acc: dict, rows: np.ndarray, rel: np.ndarray, ab: np.ndarray, 
     return conflict
 
 
-def conflict_chance(acc: dict, pick) -> tuple[np.ndarray, np.ndarray]:
+def conflict_chance(acc: dict, pick) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit (`pick`), the readings of the relative and of the absolute slot that a reading independent of the
-    token would give: each conflict token scores the share of all conflict-token readings that name its slot's
-    class (the probe's own class shares). Relative minus absolute beyond these is zero in expectation for a
-    probe that does not look at the token, however lopsided its classes or the conflict tokens' slots."""
+    token would give, and the contrast beyond them, relative - absolute - (their chance levels' difference). A
+    token's chance is the share of all conflict-token readings that name its slot's class (the probe's own class
+    shares), so the contrast is zero in expectation for a probe that does not look at the token, however lopsided
+    its classes or the conflict tokens' slots."""
     q = acc["pred_c"].sum(0) / max(acc["n"].sum(), 1)
-    return pick(acc["rel_c"]) @ q, pick(acc["abs_c"]) @ q
+    rel, ab = pick(acc["rel_c"]) @ q, pick(acc["abs_c"]) @ q
+    return rel, ab, pick(acc["rel"]) - rel - (pick(acc["abs"]) - ab)
 
 
 # ------------------------------------------------------------------ one probe site
@@ -552,10 +552,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         pick(conf["rel"]), pick(conf["n"]), w)
     row["follow_absolute"] = ratio(pick(conf["abs"]), pick(conf["n"]), w)[0]
     conf_chance = conflict_chance(conf, pick)
-    conf_excess = pick(conf["rel"]) - conf_chance[0] - (pick(conf["abs"]) - conf_chance[1])
-    row["follow_relative_chance"] = ratio(conf_chance[0], pick(conf["n"]), w)[0]
-    row["follow_absolute_chance"] = ratio(conf_chance[1], pick(conf["n"]), w)[0]
-    row["follow_excess"] = ratio(conf_excess, pick(conf["n"]), w)[0]
+    conf_excess = conf_chance[2]
+    for key, v in zip(("follow_relative_chance", "follow_absolute_chance", "follow_excess"), conf_chance):
+        row[key] = ratio(v, pick(conf["n"]), w)[0]
     row["absrel_p"] = (sign_flip_p(conf_excess[pick(conf["n"]) > 0], n_perm, root_seed, setting, orientation,
                                    "absrel", *tag) if row["n_conflict"] else np.nan)
     row["pos_follow_relative"] = ratio(pick(conf["pos_rel"]), pick(conf["n"]), w)[0]
@@ -566,10 +565,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         pick(bg_conf["rel"]), pick(bg_conf["n"]), w)
     row["strip_absolute"] = ratio(pick(bg_conf["abs"]), pick(bg_conf["n"]), w)[0]
     bg_chance = conflict_chance(bg_conf, pick)
-    bg_excess = pick(bg_conf["rel"]) - bg_chance[0] - (pick(bg_conf["abs"]) - bg_chance[1])
-    row["strip_relative_chance"] = ratio(bg_chance[0], pick(bg_conf["n"]), w)[0]
-    row["strip_absolute_chance"] = ratio(bg_chance[1], pick(bg_conf["n"]), w)[0]
-    row["strip_excess"] = ratio(bg_excess, pick(bg_conf["n"]), w)[0]
+    bg_excess = bg_chance[2]
+    for key, v in zip(("strip_relative_chance", "strip_absolute_chance", "strip_excess"), bg_chance):
+        row[key] = ratio(v, pick(bg_conf["n"]), w)[0]
     row["strip_absrel_p"] = (sign_flip_p(bg_excess[pick(bg_conf["n"]) > 0], n_perm, root_seed, setting, orientation,
                                          "strip-absrel", *tag) if row["n_strip_conflict"] else np.nan)
     if shifted_any and row["n_strip_conflict"] == 0:
