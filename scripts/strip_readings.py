@@ -3,7 +3,9 @@ on the LM-input object tokens of the organism's jittered scenes (as `organism.st
 paper's shifted layouts of a finished default run. Prints, per (setting, orientation), how the background
 tokens whose strip slot differs from their cell's canonical slot are read, by their strip's (relative) slot.
 Where T's probe reads them as the relative slot and claim 3's detector (a probe fitted on the paper's own object
-tokens, centred per cell) does not, the two disagree about the detector, not the organism.
+tokens, centred per cell) does not, the two disagree about the detector, not the organism. Beside it, the same
+tokens read by probes fitted on the paper's own layouts (the first split of the probes rule): claim 3's centred
+probe, the uncentred probe (v4's), and the canonical-only one.
 
     .venv/bin/python scripts/strip_readings.py organism-dual [squares shapes objects]
 
@@ -22,6 +24,7 @@ import transformers
 import yaml
 
 from dualmech import organism, probing
+from dualmech.probing import ImageSet, Labels, _apply, _fit, split
 from dualmech.sites import LM_INPUT
 from dualmech.stimuli import Geometry
 from dualmech.store import ActivationStore
@@ -67,8 +70,44 @@ def main(model_name: str, settings: list[str]) -> None:
                               + ", ".join(f"{names[p]} {counts[(r, p)]}" for p in range(3))
                               for r in sorted(set(rel[conflict].tolist())))
             on_objects = (pred == labels.obj)[labels.obj >= 0].mean()
-            print(f"{setting:8s} {orientation:10s} objects read {on_objects:.2f}; conflict background, read as: "
-                  f"{shown}")
+            print(f"{setting:8s} {orientation:10s} T's probe: objects read {on_objects:.2f}; conflict background, "
+                  f"read as: {shown}")
+            for name, objects, read in paper_probes(run, model_name, setting, orientation, ids, geometry):
+                print(f"{'':19s} {name}: held-out shifted objects read {objects:.2f}; conflict background, read as: "
+                      + "; ".join(f"{names[r]} strip: " + ", ".join(f"{names[p]} {n}" for p, n in enumerate(row))
+                                  for r, row in read.items()))
+
+
+def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids: dict, geometry: Geometry):
+    """The paper's canonical + shifted layouts, split as the probes rule's first seed: per probe (claim 3's
+    centred one, the uncentred one, the canonical-only one), its accuracy on held-out shifted object tokens and
+    its readings of the held-out conflict background tokens, {relative slot: counts per class read}."""
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    parts = []
+    for name in (setting, f"{setting}_shifted"):
+        table = pd.read_parquet(run / f"stimuli/{model_name}/{name}/items.parquet")
+        store = ActivationStore(run / f"activations/{model_name}/{name}.safetensors")
+        imgs, labels = probing.relation_set(table, store.index(), geometry, orientation, ids, None)
+        parts.append((imgs, labels, store.load([LM_INPUT])[LM_INPUT][imgs["row"].to_numpy()]))
+    labels = Labels.concat([p[1] for p in parts])
+    canonical = np.r_[np.ones(len(parts[0][0]), bool), np.zeros(len(parts[1][0]), bool)]
+    data = ImageSet(np.concatenate([p[2] for p in parts]), labels,
+                    np.concatenate([p[0]["triple"].to_numpy() for p in parts]), canonical)
+    test = split(data.group, cfg["probing"]["test_fraction"], cfg["seed"], setting, 0)
+    train, held = np.flatnonzero(~test), np.flatnonzero(test & ~canonical)
+    C = cfg["probing"]["C"]
+    rel, ab, obj = labels.strip_label[held], labels.absolute[held], labels.obj[held]
+    conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
+    centred = data.centred(train, labels.obj >= 0)
+    background = data.centred(train, labels.background)
+    probes = [("centred (claim 3)", _fit(centred, train, labels.obj, C), centred, background),
+              ("uncentred", _fit(data, train, labels.obj, C), data, data),
+              ("canonical-only", _fit(data, train[canonical[train]], labels.obj, C), data, data)]
+    for name, probe, on_objects, on_background in probes:
+        objects = (_apply(probe, on_objects, held).argmax(-1) == obj)[obj >= 0].mean()
+        pred = _apply(probe, on_background, held).argmax(-1)
+        yield name, objects, {r: [int(((pred == p) & conflict & (rel == r)).sum()) for p in range(3)]
+                              for r in sorted(set(rel[conflict].tolist()))}
 
 
 if __name__ == "__main__":
