@@ -361,6 +361,23 @@ def conflict_chance(acc: dict, pick) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rel, ab, pick(acc["rel"]) - rel - (pick(acc["abs"]) - ab)
 
 
+def conflict_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np.ndarray, n_perm: int, seed: int,
+                     *names) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write the conflict tokens' metrics into `row`: `{prefix}_relative` (with its bootstrap CI) and
+    `{prefix}_absolute`, each with its chance level (`_chance`), the contrast beyond chance `{prefix}_excess` and its
+    two-sided sign-flip p over units (`absrel_p` for prefix "follow", else `{prefix}_absrel_p`; random stream
+    `stream`). Returns the per-unit chance levels and contrast (`conflict_chance`) for the control gate's units."""
+    n = pick(acc["n"])
+    row[f"{prefix}_relative"], row[f"{prefix}_relative_lo"], row[f"{prefix}_relative_hi"] = ratio(pick(acc["rel"]), n, w)
+    row[f"{prefix}_absolute"] = ratio(pick(acc["abs"]), n, w)[0]
+    chance = conflict_chance(acc, pick)
+    for key, v in zip(("relative_chance", "absolute_chance", "excess"), chance):
+        row[f"{prefix}_{key}"] = ratio(v, n, w)[0]
+    p_key = "absrel_p" if prefix == "follow" else f"{prefix}_absrel_p"
+    row[p_key] = sign_flip_p(chance[2][n > 0], n_perm, seed, *names[:2], stream, *names[2:]) if n.sum() else np.nan
+    return chance
+
+
 # ------------------------------------------------------------------ one probe site
 @dataclass
 class ImageSet:
@@ -548,28 +565,14 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     if row["n_ambiguous"] == 0:
         notes.append(UNDEFINED_AMBIGUOUS)
     row["n_conflict"] = int(conf["n"].sum())
-    row["follow_relative"], row["follow_relative_lo"], row["follow_relative_hi"] = ratio(
-        pick(conf["rel"]), pick(conf["n"]), w)
-    row["follow_absolute"] = ratio(pick(conf["abs"]), pick(conf["n"]), w)[0]
-    conf_chance = conflict_chance(conf, pick)
-    conf_excess = conf_chance[2]
-    for key, v in zip(("follow_relative_chance", "follow_absolute_chance", "follow_excess"), conf_chance):
-        row[key] = ratio(v, pick(conf["n"]), w)[0]
-    row["absrel_p"] = (sign_flip_p(conf_excess[pick(conf["n"]) > 0], n_perm, root_seed, setting, orientation,
-                                   "absrel", *tag) if row["n_conflict"] else np.nan)
+    conf_chance = conflict_metrics(row, "follow", "absrel", conf, pick, w, n_perm, root_seed, setting, orientation,
+                                   *tag)
     row["pos_follow_relative"] = ratio(pick(conf["pos_rel"]), pick(conf["n"]), w)[0]
     if row["n_conflict"] == 0:
         notes.append(UNDEFINED_CONFLICT)
     row["n_strip_conflict"] = int(bg_conf["n"].sum())
-    row["strip_relative"], row["strip_relative_lo"], row["strip_relative_hi"] = ratio(
-        pick(bg_conf["rel"]), pick(bg_conf["n"]), w)
-    row["strip_absolute"] = ratio(pick(bg_conf["abs"]), pick(bg_conf["n"]), w)[0]
-    bg_chance = conflict_chance(bg_conf, pick)
-    bg_excess = bg_chance[2]
-    for key, v in zip(("strip_relative_chance", "strip_absolute_chance", "strip_excess"), bg_chance):
-        row[key] = ratio(v, pick(bg_conf["n"]), w)[0]
-    row["strip_absrel_p"] = (sign_flip_p(bg_excess[pick(bg_conf["n"]) > 0], n_perm, root_seed, setting, orientation,
-                                         "strip-absrel", *tag) if row["n_strip_conflict"] else np.nan)
+    bg_chance = conflict_metrics(row, "strip", "strip-absrel", bg_conf, pick, w, n_perm, root_seed, setting,
+                                 orientation, *tag)
     if shifted_any and row["n_strip_conflict"] == 0:
         notes.append(UNDEFINED_STRIP_CONFLICT)
     row["note"] = "; ".join(notes)
