@@ -5,7 +5,9 @@ tokens whose strip slot differs from their cell's canonical slot are read, by th
 Where T's probe reads them as the relative slot and claim 3's detector (a probe fitted on the paper's own object
 tokens, centred per cell) does not, the two disagree about the detector, not the organism. Beside it, the same
 tokens read by probes fitted on the paper's own layouts (the first split of the probes rule): claim 3's centred
-probe, the uncentred probe (v4's), and the canonical-only one.
+probe, the same fitted only on the object tokens of cells whose slot varies across the training images (not a
+rule of the pipeline: at a cell whose slot never varies, centring leaves nothing of the slot to learn), the
+uncentred probe (v4's), and the canonical-only one.
 
     .venv/bin/python scripts/strip_readings.py organism-dual [squares shapes objects]
 
@@ -80,8 +82,9 @@ def main(model_name: str, settings: list[str]) -> None:
 
 def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids: dict, geometry: Geometry):
     """The paper's canonical + shifted layouts, split as the probes rule's first seed: per probe (claim 3's
-    centred one, the uncentred one, the canonical-only one), its accuracy on held-out shifted object tokens and
-    its readings of the held-out conflict background tokens, {relative slot: counts per class read}."""
+    centred one, the same fitted at varying-slot cells only, the uncentred one, the canonical-only one), its
+    accuracy on held-out shifted object tokens (for the second, at varying-slot cells) and its readings of the
+    held-out conflict background tokens, {relative slot: counts per class read}."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     parts = []
     for name in (setting, f"{setting}_shifted"):
@@ -100,11 +103,16 @@ def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids
     conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
     centred = data.centred(train, labels.obj >= 0)
     background = data.centred(train, labels.background)
+    seen = labels.obj[train]
+    lo, hi = np.where(seen >= 0, seen, 99).min(0), seen.max(0)
+    at_varying = np.where((hi >= 0) & (lo < hi), labels.obj, -1)       # object tokens of varying-slot cells
     probes = [("centred (claim 3)", _fit(centred, train, labels.obj, C), centred, background),
+              ("centred, varying-slot cells only", _fit(centred, train, at_varying, C), centred, background),
               ("uncentred", _fit(data, train, labels.obj, C), data, data),
               ("canonical-only", _fit(data, train[canonical[train]], labels.obj, C), data, data)]
     for name, probe, on_objects, on_background in probes:
-        objects = (_apply(probe, on_objects, held).argmax(-1) == obj)[obj >= 0].mean()
+        scored = (at_varying[held] if name.startswith("centred, varying") else obj) >= 0
+        objects = (_apply(probe, on_objects, held).argmax(-1) == obj)[scored].mean()
         pred = _apply(probe, on_background, held).argmax(-1)
         yield name, objects, {r: [int(((pred == p) & conflict & (rel == r)).sum()) for p in range(3)]
                               for r in sorted(set(rel[conflict].tolist()))}

@@ -416,8 +416,8 @@ class ImageSet:
 
 
 def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
-    """Probe on the object tokens of images `rows` with per-token targets y (n, T)."""
-    mask = data.labels.obj[rows] >= 0
+    """Probe on the tokens of images `rows` that have a target in y (n, T; -1: none, as every background token)."""
+    mask = y[rows] >= 0
     if data.X is None:     # position-only probes do not depend on the site: fit once per label set
         cache = data.labels.__dict__.setdefault("_position_probes", {})
         key = (rows.tobytes(), y[rows][mask].tobytes(), C)
