@@ -369,27 +369,25 @@ def test_claim3_control_units_are_the_background_conflict_tokens_where_there_are
     the per-triple strip scores."""
     units = pd.DataFrame(dict(model="m", setting="squares", orientation="horizontal", site="lm_input", unit=[0, 1, 2],
                               amb_hit=1.0, amb_n=2.0, strip_score=[0.4, 0.3, 0.2], conf_rel=1.0, conf_abs=0.0,
-                              conf_rel_chance=0.5, conf_abs_chance=0.5, conf_n=2.0, strip_rel=[3.0, 0.0, 2.0],
-                              strip_abs=[1.0, 0.0, 0.0], strip_rel_chance=[1.0, 0.0, 0.5],
-                              strip_abs_chance=[0.5, 0.0, 0.25], strip_conf_n=[4.0, 0.0, 2.0]))
+                              conf_excess=1.0, conf_n=2.0, strip_excess=[1.5, 0.0, 1.75],
+                              strip_conf_n=[4.0, 0.0, 2.0]))
     u = cl.probe_units(units)
-    c3 = u[u["claim"] == 3].set_index("unit")             # (relative - its chance) - (absolute - its chance)
+    c3 = u[u["claim"] == 3].set_index("unit")             # relative - absolute, beyond chance
     assert c3["num"].tolist()[::2] == [1.5, 1.75] and np.isnan(c3.loc[1, "num"]) and c3["den"].tolist() == [4, 0, 2]
     assert u[u["claim"] == 9]["num"].tolist() == [1.0, 1.0, 1.0]
-    fixed = cl.probe_units(units.drop(columns=["strip_rel", "strip_abs", "strip_conf_n"]))
+    fixed = cl.probe_units(units.drop(columns=["strip_excess", "strip_conf_n"]))
     assert fixed[fixed["claim"] == 3]["num"].tolist() == [0.4, 0.3, 0.2]
 
 
 def conflict_units(model: str, rel, ab, n: int = 10, triples: int = 30) -> pd.DataFrame:
     """Probe units of one model whose conflict tokens (background and objects alike) are read as the relative
     slot `rel` times and as the absolute slot `ab` times out of `n` per triple (one value or one per triple);
-    chance levels 0, so that the contrast is the raw one."""
+    chance levels 0, so that the contrast beyond chance is the raw one."""
     rel, ab = np.resize(np.asarray(rel, float), triples), np.resize(np.asarray(ab, float), triples)
     return pd.concat([pd.DataFrame(dict(model=model, setting="squares", orientation=o, site="lm_input",
                                         unit=np.arange(triples), amb_hit=1.0, amb_n=2.0, strip_score=0.5,
-                                        conf_rel=rel, conf_abs=ab, conf_n=float(n), strip_rel=rel, strip_abs=ab,
-                                        strip_conf_n=float(n), conf_rel_chance=0.0, conf_abs_chance=0.0,
-                                        strip_rel_chance=0.0, strip_abs_chance=0.0))
+                                        conf_rel=rel, conf_abs=ab, conf_excess=rel - ab, conf_n=float(n),
+                                        strip_rel=rel, strip_abs=ab, strip_excess=rel - ab, strip_conf_n=float(n)))
                       for o in ("horizontal", "vertical")], ignore_index=True)
 
 

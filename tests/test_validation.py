@@ -93,11 +93,13 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     strips = table[(table["fixture"] == "planted-strips")].set_index("claim")
     assert strips.loc[3, "effect"] > 0.5 and strips.loc[3, "p"] < 0.05
     # the per-triple units pool back to the probe table's numbers (the control gate pairs these units)
-    u = units[units["site"] == "lm_input"].groupby(["model", "orientation"])[["amb_hit", "amb_n", "conf_rel",
-                                                                            "conf_n"]].sum()
+    u = units[units["site"] == "lm_input"].groupby(["model", "orientation"])[
+        ["amb_hit", "amb_n", "conf_rel", "conf_excess", "conf_n", "strip_excess", "strip_conf_n"]].sum()
     row = probes[probes["site"] == "lm_input"].set_index(["model", "orientation"])
     np.testing.assert_allclose(u["amb_hit"] / u["amb_n"], row.loc[u.index, "ambiguous_acc"])
     np.testing.assert_allclose(u["conf_rel"] / u["conf_n"], row.loc[u.index, "follow_relative"])
+    np.testing.assert_allclose(u["conf_excess"] / u["conf_n"], row.loc[u.index, "follow_excess"], atol=1e-12)
+    np.testing.assert_allclose(u["strip_excess"] / u["strip_conf_n"], row.loc[u.index, "strip_excess"], atol=1e-12)
     # each fixture with a code is held to planted-none by the paired test over the same held-out triples' units
     gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 3)]["note"].iloc[0]
     assert "control planted-none" in gated and "sign-flip p" in gated and ": exceeds it" in gated

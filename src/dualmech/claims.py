@@ -691,16 +691,10 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
     return df.assign(claim=claim, model=model, setting=setting)[UNIT_COLUMNS]
 
 
-def _beyond_chance(g: pd.DataFrame, prefix: str) -> pd.Series:
-    """Relative minus absolute readings of a triple's conflict tokens, each beyond its chance level
-    (`probing.conflict_chance`)."""
-    return (g[f"{prefix}_rel"] - g[f"{prefix}_rel_chance"]) - (g[f"{prefix}_abs"] - g[f"{prefix}_abs_chance"])
-
-
 def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
-    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, each beyond its chance level,
-    on the background (claim 3, else the strip score) and on the objects (claim 9): the contrast each claim's own
+    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, each beyond its chance level
+    (`probing.conflict_chance`), on the background (claim 3, else the strip score) and on the objects (claim 9): the contrast each claim's own
     test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
     cannot veto a model that tells them apart, nor pass one that does not."""
     u = units[units["site"] == LM_INPUT]
@@ -709,11 +703,11 @@ def probe_units(units: pd.DataFrame) -> pd.DataFrame:
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
                             g["amb_n"]),
                 (units_frame(3, model, setting, g["orientation"], g["unit"],
-                             _beyond_chance(g, "strip").where(g["strip_conf_n"] > 0), g["strip_conf_n"])
+                             g["strip_excess"].where(g["strip_conf_n"] > 0), g["strip_conf_n"])
                  if "strip_conf_n" in g and (g["strip_conf_n"] > 0).any()
                  else units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"])),
                 units_frame(9, model, setting, g["orientation"], g["unit"],
-                            _beyond_chance(g, "conf").where(g["conf_n"] > 0), g["conf_n"])]
+                            g["conf_excess"].where(g["conf_n"] > 0), g["conf_n"])]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=UNIT_COLUMNS)
 
 

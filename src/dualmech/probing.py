@@ -579,8 +579,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
                                  strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
                                  conf_rel_chance=conf_chance[0], conf_abs_chance=conf_chance[1],
-                                 conf_n=pick(conf["n"]), strip_rel=pick(bg_conf["rel"]), strip_abs=pick(bg_conf["abs"]),
-                                 strip_rel_chance=bg_chance[0], strip_abs_chance=bg_chance[1],
+                                 conf_excess=conf_chance[2], conf_n=pick(conf["n"]), strip_rel=pick(bg_conf["rel"]),
+                                 strip_abs=pick(bg_conf["abs"]), strip_rel_chance=bg_chance[0],
+                                 strip_abs_chance=bg_chance[1], strip_excess=bg_chance[2],
                                  strip_conf_n=pick(bg_conf["n"])))
     return row, heat / max(heat_n, 1), units_df
 
