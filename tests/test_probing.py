@@ -370,7 +370,7 @@ def test_conflict_readings_are_judged_beyond_the_probes_class_shares():
     rows = np.arange(units)                                   # one image per unit
     rel = np.tile(np.repeat([0, 2], per_unit // 2), (units, 1))   # outer relative slots, both sides alike
     ab = np.ones_like(rel)                                    # the middle third
-    pick = np.asarray                                         # one image per unit
+    pick = np.asarray                                         # units are images here: nothing to pool
 
     def judge(pred):
         acc = probing.conflict_counts(units, 3)
