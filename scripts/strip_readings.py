@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import transformers
 import yaml
 
@@ -44,13 +43,7 @@ def main(model_name: str, settings: list[str]) -> None:
                                                  model_name.removesuffix("-untrained"))
     model = transformers.LlavaForConditionalGeneration.from_pretrained(path).eval()
     seed = yaml.safe_load((ROOT / "config.yaml").read_text())["seed"]
-    sampler = organism.SceneSampler(spec, organism.build_processor(spec), seed + 2)   # T's scenes
-    cells, triples, layouts, pixels = sampler.scenes(1200)
-    strip, ident = organism.scene_labels(spec.geometry, triples, layouts, organism.entity_index())
-    with torch.no_grad():
-        x = organism.image_tokens(model, pixels).numpy()
-    y, idn = strip.numpy(), ident.numpy()
-    keys = np.array([f"{organism.CELLS[c][0]}/{organism.ORIENTATION_OF[organism.CELLS[c][1]]}" for c in cells])
+    x, y, idn, keys = organism.transfer_scenes(model, spec, seed)                     # T's scenes
     for setting in settings:
         run = ROOT / "results"
         table = pd.read_parquet(run / f"stimuli/{model_name}/{setting}_shifted/items.parquet")

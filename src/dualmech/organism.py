@@ -735,6 +735,18 @@ def slot_probe(features: torch.Tensor, strip: torch.Tensor, seed: int) -> dict:
                 n_ambiguous=int(ambiguous.sum()))
 
 
+def transfer_scenes(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200):
+    """The jittered scenes `strip_transfer` reads: (post-projector tokens (B, T, D), strip slot per token (B, T;
+    3 = no strip), entity per token (B, T; 0 = background), "<setting>/<orientation>" per scene (B,))."""
+    sampler = SceneSampler(spec, build_processor(spec), seed + 2)
+    cells, triples, layouts, pixels = sampler.scenes(n_scenes)
+    strip, ident = scene_labels(spec.geometry, triples, layouts, entity_index())
+    with torch.no_grad():
+        x = image_tokens(model, pixels).numpy()
+    keys = np.array([f"{CELLS[c][0]}/{ORIENTATION_OF[CELLS[c][1]]}" for c in cells])
+    return x, strip.numpy(), ident.numpy(), keys
+
+
 def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -> dict:
     """Whether the LM input's background tokens carry the object tokens' own slot code (what claim 3's detector
     reads): per (setting, orientation), a linear strip-slot probe trained on the post-projector OBJECT tokens of
@@ -751,13 +763,7 @@ def strip_transfer(model, spec: OrganismSpec, seed: int, n_scenes: int = 1200) -
     claim 3's detector reads on shifted layouts. Returns {"cells": {"<setting>/<orientation>": acc}, "mean",
     "min", "ambiguous": {"cells", "mean", "min", "n": {cell: number of scored tokens}}}."""
     from .probing import Probe, ambiguous
-    sampler = SceneSampler(spec, build_processor(spec), seed + 2)
-    cells, triples, layouts, pixels = sampler.scenes(n_scenes)
-    strip, ident = scene_labels(spec.geometry, triples, layouts, entity_index())
-    with torch.no_grad():
-        x = image_tokens(model, pixels).numpy()
-    y, idn = strip.numpy(), ident.numpy()
-    keys = np.array([f"{CELLS[c][0]}/{ORIENTATION_OF[CELLS[c][1]]}" for c in cells])
+    x, y, idn, keys = transfer_scenes(model, spec, seed, n_scenes)
     background_strip = np.where((y < 3) & (idn == 0), y, -1)          # (B, T) strip slot of background tokens
     out, amb, n_amb = {}, {}, {}
     for key in sorted(set(keys)):
