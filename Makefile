@@ -4,14 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORES  ?= all
 STAMP  := $(VENV)/.installed
+TEST_WORKERS ?= 2
 
 .PHONY: reproduce test install organism organisms lint dry-run report benchmark slurm-test clean reproduce-full readme-figures
 
 reproduce: $(STAMP)          ## the paper's main-text experiments on the three model organisms and their twin
 	$(PY) -m snakemake --cores $(CORES)
 
-test: $(STAMP)               ## run the test suite
-	$(PY) -m pytest -q
+test: $(STAMP)               ## run the test suite (TEST_WORKERS pytest-xdist workers, 2 by default; 0: one process)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 install: $(STAMP)
 

@@ -10,3 +10,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end tests first: they are the longest chain, so a parallel run (`make test` uses
+    pytest-xdist) starts them at once and fits every other test beside them."""
+    items.sort(key=lambda item: item.path.name != "test_workflow.py")
+

@@ -3,26 +3,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tinydag import make_workdir
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args, "--quiet", "rules"]      # --quiet takes a list: it must come after targets
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-
+from tinydag import REPO, make_workdir, snakemake
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
@@ -148,55 +137,6 @@ def test_checkpoint_metadata_edit_reruns_no_model_job(workdir):
         config_json.write_text(original[1])
         for f, st in times.items():
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def _result_bytes(wd: Path) -> dict[str, bytes]:
-    """Every table, activation store, stimulus list and probe table of a run (figures carry timestamps)."""
-    files = [*wd.glob("results/tables/*"), *wd.glob("results/activations/**/*.safetensors"),
-             *wd.glob("results/activations/**/*.index.parquet"), *wd.glob("results/stimuli/**/items.parquet"),
-             *wd.glob("results/probes/**/*.parquet")]
-    return {str(f.relative_to(wd)): f.read_bytes() for f in files if f.is_file()}
-
-
-# the resumed run: one model's Squares activation stores (canonical and shifted layouts) and the probes that read
-# them, killed while a store is half written (`StoreWriter`'s temporary file exists): the resume must redo it
-RESUME_TARGETS = ("results/probes/tiny/squares.parquet", "results/probes/tiny/squares_units.parquet")
-
-
-def test_resume_after_kill_is_byte_identical(workdir, tmp_path):
-    """kill -9 of the whole run while an activation store is being written, then the README's two commands
-    (--unlock, --rerun-incomplete): the stimulus lists, stores and probe tables equal the uninterrupted run's,
-    byte for byte."""
-    wd = make_workdir(tmp_path / "killed")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2",
-           *RESUME_TARGETS]
-    stores = wd / "results/activations/tiny"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline, partial = time.monotonic() + 600, []
-    try:
-        while time.monotonic() < deadline and proc.poll() is None and not partial:
-            partial = list(stores.glob(".squares*.safetensors.*")) if stores.is_dir() else []
-            time.sleep(0.01)
-        assert proc.poll() is None and partial, "the run ended before a store was half written"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (wd / RESUME_TARGETS[0]).exists()
-    out = snakemake(wd, *RESUME_TARGETS)
-    text = out.stdout + out.stderr
-    # as the README says: Snakemake names the lock or the incomplete outputs, whichever it checks first
-    assert out.returncode != 0 and ("locked" in text or "--rerun-incomplete" in text), text[-3000:]
-    out = snakemake(wd, "--unlock")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    out = snakemake(wd, *RESUME_TARGETS, "--rerun-incomplete")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    resumed, reference = _result_bytes(wd), _result_bytes(workdir)
-    assert set(RESUME_TARGETS) | {"results/activations/tiny/squares.safetensors",
-                                  "results/activations/tiny/squares_shifted.safetensors",
-                                  "results/stimuli/tiny/squares_shifted/items.parquet"} <= set(resumed)
-    assert set(resumed) <= set(reference)
-    assert [f for f in resumed if resumed[f] != reference[f]] == []
-    assert not list(stores.glob(".squares*.safetensors.*")), "the killed writer's temporary file was left behind"
 
 
 def test_rerun_is_byte_identical(workdir, tmp_path):

@@ -1,5 +1,7 @@
 """The tiny end-to-end DAG: .test/config.yaml plus the random-weight checkpoint `tiny` it names."""
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from dualmech import organism
@@ -14,3 +16,18 @@ def make_workdir(wd: Path) -> Path:
     organism.save(organism.build_model(TINY_SPEC, 0), TINY_SPEC, wd / "tiny", {"note": "random weights"})
     shutil.copy(REPO / ".test/config.yaml", wd / "config.yaml")
     return wd
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake` on the tiny DAG in `workdir`, 2 cores, with only the rule summary printed."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args, "--quiet", "rules"]      # --quiet takes a list: it must come after targets
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+
+
+def result_bytes(wd: Path) -> dict[str, bytes]:
+    """Every table, activation store, stimulus list and probe table of a run (figures carry timestamps)."""
+    files = [*wd.glob("results/tables/*"), *wd.glob("results/activations/**/*.safetensors"),
+             *wd.glob("results/activations/**/*.index.parquet"), *wd.glob("results/stimuli/**/items.parquet"),
+             *wd.glob("results/probes/**/*.parquet")]
+    return {str(f.relative_to(wd)): f.read_bytes() for f in files if f.is_file()}
