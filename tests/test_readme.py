@@ -11,3 +11,8 @@ def test_every_image_the_readme_shows_is_in_the_repository():
     assert images, "the README shows no figure"
     missing = [p for p in images if not p.startswith("http") and not (ROOT / p).is_file()]
     assert not missing, f"the README shows files that are not in the repository: {missing}"
+
+
+def test_the_readme_quotes_the_rule_of_which_verdicts_count():
+    from dualmech.validation import COUNT_RULE
+    assert COUNT_RULE in " ".join((ROOT / "README.md").read_text().split())

@@ -4,6 +4,7 @@ on every squares triple (as the default run, with one probe seed)."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -188,3 +189,37 @@ def test_a_blind_reading_of_the_background_is_no_relative_strip_code(tmp_path):
     assert "vs 0.08 (0.08)" in claim3["note"]
     np.testing.assert_allclose(row["strip_relative"], row["strip_relative_chance"], atol=0.03)
     np.testing.assert_allclose(row["strip_excess"], 0, atol=0.03)
+
+
+def _known(rows):
+    return pd.DataFrame([dict(fixture=f, claim=c, expected=e, observed=o, agree=e == o) for f, c, e, o in rows])
+
+
+def test_a_claims_verdicts_count_only_if_its_detector_is_right_on_every_known_mechanism():
+    """validation.COUNT_RULE: one wrong known answer makes none of that claim's verdicts count, whichever way the
+    model under study came out; a claim no known model speaks to does not count either."""
+    known = _known([("planted-strips", 3, "supported", "supported"), ("planted-none", 3, "not supported",
+                    "not supported"), ("organism-dual", 3, "supported", "not supported"),
+                    ("planted-strips", 9, "supported", "supported"), ("planted-none", 9, "not testable",
+                    "not testable"), ("organism-lm", 8, "supported", "supported")])
+    status = validation.detector_status(known).set_index("claim")
+    assert list(status.index) == sorted(cl.CLAIMS)
+    assert not status.loc[3, "counts"] and (status.loc[3, "known"], status.loc[3, "right"]) == (3, 2)
+    assert status.loc[3, "detector"] == ("wrong on organism-dual (expected supported, observed not supported); "
+                                         "right on 2 of 3")
+    assert status.loc[9, "counts"]
+    assert status.loc[9, "detector"] == "right on all 2 known answers (1 supported, 1 not testable)"
+    assert not status.loc[1, "counts"] and status.loc[1, "detector"].startswith("no known answer")
+    claims = pd.DataFrame([dict(claim=c, model=m, level=lv, verdict=v, reason="", effect=0.5, ci_low=0.4,
+                                ci_high=0.6, p=0.01)
+                           for c, m, lv, v in [(3, "qwen", "model", "not supported"), (3, "qwen", "setting", "supported"),
+                                               (9, "qwen", "model", "supported"), (1, "qwen", "model", "supported"),
+                                               (3, "gemma", "model", "supported")]])
+    table = validation.verdicts(claims, known)
+    assert len(table) == 4                                                      # the summary rows only
+    counts = table.set_index(["model", "claim"])["counts"]
+    assert not counts[("qwen", 3)] and not counts[("gemma", 3)] and counts[("qwen", 9)] and not counts[("qwen", 1)]
+    shown = validation.verdicts_display(table)
+    assert list(shown.columns) == ["Claim", "qwen", "gemma", "Counts", "Detector on known mechanisms"]
+    assert shown.set_index("Claim").loc["3. ordering lives in strips", "Counts"] == "NO"
+    assert shown.set_index("Claim").loc["9. ordering is relative, not absolute", "gemma"] == "\u2014"

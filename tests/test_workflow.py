@@ -55,6 +55,11 @@ def test_full_run(workdir):
     # planted-absolute's claim 3 was a false positive before the conflict readings were judged beyond chance)
     val = pd.read_csv(workdir / "results/tables/validation.csv")
     assert len(val) == 12 and val["agree"].all(), val.loc[~val["agree"], ["fixture", "claim", "note"]].to_string()
+    # so the claims the fixtures speak to are the only ones whose verdicts count (no organism in this run)
+    verdicts = pd.read_csv(workdir / "results/tables/verdicts.csv")
+    assert len(verdicts) == 2 * 9 and set(verdicts["model"]) == {"tiny", "tiny-untrained"}
+    assert set(verdicts.loc[verdicts["counts"], "claim"]) == {2, 3, 9}
+    assert "tiny-untrained" in (workdir / "results/tables/verdicts.md").read_text()
 
 
 def _rules_after_edit(workdir: Path, tmp_path: Path, edited: str) -> set[str]:

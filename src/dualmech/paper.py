@@ -70,6 +70,8 @@ TABLE_CAPTIONS = {
     "validation": "Validation of the claim detectors: planted-mechanism fixtures (a slot code written into the "
                   "visual tokens on whole strips, on object tokens only, by absolute canvas third, or not at all), "
                   "the verdict expected before running and the verdict observed.",
+    "verdicts": "Verdicts per claim and model, and whether the claim's verdicts count (\\VerdictCountRule): the "
+                "last column says on which models of known mechanism the detector was right, or where it was wrong.",
     "table1": "Top-1 accuracy [Wilson 95\\% CI] (the paper's \\OrigTabAccuracy).",
     "table5": "Accuracy under the ordering ablation [Wilson 95\\% CI], exact McNemar test against the clean "
               "accuracy (the paper's \\OrigTabAblation).",
@@ -473,6 +475,7 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
              paper_dir: Path | str = "paper") -> dict[str, str]:
     """Write macros.tex, tab_*.tex and figs_*.tex into `out`; returns {file name: text}."""
     from .planted import SPEAKS_TO      # here, not at the top: planted needs torch, the paper rule does not
+    from .validation import COUNT_RULE, verdicts_display
     from .tables import atomic_write
     files: dict[str, str] = {}
     primary = models[0]
@@ -499,6 +502,7 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
         **ORIGINAL,
         **claim_macros(claims, primary),
         "PlantedClaims": _join([str(k) for k in SPEAKS_TO]),
+        "VerdictCountRule": tex_escape(COUNT_RULE),
     }
     files["macros.tex"] = macro_file(macros)
 
@@ -510,6 +514,15 @@ def generate(out: Path | str, *, models: Sequence[str], settings: Sequence[str],
         "Fixture": "0.12\\linewidth", "Claim": "0.17\\linewidth", "Expected": "0.09\\linewidth",
         "Observed": "0.16\\linewidth", "Effect [95% CI]": "0.11\\linewidth", "Agree": "0.04\\linewidth",
         "Why expected": "0.24\\linewidth"})) if val is not None else not_run_table("validation"))
+    ver = tables.get("verdicts")
+    if ver is not None:
+        shown = verdicts_display(ver)
+        model_width = f"{0.40 / max(1, shown.shape[1] - 3):.3f}\\linewidth"     # the columns between Claim and Counts
+        files["tab_verdicts.tex"] = table_block("verdicts", tabular(shown, {
+            "Claim": "0.17\\linewidth", "Detector on known mechanisms": "0.26\\linewidth",
+            **{m: model_width for m in shown.columns[1:-2]}}))
+    else:
+        files["tab_verdicts.tex"] = not_run_table("verdicts")
     files["tab_published.tex"] = table_block("published", tabular(comparison_display(comparison), {
         "Model": "0.12\\linewidth", "Table": "0.07\\linewidth", "Item": "0.13\\linewidth",
         "Quantity": "0.12\\linewidth", "Ours [95% CI]": "0.16\\linewidth",

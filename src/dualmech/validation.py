@@ -199,3 +199,53 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
                             for e, lo, hi in zip(table["effect"], table["ci_low"], table["ci_high"])],
         "Agree": ["yes" if a else "NO" for a in table["agree"]],
         "Why expected": table["expected_reason"]})
+
+
+# When a verdict of the claims table counts: stated once, quoted by the verdicts table, the README and the manuscript.
+COUNT_RULE = ("a claim's verdict on a model counts only if the same detector gave every model whose mechanism is "
+              "known (the planted fixtures and the model organisms of the validation tables) its expected verdict "
+              "on that claim, and at least one such model speaks to the claim; otherwise the verdict stands in "
+              "the claims table but does not count")
+
+
+def detector_status(known: pd.DataFrame) -> pd.DataFrame:
+    """claim -> whether its detector's verdicts count (`COUNT_RULE`) and why, from the validation rows of every model
+    whose mechanism is known (`compare` / `compare_organisms` tables, concatenated)."""
+    rows = []
+    for claim, c in cl.CLAIMS.items():
+        k = known[known["claim"] == claim]
+        right = k["agree"].astype(bool)
+        if k.empty:
+            why = f"no known answer: no planted fixture or model organism speaks to claim {claim}"
+        elif not right.all():
+            wrong = "; ".join(f"{r.fixture} (expected {r.expected}, observed {r.observed})"
+                              for r in k[~right].itertuples())
+            why = f"wrong on {wrong}; right on {int(right.sum())} of {len(k)}"
+        else:
+            kinds = k["expected"].value_counts()
+            why = (f"right on all {len(k)} known answers ("
+                   + ", ".join(f"{n} {v}" for v, n in kinds.items()) + ")")
+        rows.append(dict(claim=claim, short=c.short, known=len(k), right=int(right.sum()),
+                         counts=bool(len(k)) and bool(right.all()), detector=why))
+    return pd.DataFrame(rows)
+
+
+def verdicts(claims: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    """Each model's summary verdict per claim (the claims table's `model` rows) with whether it counts and why."""
+    summary = claims[claims["level"] == "model"][["claim", "model", "verdict", "reason", "effect", "ci_low",
+                                                  "ci_high", "p"]]
+    return summary.merge(detector_status(known), on="claim", how="left")[
+        ["claim", "short", "model", "verdict", "reason", "effect", "ci_low", "ci_high", "p", "counts", "known",
+         "right", "detector"]]
+
+
+def verdicts_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Claims x models (each verdict), with whether the claim's verdicts count and why."""
+    first = table.drop_duplicates("claim").set_index("claim")
+    wide = table.pivot(index="claim", columns="model", values="verdict")
+    wide = wide.reindex(columns=list(dict.fromkeys(table["model"])))
+    return pd.DataFrame({
+        "Claim": [f"{c}. {first.loc[c, 'short']}" for c in wide.index],
+        **{m: wide[m].fillna("\u2014").to_numpy() for m in wide.columns},
+        "Counts": ["yes" if first.loc[c, "counts"] else "NO" for c in wide.index],
+        "Detector on known mechanisms": [first.loc[c, "detector"] for c in wide.index]})

@@ -88,6 +88,7 @@ localrules:
     table2,
     fig_amplification,
     claims,
+    verdicts,
     published_vs_regenerated,
     paper,
     download_coco,
@@ -183,6 +184,7 @@ def all_targets():
         expand("results/tables/validation.{ext}", ext=["csv", "md", "tex"]),
         expand("results/tables/organisms.{ext}", ext=["csv", "md", "tex"]) if RUN_ORGANISMS else [],
         expand("results/tables/validation_organisms.{ext}", ext=["csv", "md", "tex"]) if VALIDATED_ORGANISMS else [],
+        expand("results/tables/verdicts.{ext}", ext=["csv", "md", "tex"]),
         paper_targets(),
     ]
 

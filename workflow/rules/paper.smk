@@ -65,6 +65,7 @@ rule paper:
     input:
         unpack(_tables_input),
         claims="results/tables/claims.csv",
+        verdicts="results/tables/verdicts.csv",
         published="results/tables/published_vs_regenerated.csv",
         figures=_paper_figures(),
         published_values=PUBLISHED,

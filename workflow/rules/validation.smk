@@ -61,3 +61,27 @@ rule validation_organisms:
         "Validation: the claims table's verdicts on the model organisms against those their diagnostics predict"
     script:
         "../scripts/validation_organisms.py"
+
+
+# The claims table's verdicts with whether each counts: its detector gave every model whose mechanism is known
+# (the two validation tables) the expected verdict on that claim (dualmech.validation.COUNT_RULE).
+rule verdicts:
+    input:
+        code=VERDICT_CODE,
+        claims="results/tables/claims.csv",
+        known=["results/tables/validation.csv"]
+        + (["results/tables/validation_organisms.csv"] if VALIDATED_ORGANISMS else []),
+    output:
+        csv="results/tables/verdicts.csv",
+        md=report(
+            "results/tables/verdicts.md", caption="../report/verdicts.rst", category="Paper", subcategory="Claims"
+        ),
+        tex="results/tables/verdicts.tex",
+    log:
+        "results/logs/verdicts.log",
+    conda:
+        ENV
+    message:
+        "Verdicts table: each model's verdict per claim, and whether it counts (its detector right on every known mechanism)"
+    script:
+        "../scripts/verdicts.py"

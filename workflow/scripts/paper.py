@@ -10,7 +10,7 @@ from dualmech import paper, snake
 log = snake.start(snakemake)
 inp, par = snakemake.input, snakemake.params
 out = Path(snakemake.output.generated)
-names = ["table1", "table5", "table2", "probes", "patching_summary", "backup_layers", "validation"]
+names = ["table1", "table5", "table2", "probes", "patching_summary", "backup_layers", "validation", "verdicts"]
 tables = {n: pd.read_csv(getattr(inp, n)) for n in names if hasattr(inp, n)}
 tex = {n: Path(getattr(inp, n)).with_suffix(".tex").read_text() for n in names if hasattr(inp, n)}
 organisms = [m["name"] for m in snakemake.config["models"]

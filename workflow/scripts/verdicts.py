@@ -1,0 +1,14 @@
+"""Verdicts table: each model's verdict per claim, and whether it counts (`validation.COUNT_RULE`): its detector
+gave every model whose mechanism is known the expected verdict."""
+import pandas as pd
+
+from dualmech import snake, tables, validation
+
+log = snake.start(snakemake)
+known = pd.concat([pd.read_csv(f) for f in snakemake.input.known], ignore_index=True)
+result = validation.verdicts(pd.read_csv(snakemake.input.claims), known)
+status = validation.detector_status(known)
+tables.write(result, validation.verdicts_display(result), snakemake.output.csv[:-4],
+             f"The paper's claims on each model run (the claims table's summary verdicts); {validation.COUNT_RULE}. "
+             f"Verdicts of {int(status['counts'].sum())} of {len(status)} claims count.")
+log.info("\n%s", validation.verdicts_display(result).to_string(index=False))
