@@ -23,6 +23,7 @@ the speed-up per (model, design). Aims (issue 14): >= 10x for the Fig 3 sweep at
     .venv/bin/python benchmarks/patching_sweep.py [--pairs 16] [--organism-pairs 50] [--layers 28] [--threads 1]
                                                   [--families llava,pixtral,qwen2vl,gemma3] [--repeats 1]
                                                   [--width 256] [--skip-organism]
+                                                  [--designs last_token,criss_cross]
 
 `--width` widens the deep models' LM (more heads of the tiny head size, a 2x MLP): at the tiny width a forward
 is mostly per-call overhead, which the engine cannot save, so the speed-up there understates what a full-size
@@ -102,7 +103,7 @@ def bench_model(name, adapter, n_pairs, args, tmp):
     tables = pairs.build_all(adapter, "squares", list(DIRECTIONS), args.seed, target=10 ** 6, max_attempts=per_dir,
                              image_dir=root)
     rows = []
-    for design in ("last_token", "criss_cross"):
+    for design in args.designs.split(","):
         df = tables[design].iloc[:n_pairs].reset_index(drop=True)
         if design == "criss_cross":
             variants_of, kinds = patching.criss_cross_variants(adapter.geometry, None, 1, args.seed)
@@ -138,6 +139,7 @@ def main():
     parser.add_argument("--width", type=int, default=None,
                         help=f"LM width of the deep models (default: the tiny width, {tiny.D_LM})")
     parser.add_argument("--skip-organism", action="store_true", help="deep models only")
+    parser.add_argument("--designs", default="last_token,criss_cross", help="Fig 3 (last_token) and/or criss_cross")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -84,28 +84,27 @@ print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
     assert Geometry.of(items) == Geometry(**geometry)
 
 
-def test_a_job_keeps_its_imports_and_its_exit_out_of_the_collectors_full_passes():
-    """`snake.start` freezes what is alive (the imports) and, at exit, what the job left: the collector's full passes
-    over torch's and transformers' objects cost a model job over a second, at interpreter shutdown alone. A failing
-    job still exits non-zero."""
+def test_a_job_leaves_the_collector_nothing_to_sweep_at_exit():
+    """`snake.start` freezes, at exit, every object still alive (the imports and what the job made): interpreter
+    shutdown's full collections over torch's and transformers' objects cost a model job over a second. During
+    the job nothing is frozen (frozen imports made a plain patching sweep slower). A failing job still exits
+    non-zero."""
     code = """
 import atexit, gc, sys
 atexit.register(lambda: print("exit", len(gc.get_objects()), gc.get_freeze_count()))   # runs after start's
 import pandas
 from dualmech import snake
 job = type("Job", (), dict(log=[], threads=1, rule="r"))
-tracked = len(gc.get_objects())
 snake.start(job)
-print("start", tracked, len(gc.get_objects()), gc.get_freeze_count())
 kept = [[] for _ in range(1000)]
+print("job", len(gc.get_objects()), gc.get_freeze_count())
 if sys.argv[1] == "fail":
     raise RuntimeError("the job failed")
 """
     out = subprocess.run([sys.executable, "-c", code, "ok"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    start, exit_ = (line.split() for line in out.stdout.splitlines())
-    tracked, left, frozen = map(int, start[1:])
-    assert tracked > 10_000 and left < 100 and frozen >= tracked - 100          # the imports are frozen
-    assert int(exit_[1]) == 0 and int(exit_[2]) >= frozen + 1000                  # and so is what the job made
+    job, exit_ = (list(map(int, line.split()[1:])) for line in out.stdout.splitlines())
+    assert job[0] > 10_000 and job[1] == 0                                  # during the job: nothing frozen
+    assert exit_[0] == 0 and exit_[1] > job[0] - 100                        # at exit: everything
     failed = subprocess.run([sys.executable, "-c", code, "fail"], capture_output=True, text=True)
     assert failed.returncode == 1 and "the job failed" in failed.stderr

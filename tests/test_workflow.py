@@ -59,7 +59,8 @@ def test_full_run(workdir):
     verdicts = pd.read_csv(workdir / "results/tables/verdicts.csv")
     assert len(verdicts) == 2 * 9 and set(verdicts["model"]) == {"tiny", "tiny-untrained"}
     assert set(verdicts.loc[verdicts["counts"], "claim"]) == {2, 3, 9}
-    assert "tiny-untrained" in (workdir / "results/tables/verdicts.md").read_text()
+    shown = (workdir / "results/tables/verdicts.md").read_text()
+    assert "tiny-untrained" in shown and "Known answers in this run: the planted fixtures only" in shown
 
 
 def _rules_after_edit(workdir: Path, tmp_path: Path, edited: str) -> set[str]:

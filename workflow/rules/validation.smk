@@ -81,6 +81,8 @@ rule verdicts:
         "results/logs/verdicts.log",
     conda:
         ENV
+    params:
+        organisms=VALIDATED_ORGANISMS,
     message:
         "Verdicts table: each model's verdict per claim, and whether it counts (its detector right on every known mechanism)"
     script:
