@@ -3,7 +3,8 @@ down before running (`config/expected_verdicts.yaml`).
 
 `planted_probes` drives each planted fixture (`dualmech.planted`) through the same stimuli, extraction and
 probing code as any checkpoint; `evaluate` runs the claims (`dualmech.claims.evaluate`, each fixture held to
-its declared control) and `compare` writes fixture x claim -> expected, observed, agree.
+its declared control) and `compare` writes fixture x claim -> expected, observed, agree. `verdicts` then says, per
+claim, whether the claims table's verdicts count (`COUNT_RULE`).
 """
 from __future__ import annotations
 
