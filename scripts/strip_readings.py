@@ -58,7 +58,7 @@ def main(model_name: str, settings: list[str]) -> None:
             X = store.load([LM_INPUT])[LM_INPUT][imgs["row"].to_numpy()]
             pred = probe.proba(X.reshape(-1, X.shape[-1])).argmax(-1).reshape(X.shape[:2])
             rel, ab = labels.strip_label, labels.absolute
-            conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
+            conflict = probing.conflicts(rel, ab)
             counts = Counter(zip(rel[conflict].tolist(), pred[conflict].tolist()))
             names = CLASSES[orientation]
             shown = "; ".join(f"{names[r]} strip ({sum(counts[(r, p)] for p in range(3))}): "
@@ -93,7 +93,7 @@ def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids
     train, held = np.flatnonzero(~test), np.flatnonzero(test & ~canonical)
     C = cfg["probing"]["C"]
     rel, ab, obj = labels.strip_label[held], labels.absolute[held], labels.obj[held]
-    conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
+    conflict = probing.conflicts(rel, ab)
     centred = data.centred(train, labels.obj >= 0)
     background = data.centred(train, labels.background)
     seen = labels.obj[train]

@@ -3,11 +3,10 @@ that a parallel `make test` runs the two at once."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tinydag import REPO, make_workdir, result_bytes, snakemake
+from tinydag import command, make_workdir, result_bytes, snakemake
 
 # the resumed run: one model's Squares activation stores (canonical and shifted layouts) and the probes that read
 # them, killed while a store is half written (`StoreWriter`'s temporary file exists): the resume must redo it
@@ -23,10 +22,9 @@ def test_resume_after_kill_is_byte_identical(tmp_path: Path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
 
     wd = make_workdir(tmp_path / "killed")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2",
-           *TARGETS]
     stores = wd / "results/activations/tiny"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(command(wd, *TARGETS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline, partial = time.monotonic() + 600, []
     try:
         while time.monotonic() < deadline and proc.poll() is None and not partial:

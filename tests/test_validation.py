@@ -212,10 +212,10 @@ def test_a_claims_verdicts_count_only_if_its_detector_is_right_on_every_known_me
     assert not status.loc[1, "counts"] and status.loc[1, "detector"].startswith("no known answer")
     claims = pd.DataFrame([dict(claim=c, model=m, level=lv, verdict=v, reason="", effect=0.5, ci_low=0.4,
                                 ci_high=0.6, p=0.01)
-                           for c, m, lv, v in [(3, "qwen", "model", "not supported"), (3, "qwen", "setting", "supported"),
-                                               (9, "qwen", "model", "supported"), (1, "qwen", "model", "supported"),
-                                               (3, "gemma", "model", "supported")]])
-    table = validation.verdicts(claims, known)
+                           for c, m, lv, v in [(3, "qwen", "model", "not supported"),
+                                               (3, "qwen", "setting", "supported"), (9, "qwen", "model", "supported"),
+                                               (1, "qwen", "model", "supported"), (3, "gemma", "model", "supported")]])
+    table = validation.verdicts(claims, validation.detector_status(known))
     assert len(table) == 4                                                      # the summary rows only
     counts = table.set_index(["model", "claim"])["counts"]
     assert not counts[("qwen", 3)] and not counts[("gemma", 3)] and counts[("qwen", 9)] and not counts[("qwen", 1)]

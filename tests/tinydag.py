@@ -18,10 +18,15 @@ def make_workdir(wd: Path) -> Path:
     return wd
 
 
+def command(workdir: Path, *args: str) -> list[str]:
+    """The `snakemake` command line of the tiny DAG in `workdir`, on 2 cores."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--cores", "2", *args]
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """`snakemake` on the tiny DAG in `workdir`, 2 cores, with only the rule summary printed."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args, "--quiet", "rules"]      # --quiet takes a list: it must come after targets
+    """`snakemake` on the tiny DAG in `workdir`, with only the rule summary printed."""
+    cmd = command(workdir, *args, "--quiet", "rules")      # --quiet takes a list: it must come after targets
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
 
 

@@ -694,8 +694,8 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
 def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
     ambiguous-token hits / count; relative minus absolute readings / conflict tokens, each beyond its chance level
-    (`probing.conflict_chance`), on the background (claim 3, else the strip score) and on the objects (claim 9): the contrast each claim's own
-    test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
+    (`probing.conflict_chance`), on the background (claim 3, else the strip score) and on the objects (claim 9):
+    the contrast each claim's own test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
     cannot veto a model that tells them apart, nor pass one that does not."""
     u = units[units["site"] == LM_INPUT]
     out = []

@@ -337,10 +337,15 @@ def conflict_counts(n: int, k: int) -> dict[str, np.ndarray]:
                                                                                                 "pred_c")}
 
 
+def conflicts(rel: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """The conflict tokens: relative slot `rel` and absolute slot `ab` both defined (>= 0) and different."""
+    return (rel >= 0) & (ab >= 0) & (rel != ab)
+
+
 def add_conflicts(acc: dict, rows: np.ndarray, rel: np.ndarray, ab: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Count the conflict tokens of images `rows` (relative slot `rel` and absolute slot `ab` both defined and
-    different; (len(rows), T) each) with the probe's readings `pred`; returns the conflict mask."""
-    conflict = (rel >= 0) & (ab >= 0) & (rel != ab)
+    """Count the conflict tokens (`conflicts`) of images `rows` ((len(rows), T) slots `rel` and `ab`) with the
+    probe's readings `pred`; returns the conflict mask."""
+    conflict = conflicts(rel, ab)
     np.add.at(acc["n"], rows, conflict.sum(1))
     np.add.at(acc["rel"], rows, (conflict & (pred == rel)).sum(1))
     np.add.at(acc["abs"], rows, (conflict & (pred == ab)).sum(1))
@@ -368,7 +373,8 @@ def conflict_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np
     two-sided sign-flip p over units (`absrel_p` for prefix "follow", else `{prefix}_absrel_p`; random stream
     `stream`). Returns the per-unit chance levels and contrast (`conflict_chance`) for the control gate's units."""
     n = pick(acc["n"])
-    row[f"{prefix}_relative"], row[f"{prefix}_relative_lo"], row[f"{prefix}_relative_hi"] = ratio(pick(acc["rel"]), n, w)
+    rel = ratio(pick(acc["rel"]), n, w)
+    row[f"{prefix}_relative"], row[f"{prefix}_relative_lo"], row[f"{prefix}_relative_hi"] = rel
     row[f"{prefix}_absolute"] = ratio(pick(acc["abs"]), n, w)[0]
     chance = conflict_chance(acc, pick)
     for key, v in zip(("relative_chance", "absolute_chance", "excess"), chance):

@@ -231,11 +231,12 @@ def detector_status(known: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdicts(claims: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
-    """Each model's summary verdict per claim (the claims table's `model` rows) with whether it counts and why."""
+def verdicts(claims: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
+    """Each model's summary verdict per claim (the claims table's `model` rows) with whether it counts and why
+    (`status`: `detector_status`)."""
     summary = claims[claims["level"] == "model"][["claim", "model", "verdict", "reason", "effect", "ci_low",
                                                   "ci_high", "p"]]
-    return summary.merge(detector_status(known), on="claim", how="left")[
+    return summary.merge(status, on="claim", how="left")[
         ["claim", "short", "model", "verdict", "reason", "effect", "ci_low", "ci_high", "p", "counts", "known",
          "right", "detector"]]
 
