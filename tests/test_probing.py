@@ -303,21 +303,42 @@ def test_background_conflict_tokens_tell_relative_strips_from_a_position_code():
     assert strips["n_strip_conflict"] > 100
     assert strips["strip_relative"] > 0.4 > 0.25 > strips["strip_absolute"] and strips["strip_absrel_p"] < 0.01
     assert _claim3(strips)["verdict"] == cl.SUPPORTED
+    assert strips["strip_follow"] > 0.9 and strips["strip_follow_p"] < 0.01
     absolute = _strips_behind_a_position_code(code="absolute", strength=2.0)
     assert absolute["strip_score"] > 0.05 and absolute["strip_p"] < 0.01          # strips on canonical layouts
     assert absolute["strip_relative"] < absolute["strip_absolute"] < 0.4    # centring leaves nothing to read
     r = _claim3(absolute)
     assert r["verdict"] == cl.NOT_SUPPORTED and "relative vs absolute (chance): horizontal 0.32 (" in r["note"]
+    assert abs(absolute["strip_follow"] - 0.5) < 0.1 and absolute["strip_follow_p"] > 0.05
     # an orientation without such tokens is judged by its strip score alone, the other by both
     none = dict(strip_relative=np.nan, strip_absolute=np.nan, strip_absrel_p=np.nan, strip_excess=np.nan,
-                n_strip_conflict=0)
+                n_strip_conflict=0, strip_follow=np.nan, strip_follow_p=np.nan, n_strip_pairs=0)
     both = pd.DataFrame([strips | dict(orientation="horizontal"), strips | none | dict(orientation="vertical")])
     assert cl.claim3("m", "squares", both.assign(model="m", setting="squares", site="lm_input"))["verdict"] == \
         cl.SUPPORTED
     # without a shifted control there are no such tokens, and the strip score decides alone
     fixed = _strips_behind_a_position_code(shifts=(0,), code="absolute", strength=2.0)
-    assert fixed["n_strip_conflict"] == 0 and np.isnan(fixed["strip_absrel_p"])
+    assert fixed["n_strip_conflict"] == 0 and np.isnan(fixed["strip_absrel_p"]) and np.isnan(fixed["strip_follow_p"])
     assert _claim3(fixed)["verdict"] == cl.SUPPORTED
+
+
+def test_follow_pairs_compare_a_conflict_token_with_its_cell_in_the_other_layout():
+    """`probing.follow_pairs`: a conflict token (strip slot 0 at a cell whose canonical slot is 1) is compared
+    with the same cell in the triple's other images whose strip there has slot 1; evidence log p(0) - log p(1),
+    hit if larger at the conflict token, 1/2 if equal; averaged over its matches (image 0's over images 1 and 2);
+    unmatched tokens and other triples' images are left out."""
+    groups = np.array([0, 0, 0, 1])
+    rel = np.array([[0, -1], [1, 1], [1, 2], [1, 0]])            # image 0, cell 0: conflict (0 vs 1)
+    ab = np.array([[1, 1], [1, 1], [1, 1], [1, 1]])              # images 1, 2 cell 0: slot 1 = the cell's
+    p = np.full((4, 2, 3), 1 / 3)
+    p[0, 0] = [0.5, 0.25, 0.25]                                 # evidence log 2
+    p[1, 0] = [0.2, 0.6, 0.2]                                   # log 1/3: lower -> hit
+    p[2, 0] = [0.5, 0.25, 0.25]                                 # log 2: equal -> 1/2
+    p[3, 1] = [0.1, 0.8, 0.1]                                   # image 3's conflict (cell 1) has no match
+    hits, n = probing.follow_pairs(groups, rel, ab, p)
+    # image 2's cell 1 (strip slot 2, cell's slot 1) is a conflict too, matched by image 1's cell 1: equal evidence
+    np.testing.assert_allclose(hits, [0.75, 0, 0.5, 0])
+    np.testing.assert_allclose(n, [1, 0, 1, 0])
 
 
 def test_centred_removes_what_is_the_same_at_a_cell():
@@ -353,9 +374,10 @@ def test_background_conflict_tokens_are_read_without_the_position():
     ramp = _strips_behind_a_position_code(strength=0.0, position=1.0, ramp=3.0)
     assert ramp["strip_score"] > 0.3 and ramp["strip_p"] < 0.01          # the column draws canonical strips
     assert ramp["strip_relative"] < ramp["strip_absolute"] and _claim3(ramp)["verdict"] == cl.NOT_SUPPORTED
+    assert abs(ramp["strip_follow"] - 0.5) < 0.1 and ramp["strip_follow_p"] > 0.05     # the same at a fixed cell
     weak = _strips_behind_a_position_code(position=1.0, ramp=3.0, background=0.5)
     assert weak["strip_relative"] > 0.45 > 0.3 > weak["strip_absolute"] and weak["strip_absrel_p"] < 0.01
-    assert _claim3(weak)["verdict"] == cl.SUPPORTED
+    assert _claim3(weak)["verdict"] == cl.SUPPORTED and weak["strip_follow"] > 0.7
 
 
 def test_conflict_readings_are_judged_beyond_the_probes_class_shares():

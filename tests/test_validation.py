@@ -95,12 +95,14 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     assert strips.loc[3, "effect"] > 0.5 and strips.loc[3, "p"] < 0.05
     # the per-triple units pool back to the probe table's numbers (the control gate pairs these units)
     u = units[units["site"] == "lm_input"].groupby(["model", "orientation"])[
-        ["amb_hit", "amb_n", "conf_rel", "conf_excess", "conf_n", "strip_excess", "strip_conf_n"]].sum()
+        ["amb_hit", "amb_n", "conf_rel", "conf_excess", "conf_n", "strip_excess", "strip_conf_n",
+         "strip_follow_excess", "strip_follow_n"]].sum()
     row = probes[probes["site"] == "lm_input"].set_index(["model", "orientation"])
     np.testing.assert_allclose(u["amb_hit"] / u["amb_n"], row.loc[u.index, "ambiguous_acc"])
     np.testing.assert_allclose(u["conf_rel"] / u["conf_n"], row.loc[u.index, "follow_relative"])
     np.testing.assert_allclose(u["conf_excess"] / u["conf_n"], row.loc[u.index, "follow_excess"], atol=1e-12)
     np.testing.assert_allclose(u["strip_excess"] / u["strip_conf_n"], row.loc[u.index, "strip_excess"], atol=1e-12)
+    np.testing.assert_allclose(u["strip_follow_excess"] / u["strip_follow_n"] + 0.5, row.loc[u.index, "strip_follow"])
     # each fixture with a code is held to planted-none by the paired test over the same held-out triples' units
     gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 3)]["note"].iloc[0]
     assert "control planted-none" in gated and "sign-flip p" in gated and ": exceeds it" in gated
@@ -183,12 +185,38 @@ def test_a_blind_reading_of_the_background_is_no_relative_strip_code(tmp_path):
     probes, units = validation.planted_probes(str(REPO / spec["base"]), fixtures, spec["setting"], cfg, 0, tmp_path,
                                               triples=48)
     row = probes[(probes["model"] == "planted-absolute") & (probes["site"] == "lm_input")]
-    assert (row["strip_relative"] > 0.4).all() and (row["strip_absolute"] < 0.1).all()     # raw: "relative"
+    assert (row["strip_relative"] > 0.4).all() and (row["strip_relative"] > 2 * row["strip_absolute"]).all()  # raw
     claim3 = cl.claim3("planted-absolute", spec["setting"], probes)
     assert claim3["verdict"] == cl.NOT_SUPPORTED, claim3["note"]
-    assert "vs 0.08 (0.08)" in claim3["note"]
     np.testing.assert_allclose(row["strip_relative"], row["strip_relative_chance"], atol=0.03)
     np.testing.assert_allclose(row["strip_excess"], 0, atol=0.03)
+    # v8 decides at a fixed cell, where a code for the canvas third is the same in both layouts
+    assert (row["strip_follow"] < 0.6).all() and (row["strip_follow_p"] > cl.ALPHA).all()
+
+
+def test_a_faint_strip_code_on_the_background_is_read_at_a_fixed_cell(tmp_path):
+    """A known positive with the code spread faintly: the fixtures' strip code (twice the token norm) on the
+    entities, a tenth of that on the background, on the Objects setting, whose eight emoji make the object tokens'
+    content vary far more than the squares'. Old rule (v7: the centred probe's argmax readings of the background
+    conflict tokens, relative beyond the chance its class shares give; one probe seed, as here): relative 0.30
+    (chance 0.21) against absolute 0.57, contrast beyond chance 0.09, p 0.40: not supported (three seeds: 0.03,
+    p 0.56). The probe reads the entities, but its argmax on a faint background code is decided by its intercepts
+    and by what else those tokens carry. At a fixed cell all of that is the same in the triple's two layouts, so
+    the same probe's evidence for the strip's slot over the cell's rises wherever the code follows the entities
+    (1.00 here), while the position code and the no-code fixture stay near 1/2."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"]
+    cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
+    fixtures = {"faint-strips": dict(code="strips", strength=planted.STRENGTH, background=0.1),
+                "planted-absolute": dict(code="absolute"), "planted-none": dict(code="none")}
+    probes, _ = validation.planted_probes(str(REPO / "models" / "organism-lm"), fixtures, "objects", cfg, 0,
+                                          tmp_path)
+    verdicts = {m: cl.claim3(m, "objects", probes)["verdict"] for m in fixtures}
+    assert verdicts == {"faint-strips": cl.SUPPORTED, "planted-absolute": cl.NOT_SUPPORTED,
+                        "planted-none": cl.NOT_SUPPORTED}, probes
+    row = probes[probes["site"] == "lm_input"].set_index(["model", "orientation"])
+    assert (row.loc["faint-strips", "strip_follow"] > 0.9).all()
+    assert (row.loc["planted-absolute", "strip_follow"] < 0.6).all() and (row.loc["planted-none", "strip_follow"]
+                                                                          < 0.6).all()
 
 
 def _known(rows):

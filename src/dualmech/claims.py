@@ -104,25 +104,24 @@ CLAIMS = {c.number: c for c in [
           "strip score on background tokens (worst orientation), read by the probe trained on canonical + shifted "
           "layouts where the setting has the shifted control (on canonical layouts alone slot = cell, and a probe "
           "can read the cell instead of the ordering code); where shifted layouts put background tokens in a "
-          "strip whose slot differs from their cell's canonical slot, also the share of those tokens that "
-          "probe, refitted on position-centred features (each cell's mean over the training images removed), "
-          "reads as the strip's (relative) slot vs the cell's (absolute) one, each beyond its chance level (the "
-          "probe's own share of readings of that slot's class over the conflict tokens)",
-          "permutation test at the pre-specified site (the LM input); on the background conflict tokens, the "
-          "paired sign-flip test of relative minus absolute readings beyond chance over held-out triples (as "
-          "claim 9 on object tokens)",
-          "the probe's predictions shuffled among each image's background tokens; relative and absolute "
-          "readings beyond chance exchangeable",
-          f"permutation p < {ALPHA} and strip score > 0 in every orientation, and where background conflict "
-          f"tokens exist, relative > absolute beyond chance with p < {ALPHA} in every orientation (on canonical "
-          "layouts a strip "
-          "is a canvas third, so strips alone credit a code for the canvas position, such as an untrained "
-          "model's position embeddings)",
+          "strip whose slot differs from their cell's canonical slot (conflict tokens), also the share of fixed-"
+          "cell pairs in which that probe, refitted on position-centred features, gives a conflict token more "
+          "evidence for the strip's (relative) slot over the cell's (absolute) one, log p(relative) - "
+          "log p(absolute), than the same cell gets in the triple's other layout, where its strip has the cell's "
+          "slot (`probing.follow_pairs`)",
+          "permutation test at the pre-specified site (the LM input); on the fixed-cell pairs, the sign-flip "
+          "test over held-out triples of their hits minus one half",
+          "the probe's predictions shuffled among each image's background tokens; at a fixed cell, the evidence "
+          "exchangeable between the triple's two layouts (hits 1/2)",
+          f"permutation p < {ALPHA} and strip score > 0 in every orientation, and where fixed-cell pairs exist, "
+          f"their share > 0.5 with p < {ALPHA} in every orientation (on canonical layouts a strip is a canvas third, "
+          "so strips alone credit a code for the canvas position, such as an untrained model's position "
+          "embeddings; at a fixed cell such a code is the same in both layouts)",
           "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
           "tests: intersection-union",
-          "per held-out triple: relative minus absolute readings of its background conflict tokens, each beyond "
-          "chance (weight: their number; the contrast the claim's own test decides on) where the setting has them, "
-          "else the strip score of its background tokens (weight 1)"),
+          "per held-out triple: its fixed-cell pairs' hits minus one half (weight: their number; the contrast the "
+          "claim's own test decides on) where the setting has them, else the strip score of its background "
+          "tokens (weight 1)"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -358,15 +357,18 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     w = score.idxmin()
     ok = bool((score > 0).all() and (p < ALPHA).all())
     note = "; ".join(f"{o}: strip score {_f(s)}" for o, s in zip(r["orientation"], score))
-    rel, ab, p_rel = _col(r, "strip_relative"), _col(r, "strip_absolute"), _col(r, "strip_absrel_p")
-    tested = p_rel.notna()                      # shifted layouts: does the strip follow the entities?
+    follow, p_follow = _col(r, "strip_follow"), _col(r, "strip_follow_p")
+    tested = p_follow.notna()                   # shifted layouts: does the strip follow the entities?
     if tested.any():
-        excess = _col(r, "strip_excess")
-        ok = ok and bool((excess[tested] > 0).all() and (p_rel[tested] < ALPHA).all())
-        p = pd.concat([p, p_rel[tested]])
-        note += "; background conflict tokens, relative vs absolute (chance): " + ", ".join(
+        ok = ok and bool((follow[tested] > 0.5).all() and (p_follow[tested] < ALPHA).all())
+        p = pd.concat([p, p_follow[tested]])
+        note += "; background conflict tokens against the same cell in the triple's other layout, evidence for " \
+                "the strip's slot higher (chance 0.50): " + ", ".join(
+                    f"{o} {_f(f)}" for o, f in zip(r["orientation"][tested], follow[tested]))
+        note += "; their readings, relative vs absolute (chance): " + ", ".join(
             f"{o} {_f(a)} ({_f(ca)}) vs {_f(b)} ({_f(cb)})" for o, a, ca, b, cb in zip(
-                r["orientation"], rel, _col(r, "strip_relative_chance"), ab, _col(r, "strip_absolute_chance")))
+                r["orientation"], _col(r, "strip_relative"), _col(r, "strip_relative_chance"),
+                _col(r, "strip_absolute"), _col(r, "strip_absolute_chance")))
     return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
                 note=note)
 
@@ -693,8 +695,9 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
 
 def probe_units(units: pd.DataFrame) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
-    ambiguous-token hits / count; relative minus absolute readings / conflict tokens, each beyond its chance level
-    (`probing.conflict_chance`), on the background (claim 3, else the strip score) and on the objects (claim 9):
+    ambiguous-token hits / count; the background conflict tokens' fixed-cell hits beyond one half
+    (`probing.follow_pairs`; claim 3, else the strip score); on the objects (claim 9) relative minus absolute
+    readings / conflict tokens, each beyond its chance level (`probing.conflict_chance`):
     the contrast each claim's own test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
     cannot veto a model that tells them apart, nor pass one that does not."""
     u = units[units["site"] == LM_INPUT]
@@ -703,8 +706,8 @@ def probe_units(units: pd.DataFrame) -> pd.DataFrame:
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),
                             g["amb_n"]),
                 (units_frame(3, model, setting, g["orientation"], g["unit"],
-                             g["strip_excess"].where(g["strip_conf_n"] > 0), g["strip_conf_n"])
-                 if "strip_conf_n" in g and (g["strip_conf_n"] > 0).any()
+                             g["strip_follow_excess"].where(g["strip_follow_n"] > 0), g["strip_follow_n"])
+                 if "strip_follow_n" in g and (g["strip_follow_n"] > 0).any()
                  else units_frame(3, model, setting, g["orientation"], g["unit"], g["strip_score"])),
                 units_frame(9, model, setting, g["orientation"], g["unit"],
                             g["conf_excess"].where(g["conf_n"] > 0), g["conf_n"])]

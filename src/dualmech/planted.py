@@ -75,10 +75,10 @@ def _runs(indices: list[int]) -> list[list[int]]:
 class SlotCode:
     """Hooks on `adapter`'s vision tower (to see the pixels) and projector (to write the code)."""
 
-    def __init__(self, adapter, kind: str, seed: int = 0, strength: float = STRENGTH):
+    def __init__(self, adapter, kind: str, seed: int = 0, strength: float = STRENGTH, background: float = 1.0):
         if kind not in KINDS:
             raise ValueError(f"unknown planted code {kind!r}; kinds are {KINDS}")
-        self.adapter, self.kind, self.strength = adapter, kind, strength
+        self.adapter, self.kind, self.strength, self.background = adapter, kind, strength, background
         dim = adapter.model.config.text_config.hidden_size
         g = torch_generator(seed, "planted-code", kind)
         q, _ = torch.linalg.qr(torch.randn(dim, 3, generator=g, dtype=torch.float64))
@@ -100,6 +100,8 @@ class SlotCode:
             raise RuntimeError(f"projector output {tuple(output.shape)} is not one token per grid cell {slot.shape}")
         code = self.codes.to(output.device, output.dtype)[slot.clamp(min=0)]       # (B, T, D)
         scale = self.strength * output.norm(dim=-1, keepdim=True) * (slot >= 0)[..., None]
+        if self.background != 1.0:                                  # a fainter code on the background tokens
+            scale = scale * torch.where(obj.to(output.device) >= 0, 1.0, self.background)[..., None]
         return output + scale * code
 
     def remove(self) -> None:
@@ -108,6 +110,7 @@ class SlotCode:
         self.handles = []
 
 
-def planted(adapter, kind: str, seed: int = 0) -> SlotCode:
-    """Plant a `kind` slot code into `adapter` (in place; `.remove()` undoes it)."""
-    return SlotCode(adapter, kind, seed)
+def planted(adapter, kind: str, seed: int = 0, strength: float = STRENGTH, background: float = 1.0) -> SlotCode:
+    """Plant a `kind` slot code into `adapter` (in place; `.remove()` undoes it): code norm `strength` times the
+    token's own norm on the entities' tokens, `background` times that on every other token it reaches."""
+    return SlotCode(adapter, kind, seed, strength, background)

@@ -42,7 +42,13 @@ over held-out images:
   the background tokens it reads less their cell's mean over the training images' background tokens; no
   background token is ever a training target): `strip_relative` vs
   `strip_absolute`, each beside its chance level, the contrast beyond chance `strip_excess` with sign-flip p
-  `strip_absrel_p`. On canonical layouts a strip is a canvas third, so the strip
+  `strip_absrel_p` (descriptive since v8); and what claim 3 decides on, the same tokens at a fixed cell
+  (`follow_pairs`): the share `strip_follow` of pairs (conflict token, the same cell in the triple's other
+  layout, where its strip has the cell's own slot) in which the probe's evidence for the strip's slot over the
+  cell's is higher at the conflict token (1/2: nothing follows the entities), sign-flip p `strip_follow_p`
+  over held-out triples. Argmax readings of a faint background code are decided by the probe's intercepts and
+  by whatever else the tokens carry; at a fixed cell both are the same in the two layouts. On canonical
+  layouts a strip is a canvas third, so the strip
   score alone cannot tell the entities' ordering code from a code for the canvas position (an untrained
   model's position embeddings give the same strips); these tokens can, if the probe cannot read the position:
   fitted where most object tokens' slot is their cell's canonical one, the uncentred probe learns the
@@ -384,6 +390,33 @@ def conflict_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np
     return chance
 
 
+def follow_pairs(groups: np.ndarray, rel: np.ndarray, ab: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The background conflict tokens read at a fixed cell. For every conflict token (`conflicts`) of image i at
+    cell t, relative slot r and absolute slot a, and every other image j of the same group (the triple's other
+    layouts) whose token at t lies in a strip of slot a (the cell's own slot there): the probe's evidence for r
+    over a, log p(r) - log p(a), is compared at (i, t) and at (j, t); a hit is 1 if it is larger at the
+    conflict token, 1/2 if equal. Each conflict token counts once (its hits averaged over its matches; without
+    a match it is left out). Returns per image (hits, matched conflict tokens). Position, the probe's intercepts
+    and whatever else is the same at the cell in both layouts cancel; only what moves with the entities can
+    raise the evidence, so no code gives 1/2 in expectation and a code that follows the entities gives 1."""
+    n = len(groups)
+    conflict = conflicts(rel, ab)
+    i, j = np.nonzero((groups[:, None] == groups[None, :]) & ~np.eye(n, dtype=bool))
+    match = conflict[i] & (rel[j] == ab[i])
+    hits, count = np.zeros(rel.shape), np.zeros(rel.shape)
+    if match.any():
+        logp = np.log(np.maximum(proba, 1e-300))
+        r, a = np.maximum(rel, 0)[i][..., None], np.maximum(ab, 0)[i][..., None]
+
+        def evidence(img):
+            return (np.take_along_axis(logp[img], r, -1) - np.take_along_axis(logp[img], a, -1))[..., 0]
+        ei, ej = evidence(i), evidence(j)
+        np.add.at(hits, i, np.where(match, (ei > ej) + 0.5 * (ei == ej), 0.0))
+        np.add.at(count, i, match)
+    has = count > 0
+    return np.where(has, hits / np.maximum(count, 1), 0.0).sum(1), has.sum(1).astype(float)
+
+
 # ------------------------------------------------------------------ one probe site
 @dataclass
 class ImageSet:
@@ -463,6 +496,7 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     amb = {key: np.zeros(n) for key in ("n", "hit", "pos", "sn", "shit", "spos", "shifted_n", "shifted_hit")}
     conf = conflict_counts(n, k) | {"pos_rel": np.zeros(n)}
     bg_conf = conflict_counts(n, k)
+    pairs = dict(hit=np.zeros(n), n=np.zeros(n))
     perm_pred, perm_rows = [], []
     heat, heat_n = np.zeros((k, t)), 0
 
@@ -526,8 +560,12 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # objects' mean there, background tokens on the background's), so it cannot lean on the position
         bs = te[~on_canon]
         probe_c = _fit(data.centred(tr, lab.obj >= 0), tr, lab.obj, C)
-        bp = _apply(probe_c, data.centred(tr, lab.background), bs).argmax(-1)
-        add_conflicts(bg_conf, bs, lab.strip_label[bs], lab.absolute[bs], bp)
+        bp_all = _apply(probe_c, data.centred(tr, lab.background), te)
+        add_conflicts(bg_conf, bs, lab.strip_label[bs], lab.absolute[bs], bp_all[~on_canon].argmax(-1))
+        # ... and, what claim 3 decides on, at a fixed cell: the same token in the triple's other layouts
+        hit, m = follow_pairs(data.group[te], lab.strip_label[te], lab.absolute[te], bp_all)
+        np.add.at(pairs["hit"], te, hit)
+        np.add.at(pairs["n"], te, m)
 
     # bootstrap / sign-flip units: groups (a triple's canonical + shifted images; a grid image)
     units, unit_of = np.unique(data.group, return_inverse=True)
@@ -581,6 +619,11 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
                                  orientation, *tag)
     if shifted_any and row["n_strip_conflict"] == 0:
         notes.append(UNDEFINED_STRIP_CONFLICT)
+    row["n_strip_pairs"] = int(pairs["n"].sum())
+    pair_excess = pick(pairs["hit"]) - 0.5 * pick(pairs["n"])
+    row["strip_follow"], row["strip_follow_lo"], row["strip_follow_hi"] = ratio(pick(pairs["hit"]), pick(pairs["n"]), w)
+    row["strip_follow_p"] = (sign_flip_p(pair_excess[pick(pairs["n"]) > 0], n_perm, root_seed, setting, orientation,
+                                         "strip-follow", *tag) if row["n_strip_pairs"] else np.nan)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
                                  strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
@@ -588,7 +631,8 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
                                  conf_excess=conf_chance[2], conf_n=pick(conf["n"]), strip_rel=pick(bg_conf["rel"]),
                                  strip_abs=pick(bg_conf["abs"]), strip_rel_chance=bg_chance[0],
                                  strip_abs_chance=bg_chance[1], strip_excess=bg_chance[2],
-                                 strip_conf_n=pick(bg_conf["n"])))
+                                 strip_conf_n=pick(bg_conf["n"]), strip_follow_excess=pair_excess,
+                                 strip_follow_n=pick(pairs["n"])))
     return row, heat / max(heat_n, 1), units_df
 
 

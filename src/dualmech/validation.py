@@ -122,7 +122,8 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
                    triples: int | None = None, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe metrics (site lm_input) of every planted fixture on `setting`'s canonical and shifted stimuli, one
     block of rows per fixture (`model` = fixture name), and their per-triple units (`probing.probe_setting`);
-    `triples`: only the first that many ordered triples."""
+    `triples`: only the first that many ordered triples. A fixture's optional `strength` and `background` set its
+    code's norm (`planted.planted`)."""
     from . import extraction, planted              # the model side (torch); the comparisons below need neither
     from .models import ModelSpec, load
     work = Path(work_dir)
@@ -139,7 +140,7 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
         sets = {k: t[t["triple"] < triples].reset_index(drop=True) for k, t in sets.items()}
     out, units = [], []
     for name, f in fixtures.items():
-        code = planted.planted(adapter, f["code"], seed)
+        code = planted.planted(adapter, f["code"], seed, f.get("strength", planted.STRENGTH), f.get("background", 1.0))
         try:
             stores = {}
             for key, table in sets.items():
