@@ -209,6 +209,8 @@ def _metrics():
                                  follow_absolute=np.nan if setting == "grid2" else 0.75,
                                  strip_relative=np.nan if setting == "grid2" else 0.6,
                                  strip_absolute=np.nan if setting == "grid2" else 0.3,
+                                 strip_follow=np.nan if setting == "grid2" else 0.9, strip_follow_lo=0.8,
+                                 strip_follow_hi=1.0, strip_follow_p=np.nan if setting == "grid2" else 0.004,
                                  note=probing.UNDEFINED_AMBIGUOUS if setting == "grid2" else "", extra=depth))
     return pd.DataFrame(rows)
 
@@ -222,8 +224,10 @@ def test_probe_table_columns():
     assert first["Ambiguous acc [95% CI] / position-only"] == "0.30 [0.20, 0.40] / 0.50"
     assert first["Strip p (Holm)"] == "0.010 (0.030)" and first["Selectivity [95% CI], p"] == "0.20 [0.10, 0.30], p=0.020"
     assert first["Relative / absolute"] == "0.25 / 0.75" and first["Background relative / absolute"] == "0.60 / 0.30"
+    assert first["Background at a fixed cell [95% CI], p"] == "0.90 [0.80, 1.00], p=0.004"
     grid = display[display["Setting"] == "grid2"].iloc[0]
     assert grid["Ambiguous acc [95% CI] / position-only"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
+    assert grid["Background at a fixed cell [95% CI], p"] == "n/a"
 
 
 def test_figures_render(tmp_path):

@@ -726,7 +726,7 @@ TABLE_COLUMNS = ["model", "setting", "orientation", "site", "depth", "acc", "acc
                  "ambiguous_acc", "ambiguous_lo", "ambiguous_hi", "pos_ambiguous_acc", "strip_score", "strip_lo",
                  "strip_hi", "strip_p", "strip_p_holm", "selectivity", "selectivity_lo",
                  "selectivity_hi", "selectivity_p", "follow_relative", "follow_absolute", "strip_relative",
-                 "strip_absolute", "note"]
+                 "strip_absolute", "strip_follow", "strip_follow_lo", "strip_follow_hi", "strip_follow_p", "note"]
 SHORT_NOTES = {UNDEFINED_AMBIGUOUS: "fixed layout: no ambiguous tokens",
                UNDEFINED_CONFLICT: "no shifted control",
                UNDEFINED_STRIP_CONFLICT: "no background conflict tokens"}
@@ -764,6 +764,9 @@ def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "Relative / absolute": [f"{num(r)} / {num(a)}" for r, a in long[["follow_relative", "follow_absolute"]].to_numpy()],
         "Background relative / absolute": [f"{num(r)} / {num(a)}"
                                            for r, a in long[["strip_relative", "strip_absolute"]].to_numpy()],
+        "Background at a fixed cell [95% CI], p": [c if c == "n/a" else f"{c}, p={num(p, '.3f')}" for c, p in zip(
+            [ci(*r) for r in long[["strip_follow", "strip_follow_lo", "strip_follow_hi"]].to_numpy()],
+            long["strip_follow_p"])],
         "Note": long["note"].map(lambda note: "; ".join(SHORT_NOTES.get(n, n) for n in note.split("; ") if n)),
     })
     return long, display
