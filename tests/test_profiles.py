@@ -1,4 +1,5 @@
 """Workflow hygiene: profiles, cluster resources, DAG parsing without the ML stack, the generated config doc."""
+import json
 import re
 import subprocess
 import sys
@@ -54,6 +55,16 @@ def test_model_rules_ask_for_a_gpu_and_model_sized_memory_and_nothing_else_does(
 def test_train_organism_is_submittable_without_a_core_count():
     body = rules()["train_organism"]
     assert re.search(r"threads: \d+", body) and "workflow.cores" not in body
+
+
+def test_organisms_train_on_the_thread_count_their_checkpoints_record():
+    """The thread count changes the order of floating-point sums and with it the training trajectory (organism-dual
+    retrained on two threads missed its bars after 8,000 steps), so the training rules ask for the one thread the
+    committed checkpoints were trained on; `make organisms` then reproduces them, whatever --cores says."""
+    for rule in ("pretrain_vision", "train_organism"):
+        assert re.search(r"^\s*threads: 1\b", rules()[rule], re.M), rule
+    recorded = {p.parent.name: json.loads(p.read_text()).get("threads") for p in (REPO / "models").glob("*/organism.json")}
+    assert {n: t for n, t in recorded.items() if t is not None} == {"organism-vision": 1, "organism-dual": 1}
 
 
 def test_model_memory_scales_with_the_checkpoint(tmp_path):

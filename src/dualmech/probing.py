@@ -396,9 +396,11 @@ def follow_pairs(groups: np.ndarray, rel: np.ndarray, ab: np.ndarray, proba: np.
     layouts) whose token at t lies in a strip of slot a (the cell's own slot there): the probe's evidence for r
     over a, log p(r) - log p(a), is compared at (i, t) and at (j, t); a hit is 1 if it is larger at the
     conflict token, 1/2 if equal. Each conflict token counts once (its hits averaged over its matches; without
-    a match it is left out). Returns per image (hits, matched conflict tokens). Position, the probe's intercepts
-    and whatever else is the same at the cell in both layouts cancel; only what moves with the entities can
-    raise the evidence, so no code gives 1/2 in expectation and a code that follows the entities gives 1."""
+    a match it is left out). Returns per image (hits, matched conflict tokens). For a multinomial logistic probe
+    the evidence is linear in the token (the softmax normaliser cancels), so the comparison is the sign of
+    (w_r - w_a) . (x_i - x_j): position, centring, the probe's intercepts and whatever else is the same at the
+    cell in both layouts cancel exactly; only what moves with the entities can raise the evidence, so no code
+    gives 1/2 in expectation and a code that follows the entities gives 1."""
     n = len(groups)
     conflict = conflicts(rel, ab)
     i, j = np.nonzero((groups[:, None] == groups[None, :]) & ~np.eye(n, dtype=bool))
