@@ -63,7 +63,8 @@ def test_organisms_train_on_the_thread_count_their_checkpoints_record():
     committed checkpoints were trained on; `make organisms` then reproduces them, whatever --cores says."""
     for rule in ("pretrain_vision", "train_organism"):
         assert re.search(r"^\s*threads: 1\b", rules()[rule], re.M), rule
-    recorded = {p.parent.name: json.loads(p.read_text()).get("threads") for p in (REPO / "models").glob("*/organism.json")}
+    recorded = {p.parent.name: json.loads(p.read_text()).get("threads")
+                for p in (REPO / "models").glob("*/organism.json")}
     assert {n: t for n, t in recorded.items() if t is not None} == {"organism-vision": 1, "organism-dual": 1}
 
 

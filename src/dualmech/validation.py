@@ -140,7 +140,8 @@ def planted_probes(base: str, fixtures: dict, setting: str, probing_cfg: dict, s
         sets = {k: t[t["triple"] < triples].reset_index(drop=True) for k, t in sets.items()}
     out, units = [], []
     for name, f in fixtures.items():
-        code = planted.planted(adapter, f["code"], seed, f.get("strength", planted.STRENGTH), f.get("background", 1.0))
+        code = planted.planted(adapter, f["code"], seed, f.get("strength", planted.STRENGTH),
+                               f.get("background", 1.0))
         try:
             stores = {}
             for key, table in sets.items():
