@@ -380,6 +380,34 @@ def test_claim3_control_units_are_the_background_conflict_tokens_where_there_are
     assert fixed[fixed["claim"] == 3]["num"].tolist() == [0.4, 0.3, 0.2]
 
 
+def test_claim3_control_without_an_object_code_has_no_units_and_cannot_veto():
+    """Claim 3's fixed-cell hits read the objects' code only where the probe reads the objects
+    (`reads_objects`). The untrained twin's probe reads nothing on its objects, yet its blank background moves
+    consistently with the layout (0.70 of the pairs on Squares against organism-dual's 0.73): with the probe
+    table, its units are dropped, so it cannot veto; a control whose probe reads its objects keeps its units and
+    its veto. Old rule (units whatever the probe): the twin vetoed."""
+    def units(model, excess):
+        return pd.DataFrame(dict(model=model, setting="squares", orientation="horizontal", site="lm_input",
+                                 unit=np.arange(30), amb_hit=1.0, amb_n=2.0, strip_score=0.4, conf_excess=0.0,
+                                 conf_n=2.0, strip_follow_excess=np.resize(excess, 30), strip_follow_n=4.0))
+
+    def probes(twin_acc, twin_p):
+        return pd.DataFrame(dict(model=["m", "twin"], setting="squares", orientation="horizontal", site="lm_input",
+                                 object_follow=[0.98, twin_acc], object_follow_p=[0.005, twin_p]))
+    both = pd.concat([units("m", [1.0, 0.5]), units("twin", [1.0, 0.5, 0.5])], ignore_index=True)
+
+    def gate(probe_table):
+        u = cl.probe_units(both, probe_table)
+        u = u[u["claim"] == 3]
+        return cl.paired_test(u[u["model"] == "m"], u[u["model"] == "twin"], 0, 3)
+    assert gate(None)["p"] > cl.ALPHA                       # the old units: the twin matches the model
+    assert gate(probes(0.40, 0.005)) is None                 # below chance, however significant: no units, no veto
+    assert gate(probes(0.55, 0.4)) is None                   # above chance but not significantly
+    kept = gate(probes(0.9, 0.005))                          # a control that reads its objects keeps the veto
+    assert kept["n"] == 30 and kept["p"] > cl.ALPHA
+    assert cl.reads_objects(probes(0.40, 0.005)).tolist() == [True, False]
+
+
 def conflict_units(model: str, rel, ab, n: int = 10, triples: int = 30) -> pd.DataFrame:
     """Probe units of one model whose conflict tokens (background and objects alike) are read as the relative
     slot `rel` times and as the absolute slot `ab` times out of `n` per triple (one value or one per triple);

@@ -209,6 +209,8 @@ def _metrics():
                                  follow_absolute=np.nan if setting == "grid2" else 0.75,
                                  strip_relative=np.nan if setting == "grid2" else 0.6,
                                  strip_absolute=np.nan if setting == "grid2" else 0.3,
+                                 object_follow=np.nan if setting == "grid2" else 0.97, object_follow_lo=0.95,
+                                 object_follow_hi=0.99, object_follow_p=np.nan if setting == "grid2" else 0.005,
                                  strip_follow=np.nan if setting == "grid2" else 0.9, strip_follow_lo=0.8,
                                  strip_follow_hi=1.0, strip_follow_p=np.nan if setting == "grid2" else 0.004,
                                  note=probing.UNDEFINED_AMBIGUOUS if setting == "grid2" else "", extra=depth))
@@ -225,9 +227,10 @@ def test_probe_table_columns():
     assert first["Strip p (Holm)"] == "0.010 (0.030)" and first["Selectivity [95% CI], p"] == "0.20 [0.10, 0.30], p=0.020"
     assert first["Relative / absolute"] == "0.25 / 0.75" and first["Background relative / absolute"] == "0.60 / 0.30"
     assert first["Background at a fixed cell [95% CI], p"] == "0.90 [0.80, 1.00], p=0.004"
+    assert first["Objects at a fixed cell [95% CI], p"] == "0.97 [0.95, 0.99], p=0.005"
     grid = display[display["Setting"] == "grid2"].iloc[0]
     assert grid["Ambiguous acc [95% CI] / position-only"] == "n/a" and grid["Note"] == "fixed layout: no ambiguous tokens"
-    assert grid["Background at a fixed cell [95% CI], p"] == "n/a"
+    assert grid["Background at a fixed cell [95% CI], p"] == grid["Objects at a fixed cell [95% CI], p"] == "n/a"
 
 
 def test_figures_render(tmp_path):
@@ -246,13 +249,14 @@ def test_figures_render(tmp_path):
 
 # ------------------------------------------------------------------ the strip score's probe
 def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0, code="strips", strength=0.5, position=3.0, ramp=0.0,
-                                   background=1.0):
+                                   background=1.0, background_noise=0.3):
     """Activations where every token carries a strong absolute position code (a random vector per cell of scale
     `position`, as position embeddings do; plus, with `ramp`, the column and row as two linear features of
     that amplitude, as 2-D position embeddings give) and a weaker relative slot code on object tokens AND on
     the background tokens of their strips (there `background` times as strong), plus identity: strips are there
     by construction. code="absolute": the weaker code is instead the slot of the canvas third each token lies
-    in, wherever the entities are (a position code that draws the same strips on canonical layouts)."""
+    in, wherever the entities are (a position code that draws the same strips on canonical layouts). Noise of
+    scale 0.3 on object tokens, `background_noise` on background tokens (0: a blank canvas)."""
     import itertools
     cols = ["red", "green", "blue", "yellow", "purple", "cyan"]
     ids = {c: i for i, c in enumerate(cols)}
@@ -276,7 +280,7 @@ def _strips_behind_a_position_code(shifts=(0, -1, 1), seed=0, code="strips", str
         X[:, :, 32 + k] = scale * (slot == k)                           # the code, background strips included
     for e in range(6):
         X[:, :, 35 + e] = lab.entity == e
-    X += 0.3 * g.normal(size=X.shape)
+    X += np.where(lab.obj[..., None] >= 0, 0.3, background_noise) * g.normal(size=X.shape)
     data = probing.ImageSet(X, lab, rows["triple"].to_numpy(), rows["shift"].to_numpy() == 0)
     return probing.analyse_site(data, "squares", "horizontal", 3, 0.25, 1.0, 0, 6, 200, 200)[0]
 
@@ -382,6 +386,30 @@ def test_background_conflict_tokens_are_read_without_the_position():
     weak = _strips_behind_a_position_code(position=1.0, ramp=3.0, background=0.5)
     assert weak["strip_relative"] > 0.45 > 0.3 > weak["strip_absolute"] and weak["strip_absrel_p"] < 0.01
     assert _claim3(weak)["verdict"] == cl.SUPPORTED and weak["strip_follow"] > 0.7
+
+
+def test_background_evidence_counts_only_from_a_probe_that_reads_the_objects():
+    """An untrained model's layout-dependent mixing, in miniature: smooth position features, and a slot code a
+    tenth of the noise on the objects (no probe reads it there) that is the same on a blank, noise-free
+    background. At a fixed cell that background moves with the layout in every pair, which the old rule (strip
+    score, and fixed-cell pairs > 1/2 with p < alpha) called a strip code following the entities (the untrained
+    twin: 0.56-0.98 of its pairs, by thousandths of a nat, with a probe that reads nothing on its objects).
+    Claim 3 now asks the same probe to read the objects' own slot at a fixed cell: it does not, so not
+    supported; the relative strip code, read on its objects, still is."""
+    mixing = _strips_behind_a_position_code(strength=0.03, position=1.0, ramp=3.0, background_noise=0.0)
+    assert mixing["strip_score"] > 0.2 and mixing["strip_p"] < 0.01                 # the old rule's conditions...
+    assert mixing["strip_follow"] > 0.9 and mixing["strip_follow_p"] < 0.01
+    assert mixing["n_object_pairs"] > 100 and mixing["object_follow"] < 0.5          # ... from a blind probe
+    r = _claim3(mixing)
+    assert r["verdict"] == cl.NOT_SUPPORTED and "does not read the objects' own slot at a fixed cell" in r["reason"]
+    assert "the objects at a fixed cell, evidence for their own slot higher (chance 0.50): horizontal 0.44" in r["note"]
+    strips = _strips_behind_a_position_code()
+    assert strips["object_follow"] > 0.9 and strips["object_follow_lo"] > 0.85 and strips["object_follow_p"] < 0.01
+    assert _claim3(strips)["verdict"] == cl.SUPPORTED
+    absolute = _strips_behind_a_position_code(code="absolute", strength=2.0)      # centring leaves no code
+    assert abs(absolute["object_follow"] - 0.5) < 0.1 and absolute["object_follow_p"] > 0.05
+    no_shift = _strips_behind_a_position_code(shifts=(0,))                       # no fixed-cell test to qualify
+    assert no_shift["n_object_pairs"] == 0 and np.isnan(no_shift["object_follow_p"])
 
 
 def test_conflict_readings_are_judged_beyond_the_probes_class_shares():

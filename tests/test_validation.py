@@ -103,9 +103,13 @@ def test_every_planted_fixture_gets_its_expected_verdict(tmp_path):
     np.testing.assert_allclose(u["conf_excess"] / u["conf_n"], row.loc[u.index, "follow_excess"], atol=1e-12)
     np.testing.assert_allclose(u["strip_excess"] / u["strip_conf_n"], row.loc[u.index, "strip_excess"], atol=1e-12)
     np.testing.assert_allclose(u["strip_follow_excess"] / u["strip_follow_n"] + 0.5, row.loc[u.index, "strip_follow"])
-    # each fixture with a code is held to planted-none by the paired test over the same held-out triples' units
-    gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 3)]["note"].iloc[0]
+    # each fixture with a code is held to planted-none by the paired test over the same held-out triples' units,
+    # except on claim 3's fixed-cell pairs: planted-none's probe reads no slot on its objects, so it has none
+    gated = table[(table["fixture"] == "planted-strips") & (table["claim"] == 2)]["note"].iloc[0]
     assert "control planted-none" in gated and "sign-flip p" in gated and ": exceeds it" in gated
+    claim3 = table[table["claim"] == 3].set_index("fixture")
+    assert "no paired unit in common: no veto" in claim3.loc["planted-strips", "note"]
+    assert "does not read the objects' own slot" in claim3.loc["planted-none", "observed_reason"]
     assert np.isfinite(table["effect"]).sum() >= 10
 
 

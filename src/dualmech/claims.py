@@ -108,7 +108,7 @@ CLAIMS = {c.number: c for c in [
           "cell pairs in which that probe, refitted on position-centred features, gives a conflict token more "
           "evidence for the strip's (relative) slot over the cell's (absolute) one, log p(relative) - "
           "log p(absolute), than the same cell gets in the triple's other layout, where its strip has the cell's "
-          "slot (`probing.follow_pairs`)",
+          "slot (`probing.follow_pairs`), provided that probe reads the held-out object tokens' slot",
           "permutation test at the pre-specified site (the LM input); on the fixed-cell pairs, the sign-flip "
           "test over held-out triples of their hits minus one half",
           "the probe's predictions shuffled among each image's background tokens; at a fixed cell, the evidence "
@@ -116,12 +116,18 @@ CLAIMS = {c.number: c for c in [
           f"permutation p < {ALPHA} and strip score > 0 in every orientation, and where fixed-cell pairs exist, "
           f"their share > 0.5 with p < {ALPHA} in every orientation (on canonical layouts a strip is a canvas third, "
           "so strips alone credit a code for the canvas position, such as an untrained model's position "
-          "embeddings; at a fixed cell such a code is the same in both layouts)",
+          "embeddings; at a fixed cell such a code is the same in both layouts), read by a probe that reads the "
+          "objects: the same fixed-cell share on the held-out object tokens (an object whose slot differs from "
+          f"its cell's canonical one against an object of the cell's slot there) > 0.5 with p < {ALPHA} in every "
+          "orientation (`reads_objects`; otherwise its evidence on the background reads no code of theirs: an "
+          "untrained twin's blank background moves with the layout by thousandths of a nat, consistently, while "
+          "its probe reads nothing on the objects)",
           "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
           "tests: intersection-union",
           "per held-out triple: its fixed-cell pairs' hits minus one half (weight: their number; the contrast the "
           "claim's own test decides on) where the setting has them, else the strip score of its background "
-          "tokens (weight 1)"),
+          "tokens (weight 1); none in an orientation where the probe does not read the objects (a control "
+          "without an ordering code on its objects has none to spread: no veto)"),
     Claim(4, "strip swap is causal, object swap is not",
           "Swapping the left and right strips between clean and counterfactual runs flips the answer at the "
           "visual-embedding slot; swapping only the object tokens does not.",
@@ -359,9 +365,17 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     note = "; ".join(f"{o}: strip score {_f(s)}" for o, s in zip(r["orientation"], score))
     follow, p_follow = _col(r, "strip_follow"), _col(r, "strip_follow_p")
     tested = p_follow.notna()                   # shifted layouts: does the strip follow the entities?
+    reason = ""
     if tested.any():
-        ok = ok and bool((follow[tested] > 0.5).all() and (p_follow[tested] < ALPHA).all())
+        reads = reads_objects(r)[tested]
+        ok = ok and bool((follow[tested] > 0.5).all() and (p_follow[tested] < ALPHA).all() and reads.all())
+        if not reads.all():
+            reason = ("the probe does not read the objects' own slot at a fixed cell, so its evidence on the "
+                      "background reads no ordering code of theirs")
         p = pd.concat([p, p_follow[tested]])
+        note += "; the objects at a fixed cell, evidence for their own slot higher (chance 0.50): " + ", ".join(
+            f"{o} {_f(a)}, p {_p(q)}" for o, a, q in zip(r["orientation"][tested], _col(r, "object_follow")[tested],
+                                                      _col(r, "object_follow_p")[tested]))
         note += "; background conflict tokens against the same cell in the triple's other layout, evidence for " \
                 "the strip's slot higher (chance 0.50): " + ", ".join(
                     f"{o} {_f(f)}" for o, f in zip(r["orientation"][tested], follow[tested]))
@@ -370,7 +384,16 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
                 r["orientation"], _col(r, "strip_relative"), _col(r, "strip_relative_chance"),
                 _col(r, "strip_absolute"), _col(r, "strip_absolute_chance")))
     return _row(3, model, setting, _verdict(ok), score[w], (r.loc[w, "strip_lo"], r.loc[w, "strip_hi"]), p.max(),
-                note=note)
+                reason=reason, note=note)
+
+
+def reads_objects(rows: pd.DataFrame) -> pd.Series:
+    """Per probe row: whether claim 3's fixed-cell probe (refitted on position-centred features) reads the
+    objects' own slot at a fixed cell (`probing.follow_pairs` on the held-out object tokens: share > 1/2 with
+    sign-flip p < ALPHA). Only then is its evidence on background tokens a reading of the objects' ordering
+    code: the paper reads the background with probes that read the objects (object-token accuracy ~1.0, Fig 4).
+    No such object pairs: not shown, so False."""
+    return (_col(rows, "object_follow") > 0.5) & (_col(rows, "object_follow_p") < ALPHA)
 
 
 def claim9(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
@@ -693,14 +716,21 @@ def units_frame(claim: int, model: str, setting: str, part, unit, num, den=1.0) 
     return df.assign(claim=claim, model=model, setting=setting)[UNIT_COLUMNS]
 
 
-def probe_units(units: pd.DataFrame) -> pd.DataFrame:
+def probe_units(units: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Claims 2, 3, 9 from the probes' per-triple counts at the LM input (`probing.probe_setting`'s units):
     ambiguous-token hits / count; the background conflict tokens' fixed-cell hits beyond one half
     (`probing.follow_pairs`; claim 3, else the strip score); on the objects (claim 9) relative minus absolute
     readings / conflict tokens, each beyond its chance level (`probing.conflict_chance`):
     the contrast each claim's own test decides on, so that a control which reads conflict tokens as the relative and the absolute slot alike
-    cannot veto a model that tells them apart, nor pass one that does not."""
+    cannot veto a model that tells them apart, nor pass one that does not. With `probes` (the probe table), claim
+    3's fixed-cell units are dropped in the (model, setting, orientation) rows whose probe does not read the
+    objects (`reads_objects`): there the hits read no code of the objects'."""
     u = units[units["site"] == LM_INPUT]
+    if probes is not None and "strip_follow_excess" in u:
+        rows = probes[probes["site"] == LM_INPUT]
+        blind = rows.loc[~reads_objects(rows), ["model", "setting", "orientation"]].assign(_blind=True)
+        u = u.merge(blind, on=["model", "setting", "orientation"], how="left")
+        u = u.assign(strip_follow_excess=u["strip_follow_excess"].where(u["_blind"].isna()))
     out = []
     for (model, setting), g in u.groupby(["model", "setting"], sort=False):
         out += [units_frame(2, model, setting, g["orientation"], g["unit"], g["amb_hit"].where(g["amb_n"] > 0),

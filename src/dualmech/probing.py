@@ -47,7 +47,13 @@ over held-out images:
   layout, where its strip has the cell's own slot) in which the probe's evidence for the strip's slot over the
   cell's is higher at the conflict token (1/2: nothing follows the entities), sign-flip p `strip_follow_p`
   over held-out triples. Argmax readings of a faint background code are decided by the probe's intercepts and
-  by whatever else the tokens carry; at a fixed cell both are the same in the two layouts. On canonical
+  by whatever else the tokens carry; at a fixed cell both are the same in the two layouts. That evidence is a
+  reading of the objects' code only if the probe reads it on the objects: `object_follow` is the same share
+  on the held-out object tokens (an object whose slot differs from its cell's canonical slot against the same
+  cell in the triple's other layout, where an object of the cell's slot lies; centred on the objects' training
+  mean there), sign-flip p `object_follow_p`. An untrained model's probe reads nothing there, yet its blank
+  background at a fixed cell moves consistently with the layout by thousandths of a nat (a random tower mixes
+  where the entities are into every token), which the background's share alone counts as following. On canonical
   layouts a strip is a canvas third, so the strip
   score alone cannot tell the entities' ordering code from a code for the canvas position (an untrained
   model's position embeddings give the same strips); these tokens can, if the probe cannot read the position:
@@ -499,6 +505,7 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     conf = conflict_counts(n, k) | {"pos_rel": np.zeros(n)}
     bg_conf = conflict_counts(n, k)
     pairs = dict(hit=np.zeros(n), n=np.zeros(n))
+    object_pairs = dict(hit=np.zeros(n), n=np.zeros(n))
     perm_pred, perm_rows = [], []
     heat, heat_n = np.zeros((k, t)), 0
 
@@ -561,8 +568,13 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # by the same probe refitted with each cell's training mean removed (object tokens centred on the
         # objects' mean there, background tokens on the background's), so it cannot lean on the position
         bs = te[~on_canon]
-        probe_c = _fit(data.centred(tr, lab.obj >= 0), tr, lab.obj, C)
+        objects_c = data.centred(tr, lab.obj >= 0)
+        probe_c = _fit(objects_c, tr, lab.obj, C)
         bp_all = _apply(probe_c, data.centred(tr, lab.background), te)
+        # ... which must read the objects' slot at a fixed cell, or its evidence there reads no code of theirs
+        hit, m = follow_pairs(data.group[te], o, lab.absolute[te], _apply(probe_c, objects_c, te))
+        np.add.at(object_pairs["hit"], te, hit)
+        np.add.at(object_pairs["n"], te, m)
         add_conflicts(bg_conf, bs, lab.strip_label[bs], lab.absolute[bs], bp_all[~on_canon].argmax(-1))
         # ... and, what claim 3 decides on, at a fixed cell: the same token in the triple's other layouts
         hit, m = follow_pairs(data.group[te], lab.strip_label[te], lab.absolute[te], bp_all)
@@ -626,6 +638,12 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
     row["strip_follow"], row["strip_follow_lo"], row["strip_follow_hi"] = ratio(pick(pairs["hit"]), pick(pairs["n"]), w)
     row["strip_follow_p"] = (sign_flip_p(pair_excess[pick(pairs["n"]) > 0], n_perm, root_seed, setting, orientation,
                                          "strip-follow", *tag) if row["n_strip_pairs"] else np.nan)
+    row["n_object_pairs"] = int(object_pairs["n"].sum())
+    row["object_follow"], row["object_follow_lo"], row["object_follow_hi"] = ratio(pick(object_pairs["hit"]),
+                                                                                 pick(object_pairs["n"]), w)
+    object_excess = pick(object_pairs["hit"]) - 0.5 * pick(object_pairs["n"])
+    row["object_follow_p"] = (sign_flip_p(object_excess[pick(object_pairs["n"]) > 0], n_perm, root_seed, setting,
+                                          orientation, "object-follow", *tag) if row["n_object_pairs"] else np.nan)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
                                  strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
@@ -728,7 +746,8 @@ TABLE_COLUMNS = ["model", "setting", "orientation", "site", "depth", "acc", "acc
                  "ambiguous_acc", "ambiguous_lo", "ambiguous_hi", "pos_ambiguous_acc", "strip_score", "strip_lo",
                  "strip_hi", "strip_p", "strip_p_holm", "selectivity", "selectivity_lo",
                  "selectivity_hi", "selectivity_p", "follow_relative", "follow_absolute", "strip_relative",
-                 "strip_absolute", "strip_follow", "strip_follow_lo", "strip_follow_hi", "strip_follow_p", "note"]
+                 "strip_absolute", "object_follow", "object_follow_lo", "object_follow_hi", "object_follow_p",
+                 "strip_follow", "strip_follow_lo", "strip_follow_hi", "strip_follow_p", "note"]
 SHORT_NOTES = {UNDEFINED_AMBIGUOUS: "fixed layout: no ambiguous tokens",
                UNDEFINED_CONFLICT: "no shifted control",
                UNDEFINED_STRIP_CONFLICT: "no background conflict tokens"}
@@ -766,6 +785,9 @@ def probe_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "Relative / absolute": [f"{num(r)} / {num(a)}" for r, a in long[["follow_relative", "follow_absolute"]].to_numpy()],
         "Background relative / absolute": [f"{num(r)} / {num(a)}"
                                            for r, a in long[["strip_relative", "strip_absolute"]].to_numpy()],
+        "Objects at a fixed cell [95% CI], p": [c if c == "n/a" else f"{c}, p={num(p, '.3f')}" for c, p in zip(
+            [ci(*r) for r in long[["object_follow", "object_follow_lo", "object_follow_hi"]].to_numpy()],
+            long["object_follow_p"])],
         "Background at a fixed cell [95% CI], p": [c if c == "n/a" else f"{c}, p={num(p, '.3f')}" for c, p in zip(
             [ci(*r) for r in long[["strip_follow", "strip_follow_lo", "strip_follow_hi"]].to_numpy()],
             long["strip_follow_p"])],

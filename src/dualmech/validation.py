@@ -172,7 +172,7 @@ def evaluate(spec: dict, probes: pd.DataFrame, min_pairs: int, seed: int,
     triples, from `units`: `planted_probes`' per-triple counts)."""
     names = list(spec["fixtures"])
     controls = {n: f["control"] for n, f in spec["fixtures"].items() if f.get("control")}
-    ev = cl.Evidence(probes=probes, units=None if units is None else cl.probe_units(units))
+    ev = cl.Evidence(probes=probes, units=None if units is None else cl.probe_units(units, probes))
     return cl.evaluate(ev, names, [spec["setting"]], min_pairs, seed, twins=controls)
 
 

@@ -21,7 +21,7 @@ def files(name):
 
 
 # the per-item values the control gate pairs a model with its control on
-units = [claims.probe_units(pd.concat(u, ignore_index=True)) for u in [files("probe_units")] if u]
+units = [claims.probe_units(pd.concat(u, ignore_index=True), table("probes")) for u in [files("probe_units")] if u]
 clean, ablated = files("clean"), files("ablated")
 if clean and ablated:
     units.append(claims.ablation_units(pd.concat(clean, ignore_index=True), pd.concat(ablated, ignore_index=True)))
