@@ -410,6 +410,9 @@ def test_background_evidence_counts_only_from_a_probe_that_reads_the_objects():
     assert abs(absolute["object_follow"] - 0.5) < 0.1 and absolute["object_follow_p"] > 0.05
     no_shift = _strips_behind_a_position_code(shifts=(0,))                       # no fixed-cell test to qualify
     assert no_shift["n_object_pairs"] == 0 and np.isnan(no_shift["object_follow_p"])
+    # background pairs but no object pairs (not on these geometries): the probe cannot be checked, so not testable
+    unchecked = _claim3(strips | dict(object_follow=np.nan, object_follow_p=np.nan, n_object_pairs=0))
+    assert unchecked["verdict"] == cl.NOT_TESTABLE and "no object tokens at a fixed cell" in unchecked["reason"]
 
 
 def test_conflict_readings_are_judged_beyond_the_probes_class_shares():

@@ -121,7 +121,8 @@ CLAIMS = {c.number: c for c in [
           f"its cell's canonical one against an object of the cell's slot there) > 0.5 with p < {ALPHA} in every "
           "orientation (`reads_objects`; otherwise its evidence on the background reads no code of theirs: an "
           "untrained twin's blank background moves with the layout by thousandths of a nat, consistently, while "
-          "its probe reads nothing on the objects)",
+          "its probe reads nothing on the objects); not testable where there are background pairs but no object "
+          "pairs to check the probe on",
           "none: one pre-specified site (the other probed sites are descriptive); orientations and the two "
           "tests: intersection-union",
           "per held-out triple: its fixed-cell pairs' hits minus one half (weight: their number; the contrast the "
@@ -366,6 +367,10 @@ def claim3(model: str, setting: str, probes: pd.DataFrame | None) -> dict:
     follow, p_follow = _col(r, "strip_follow"), _col(r, "strip_follow_p")
     tested = p_follow.notna()                   # shifted layouts: does the strip follow the entities?
     reason = ""
+    if tested.any() and _col(r, "object_follow_p")[tested].isna().any():
+        return not_testable(3, model, setting, "background conflict tokens but no object tokens at a fixed cell to "
+                            "check the probe on (the geometry's shifts never put objects of two slots on one cell)",
+                            note=note)
     if tested.any():
         reads = reads_objects(r)[tested]
         ok = ok and bool((follow[tested] > 0.5).all() and (p_follow[tested] < ALPHA).all() and reads.all())
