@@ -23,14 +23,12 @@ from dualmech.store import ActivationStore
 
 
 def pairs(data: P.ImageSet, group, te, logp):
-    """(image i, image j, cell t) of every matched fixed-cell pair among images `te` (as `follow_pairs`)."""
-    lab = data.labels
-    rel, ab, grp = lab.strip_label[te], lab.absolute[te], group[te]
-    ii, jj = np.nonzero((grp[:, None] == grp[None, :]) & ~np.eye(len(te), dtype=bool))
-    im, tm = np.nonzero(P.conflicts(rel, ab)[ii] & (rel[jj] == ab[ii]))
-    i, j = ii[im], jj[im]
-    r, a = rel[i, tm], ab[i, tm]
-    return logp[i, tm, r] - logp[i, tm, a] - (logp[j, tm, r] - logp[j, tm, a]), r, a
+    """Per fixed-cell pair of images `te` (`probing.fixed_cell_pairs`): the evidence shift log p(r) - log p(a) at
+    the conflict token minus at its cell in the other layout, and the pair's r and a."""
+    rel, ab = data.labels.strip_label[te], data.labels.absolute[te]
+    i, j, t = P.fixed_cell_pairs(group[te], rel, ab)
+    r, a = rel[i, t], ab[i, t]
+    return logp[i, t, r] - logp[i, t, a] - (logp[j, t, r] - logp[j, t, a]), r, a
 
 
 def main(setting: str, models: list[str], seeds: int = 3, test_fraction: float = 0.25, C: float = 1.0, seed: int = 0):

@@ -347,6 +347,8 @@ def test_follow_pairs_compare_a_conflict_token_with_its_cell_in_the_other_layout
     # image 2's cell 1 (strip slot 2, cell's slot 1) is a conflict too, matched by image 1's cell 1: equal evidence
     np.testing.assert_allclose(hits, [0.75, 0, 0.5, 0])
     np.testing.assert_allclose(n, [1, 0, 1, 0])
+    i, j, t = probing.fixed_cell_pairs(groups, rel, ab)           # the pairs compared, as (i, j, cell)
+    assert sorted(zip(i.tolist(), j.tolist(), t.tolist())) == [(0, 1, 0), (0, 2, 0), (2, 1, 1)]
 
 
 def test_centred_removes_what_is_the_same_at_a_cell():

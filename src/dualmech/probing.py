@@ -396,31 +396,34 @@ def conflict_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np
     return chance
 
 
+def fixed_cell_pairs(groups: np.ndarray, rel: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The pairs `follow_pairs` compares: (i, j, t) for every conflict token (`conflicts`) of image i at cell t
+    and every other image j of the same group whose token at t has label `ab[i, t]` (the cell's own slot)."""
+    n = len(groups)
+    i, j = np.nonzero((groups[:, None] == groups[None, :]) & ~np.eye(n, dtype=bool))
+    pair, t = np.nonzero(conflicts(rel, ab)[i] & (rel[j] == ab[i]))
+    return i[pair], j[pair], t
+
+
 def follow_pairs(groups: np.ndarray, rel: np.ndarray, ab: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, ...]:
     """The background conflict tokens read at a fixed cell. For every conflict token (`conflicts`) of image i at
     cell t, relative slot r and absolute slot a, and every other image j of the same group (the triple's other
-    layouts) whose token at t lies in a strip of slot a (the cell's own slot there): the probe's evidence for r
-    over a, log p(r) - log p(a), is compared at (i, t) and at (j, t); a hit is 1 if it is larger at the
-    conflict token, 1/2 if equal. Each conflict token counts once (its hits averaged over its matches; without
-    a match it is left out). Returns per image (hits, matched conflict tokens). For a multinomial logistic probe
-    the evidence is linear in the token (the softmax normaliser cancels), so the comparison is the sign of
-    (w_r - w_a) . (x_i - x_j): position, centring, the probe's intercepts and whatever else is the same at the
-    cell in both layouts cancel exactly; only what moves with the entities can raise the evidence, so no code
-    gives 1/2 in expectation and a code that follows the entities gives 1."""
-    n = len(groups)
-    conflict = conflicts(rel, ab)
-    i, j = np.nonzero((groups[:, None] == groups[None, :]) & ~np.eye(n, dtype=bool))
-    match = conflict[i] & (rel[j] == ab[i])
+    layouts) whose token at t lies in a strip of slot a (the cell's own slot there; `fixed_cell_pairs`): the
+    probe's evidence for r over a, log p(r) - log p(a), is compared at (i, t) and at (j, t); a hit is 1 if it is
+    larger at the conflict token, 1/2 if equal. Each conflict token counts once (its hits averaged over its
+    matches; without a match it is left out). Returns per image (hits, matched conflict tokens). For a
+    multinomial logistic probe the evidence is linear in the token (the softmax normaliser cancels), so the
+    comparison is the sign of (w_r - w_a) . (x_i - x_j): position, centring, the probe's intercepts and whatever
+    else is the same at the cell in both layouts cancel exactly; only what moves with the entities can raise the
+    evidence, so no code gives 1/2 in expectation and a code that follows the entities gives 1."""
+    i, j, t = fixed_cell_pairs(groups, rel, ab)
     hits, count = np.zeros(rel.shape), np.zeros(rel.shape)
-    if match.any():
+    if len(i):
         logp = np.log(np.maximum(proba, 1e-300))
-        r, a = np.maximum(rel, 0)[i][..., None], np.maximum(ab, 0)[i][..., None]
-
-        def evidence(img):
-            return (np.take_along_axis(logp[img], r, -1) - np.take_along_axis(logp[img], a, -1))[..., 0]
-        ei, ej = evidence(i), evidence(j)
-        np.add.at(hits, i, np.where(match, (ei > ej) + 0.5 * (ei == ej), 0.0))
-        np.add.at(count, i, match)
+        r, a = rel[i, t], ab[i, t]
+        ei, ej = logp[i, t, r] - logp[i, t, a], logp[j, t, r] - logp[j, t, a]
+        np.add.at(hits, (i, t), (ei > ej) + 0.5 * (ei == ej))
+        np.add.at(count, (i, t), 1.0)
     has = count > 0
     return np.where(has, hits / np.maximum(count, 1), 0.0).sum(1), has.sum(1).astype(float)
 
