@@ -396,6 +396,20 @@ def conflict_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np
     return chance
 
 
+def pair_metrics(row: dict, prefix: str, stream: str, acc: dict, pick, w: np.ndarray, n_perm: int, seed: int,
+                 *names) -> np.ndarray:
+    """Write the fixed-cell pairs' metrics (`follow_pairs` hits and counts in `acc`) into `row`:
+    `n_{prefix}_pairs`, the share `{prefix}_follow` with its bootstrap CI, and the sign-flip p of the hits beyond
+    one half over units `{prefix}_follow_p` (random stream `stream`). Returns the per-unit hits beyond one half."""
+    n = pick(acc["n"])
+    excess = pick(acc["hit"]) - 0.5 * n
+    row[f"n_{prefix}_pairs"] = int(acc["n"].sum())
+    row[f"{prefix}_follow"], row[f"{prefix}_follow_lo"], row[f"{prefix}_follow_hi"] = ratio(pick(acc["hit"]), n, w)
+    row[f"{prefix}_follow_p"] = (sign_flip_p(excess[n > 0], n_perm, seed, *names[:2], stream, *names[2:])
+                                 if row[f"n_{prefix}_pairs"] else np.nan)
+    return excess
+
+
 def fixed_cell_pairs(groups: np.ndarray, rel: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, ...]:
     """The pairs `follow_pairs` compares: (i, j, t) for every conflict token (`conflicts`) of image i at cell t
     and every other image j of the same group whose token at t has label `ab[i, t]` (the cell's own slot)."""
@@ -636,17 +650,9 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
                                  orientation, *tag)
     if shifted_any and row["n_strip_conflict"] == 0:
         notes.append(UNDEFINED_STRIP_CONFLICT)
-    row["n_strip_pairs"] = int(pairs["n"].sum())
-    pair_excess = pick(pairs["hit"]) - 0.5 * pick(pairs["n"])
-    row["strip_follow"], row["strip_follow_lo"], row["strip_follow_hi"] = ratio(pick(pairs["hit"]), pick(pairs["n"]), w)
-    row["strip_follow_p"] = (sign_flip_p(pair_excess[pick(pairs["n"]) > 0], n_perm, root_seed, setting, orientation,
-                                         "strip-follow", *tag) if row["n_strip_pairs"] else np.nan)
-    row["n_object_pairs"] = int(object_pairs["n"].sum())
-    row["object_follow"], row["object_follow_lo"], row["object_follow_hi"] = ratio(pick(object_pairs["hit"]),
-                                                                                 pick(object_pairs["n"]), w)
-    object_excess = pick(object_pairs["hit"]) - 0.5 * pick(object_pairs["n"])
-    row["object_follow_p"] = (sign_flip_p(object_excess[pick(object_pairs["n"]) > 0], n_perm, root_seed, setting,
-                                          orientation, "object-follow", *tag) if row["n_object_pairs"] else np.nan)
+    pair_excess = pair_metrics(row, "strip", "strip-follow", pairs, pick, w, n_perm, root_seed, setting, orientation,
+                               *tag)
+    pair_metrics(row, "object", "object-follow", object_pairs, pick, w, n_perm, root_seed, setting, orientation, *tag)
     row["note"] = "; ".join(notes)
     units_df = pd.DataFrame(dict(unit=units[keep], amb_hit=pick(amb["hit"]), amb_n=pick(amb["n"]),
                                  strip_score=strip_stat(*sc), conf_rel=pick(conf["rel"]), conf_abs=pick(conf["abs"]),
