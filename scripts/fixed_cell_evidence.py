@@ -39,25 +39,17 @@ def main(setting: str, models: list[str], seeds: int = 3, test_fraction: float =
         s1 = ActivationStore(f"results/activations/{model}/{setting}_shifted.safetensors")
         geometry = Geometry.of(t0)
         for o in dict.fromkeys(t0["orientation"]):
-            names = sorted(set().union(*(set(t[["e0", "e1", "e2"]].to_numpy().ravel()) for t in (t0, t1))))
-            ids = {e: i for i, e in enumerate(names)}
-            imgs, lab = P.relation_set(t0, s0.index(), geometry, o, ids, None)
-            s_imgs, s_lab = P.relation_set(t1, s1.index(), geometry, o, ids, None)
-            lab = P.Labels.concat([lab, s_lab])
-            group = np.concatenate([imgs["triple"].to_numpy(), s_imgs["triple"].to_numpy()])
-            canon = np.concatenate([np.ones(len(imgs), bool), np.zeros(len(s_imgs), bool)])
-            X = np.concatenate([s0.load([LM_INPUT])[LM_INPUT][imgs["row"].to_numpy()],
-                                s1.load([LM_INPUT])[LM_INPUT][s_imgs["row"].to_numpy()]])
-            data = P.ImageSet(X, lab, group, canon)
+            data = P.probe_images(setting, geometry, o, (t0, s0), (t1, s1), None).at(LM_INPUT)
+            lab, group = data.labels, data.group
             shift, gap = [], []
             for s in range(seeds):
                 test = P.split(group, test_fraction, seed, setting, s)
                 tr, te = np.flatnonzero(~test), np.flatnonzero(test)
                 objects = data.centred(tr, lab.obj >= 0)
-                probe = P._fit(objects, tr, lab.obj, C)
-                logp = np.log(np.maximum(P._apply(probe, data.centred(tr, lab.background), te), 1e-300))
+                probe = P.fit_tokens(objects, tr, lab.obj, C)
+                logp = np.log(np.maximum(P.token_proba(probe, data.centred(tr, lab.background), te), 1e-300))
                 d, r, a = pairs(data, group, te, logp)
-                logo = np.log(np.maximum(P._apply(probe, objects, te), 1e-300))
+                logo = np.log(np.maximum(P.token_proba(probe, objects, te), 1e-300))
                 obj = lab.obj[te]
 
                 def gap_of(x, y):

@@ -25,7 +25,7 @@ import transformers
 import yaml
 
 from dualmech import organism, probing
-from dualmech.probing import ImageSet, Labels, _apply, _fit, split
+from dualmech.probing import fit_tokens, split, token_proba
 from dualmech.sites import LM_INPUT
 from dualmech.stimuli import Geometry
 from dualmech.store import ActivationStore
@@ -67,28 +67,23 @@ def main(model_name: str, settings: list[str]) -> None:
             on_objects = (pred == labels.obj)[labels.obj >= 0].mean()
             print(f"{setting:8s} {orientation:10s} T's probe: objects read {on_objects:.2f}; conflict background, "
                   f"read as: {shown}")
-            for name, objects, read in paper_probes(run, model_name, setting, orientation, ids, geometry):
+            for name, objects, read in paper_probes(run, model_name, setting, orientation, geometry):
                 print(f"{'':19s} {name}: held-out shifted objects read {objects:.2f}; conflict background, read as: "
                       + "; ".join(f"{names[r]} strip: " + ", ".join(f"{names[p]} {n}" for p, n in enumerate(row))
                                   for r, row in read.items()))
 
 
-def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids: dict, geometry: Geometry):
+def paper_probes(run: Path, model_name: str, setting: str, orientation: str, geometry: Geometry):
     """The paper's canonical + shifted layouts, split as the probes rule's first seed: per probe (claim 3's
     centred one, the same fitted at varying-slot cells only, the uncentred one, the canonical-only one), its
     accuracy on held-out shifted object tokens (for the second, at varying-slot cells) and its readings of the
     held-out conflict background tokens, {relative slot: counts per class read}."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    parts = []
-    for name in (setting, f"{setting}_shifted"):
-        table = pd.read_parquet(run / f"stimuli/{model_name}/{name}/items.parquet")
-        store = ActivationStore(run / f"activations/{model_name}/{name}.safetensors")
-        imgs, labels = probing.relation_set(table, store.index(), geometry, orientation, ids, None)
-        parts.append((imgs, labels, store.load([LM_INPUT])[LM_INPUT][imgs["row"].to_numpy()]))
-    labels = Labels.concat([p[1] for p in parts])
-    canonical = np.r_[np.ones(len(parts[0][0]), bool), np.zeros(len(parts[1][0]), bool)]
-    data = ImageSet(np.concatenate([p[2] for p in parts]), labels,
-                    np.concatenate([p[0]["triple"].to_numpy() for p in parts]), canonical)
+    sets = [(pd.read_parquet(run / f"stimuli/{model_name}/{name}/items.parquet"),
+             ActivationStore(run / f"activations/{model_name}/{name}.safetensors"))
+            for name in (setting, f"{setting}_shifted")]
+    data = probing.probe_images(setting, geometry, orientation, *sets, None).at(LM_INPUT)
+    labels, canonical = data.labels, data.canonical
     test = split(data.group, cfg["probing"]["test_fraction"], cfg["seed"], setting, 0)
     train, held = np.flatnonzero(~test), np.flatnonzero(test & ~canonical)
     C = cfg["probing"]["C"]
@@ -99,14 +94,14 @@ def paper_probes(run: Path, model_name: str, setting: str, orientation: str, ids
     seen = labels.obj[train]
     lo, hi = np.where(seen >= 0, seen, 99).min(0), seen.max(0)
     at_varying = np.where((hi >= 0) & (lo < hi), labels.obj, -1)       # object tokens of varying-slot cells
-    probes = [("centred (claim 3)", _fit(centred, train, labels.obj, C), centred, background),
-              ("centred, varying-slot cells only", _fit(centred, train, at_varying, C), centred, background),
-              ("uncentred", _fit(data, train, labels.obj, C), data, data),
-              ("canonical-only", _fit(data, train[canonical[train]], labels.obj, C), data, data)]
+    probes = [("centred (claim 3)", fit_tokens(centred, train, labels.obj, C), centred, background),
+              ("centred, varying-slot cells only", fit_tokens(centred, train, at_varying, C), centred, background),
+              ("uncentred", fit_tokens(data, train, labels.obj, C), data, data),
+              ("canonical-only", fit_tokens(data, train[canonical[train]], labels.obj, C), data, data)]
     for name, probe, on_objects, on_background in probes:
         scored = (at_varying[held] if name.startswith("centred, varying") else obj) >= 0
-        objects = (_apply(probe, on_objects, held).argmax(-1) == obj)[scored].mean()
-        pred = _apply(probe, on_background, held).argmax(-1)
+        objects = (token_proba(probe, on_objects, held).argmax(-1) == obj)[scored].mean()
+        pred = token_proba(probe, on_background, held).argmax(-1)
         yield name, objects, {r: [int(((pred == p) & conflict & (rel == r)).sum()) for p in range(3)]
                               for r in sorted(set(rel[conflict].tolist()))}
 

@@ -479,7 +479,7 @@ class ImageSet:
         return X
 
 
-def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
+def fit_tokens(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
     """Probe on the tokens of images `rows` that have a target in y (n, T; -1: none, as every background token)."""
     mask = y[rows] >= 0
     if data.X is None:     # position-only probes do not depend on the site: fit once per label set
@@ -492,7 +492,7 @@ def _fit(data: ImageSet, rows: np.ndarray, y: np.ndarray, C: float) -> Probe:
     return Probe(data.labels.k, C).fit(data.features(rows)[mask], y[rows][mask])
 
 
-def _apply(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
+def token_proba(probe: Probe, data: ImageSet, rows: np.ndarray) -> np.ndarray:
     """(len(rows), T, K) class probabilities at every token of images `rows`."""
     t = data.labels.obj.shape[1]
     if data.X is None:                               # position-only: the same answer for every image
@@ -537,8 +537,8 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         test = split(data.group, test_fraction, root_seed, setting, s)
         tr_c, te_c = canon[~test[canon]], canon[test[canon]]
         # canonical probe, its control task and the position-only baseline
-        probe = _fit(data, tr_c, lab.obj, C)
-        P = _apply(probe, data, te_c)
+        probe = fit_tokens(data, tr_c, lab.obj, C)
+        P = token_proba(probe, data, te_c)
         pred = P.argmax(-1)
         heat += P.sum(0).T
         heat_n += len(te_c)
@@ -547,10 +547,10 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         np.add.at(acc["n"], te_c, (obj >= 0).sum(1))
         cmap = rng(root_seed, "control-task", setting, orientation, s).integers(0, k, size=n_entities)
         y_ctrl = np.where(lab.entity >= 0, cmap[np.maximum(lab.entity, 0)], -1)
-        ctrl_pred = _apply(_fit(data, tr_c, y_ctrl, C), data, te_c).argmax(-1)
+        ctrl_pred = token_proba(fit_tokens(data, tr_c, y_ctrl, C), data, te_c).argmax(-1)
         np.add.at(acc["ctrl"], te_c, ((ctrl_pred == y_ctrl[te_c]) & (obj >= 0)).sum(1))
-        pos_probe = _fit(positions, tr_c, lab.obj, C)
-        pos_pred = _apply(pos_probe, positions, te_c).argmax(-1)
+        pos_probe = fit_tokens(positions, tr_c, lab.obj, C)
+        pos_pred = token_proba(pos_probe, positions, te_c).argmax(-1)
         np.add.at(acc["pos"], te_c, ((pos_pred == obj) & (obj >= 0)).sum(1))
         if not shifted_any:
             add_strips(te_c, pred, pos_pred)
@@ -558,14 +558,14 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # shifted control: the canonical probe on shifted test images (absolute vs relative) ...
         te_s = np.flatnonzero(test & ~data.canonical)
         so = lab.obj[te_s]
-        sp = _apply(probe, data, te_s).argmax(-1)
-        spp = _apply(pos_probe, positions, te_s).argmax(-1)
+        sp = token_proba(probe, data, te_s).argmax(-1)
+        spp = token_proba(pos_probe, positions, te_s).argmax(-1)
         conflict = add_conflicts(conf, te_s, so, lab.absolute[te_s], sp)
         np.add.at(conf["pos_rel"], te_s, (conflict & (spp == so)).sum(1))
         # ... and a probe trained on canonical + shifted layouts, scored on position-ambiguous tokens
         tr, te = np.flatnonzero(~test), np.flatnonzero(test)
-        mp = _apply(_fit(data, tr, lab.obj, C), data, te).argmax(-1)
-        mpp = _apply(_fit(positions, tr, lab.obj, C), positions, te).argmax(-1)
+        mp = token_proba(fit_tokens(data, tr, lab.obj, C), data, te).argmax(-1)
+        mpp = token_proba(fit_tokens(positions, tr, lab.obj, C), positions, te).argmax(-1)
         o, sl = lab.obj[te], lab.strip_label[te]
         a_obj = ambiguous(o, lab.obj[tr], k)
         a_strip = ambiguous(sl, lab.strip_label[tr], k)
@@ -586,10 +586,10 @@ def analyse_site(data: ImageSet, setting: str, orientation: str, seeds: int, tes
         # objects' mean there, background tokens on the background's), so it cannot lean on the position
         bs = te[~on_canon]
         objects_c = data.centred(tr, lab.obj >= 0)
-        probe_c = _fit(objects_c, tr, lab.obj, C)
-        bp_all = _apply(probe_c, data.centred(tr, lab.background), te)
+        probe_c = fit_tokens(objects_c, tr, lab.obj, C)
+        bp_all = token_proba(probe_c, data.centred(tr, lab.background), te)
         # ... which must read the objects' slot at a fixed cell, or its evidence there reads no code of theirs
-        hit, m = follow_pairs(data.group[te], o, lab.absolute[te], _apply(probe_c, objects_c, te))
+        hit, m = follow_pairs(data.group[te], o, lab.absolute[te], token_proba(probe_c, objects_c, te))
         np.add.at(object_pairs["hit"], te, hit)
         np.add.at(object_pairs["n"], te, m)
         add_conflicts(bg_conf, bs, lab.strip_label[bs], lab.absolute[bs], bp_all[~on_canon].argmax(-1))
@@ -684,6 +684,56 @@ def relation_set(table: pd.DataFrame, index: pd.DataFrame, geometry: Geometry, o
     return imgs.reset_index(drop=True), relation_labels(imgs, geometry, orientation, entity_ids, strip_width)
 
 
+@dataclass
+class ProbeImages:
+    """The images of one (setting, orientation) that the probes see, across their activation stores: labels,
+    split unit, canonical flag, and where each image's activations are (`parts`: (store, rows) in order)."""
+    labels: Labels
+    group: np.ndarray
+    canonical: np.ndarray
+    parts: list
+    n_entities: int
+
+    def at(self, site: str) -> ImageSet:
+        """The activations of `site` for every image."""
+        X = np.concatenate([store.load([site])[site][r] for store, r in self.parts])
+        return ImageSet(X, self.labels, self.group, self.canonical)
+
+
+def probe_images(setting: str, geometry: Geometry, orientation: str, canonical: tuple, shifted: tuple | None,
+                 strip_width: int | None) -> ProbeImages:
+    """The probe set of one setting and orientation: canonical = (stimulus table, ActivationStore); shifted: the
+    same for the shifted layouts (relation settings; None where there are none). Relation sets group an image
+    with its triple's other images (canonical and shifted); grid and What'sUp images are their own group."""
+    table, store = canonical
+    index = store.index()
+    if setting == "whatsup":     # composites: slot regions from the per-reference boxes (App C.7)
+        imgs = index[["image", "row"]].merge(table.drop_duplicates("image"), on="image",
+                                             validate="one_to_one").sort_values("row").reset_index(drop=True)
+        ids = {e: i for i, e in enumerate(sorted(set(imgs[["e0", "e1", "e2"]].to_numpy().ravel())))}
+        return ProbeImages(whatsup_labels(imgs, geometry, ids), np.arange(len(imgs)), np.ones(len(imgs), bool),
+                           [(store, imgs["row"].to_numpy())], len(ids))
+    if setting.startswith("grid"):
+        imgs = index[["image", "row"]].merge(table, on="image", validate="one_to_one").sort_values("row")
+        ids = {e: i for i, e in enumerate(sorted({c["entity"] for cells in imgs["cells"] for c in json.loads(cells)}))}
+        return ProbeImages(grid_labels(imgs, geometry, orientation, ids, strip_width), np.arange(len(imgs)),
+                           np.ones(len(imgs), bool), [(store, imgs["row"].to_numpy())], len(ids))
+    tables = [table] + ([shifted[0]] if shifted is not None else [])
+    ids = {e: i for i, e in enumerate(sorted(set().union(*(set(t[["e0", "e1", "e2"]].to_numpy().ravel())
+                                                           for t in tables))))}
+    imgs, labels = relation_set(table, index, geometry, orientation, ids, strip_width)
+    group, canon = imgs["triple"].to_numpy(), np.ones(len(imgs), bool)
+    parts = [(store, imgs["row"].to_numpy())]
+    if shifted is not None and len(shifted[0]):
+        s_table, s_store = shifted
+        s_imgs, s_labels = relation_set(s_table, s_store.index(), geometry, orientation, ids, strip_width)
+        labels = Labels.concat([labels, s_labels])
+        group = np.concatenate([group, s_imgs["triple"].to_numpy()])
+        canon = np.concatenate([canon, np.zeros(len(s_imgs), bool)])
+        parts.append((s_store, s_imgs["row"].to_numpy()))
+    return ProbeImages(labels, group, canon, parts, len(ids))
+
+
 def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: dict, cfg: dict, root_seed: int,
                   log=None) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
     """Every orientation x site of one model on one setting.
@@ -692,48 +742,19 @@ def probe_setting(setting: str, geometry: Geometry, canonical: dict, shifted: di
     maps both orientations to the same (table, store) and `shifted` is empty.
     cfg: the `probing` config section. Returns (metrics, arrays for the heat-map file, per-unit counts of every
     orientation x site: `analyse_site`'s units)."""
-    grid = setting.startswith("grid")
     rows, arrays, units = [], {}, []
     for orientation, (table, store) in canonical.items():
-        index = store.index()
-        if setting == "whatsup":     # composites: slot regions from the per-reference boxes (App C.7)
-            imgs = index[["image", "row"]].merge(table.drop_duplicates("image"), on="image",
-                                                 validate="one_to_one").sort_values("row").reset_index(drop=True)
-            ids = {e: i for i, e in enumerate(sorted(set(imgs[["e0", "e1", "e2"]].to_numpy().ravel())))}
-            labels = whatsup_labels(imgs, geometry, ids)
-            group, canon = np.arange(len(imgs)), np.ones(len(imgs), bool)
-            parts = [(store, imgs["row"].to_numpy())]
-        elif grid:
-            imgs = index[["image", "row"]].merge(table, on="image", validate="one_to_one").sort_values("row")
-            names = sorted({c["entity"] for cells in imgs["cells"] for c in json.loads(cells)})
-            ids = {e: i for i, e in enumerate(names)}
-            labels = grid_labels(imgs, geometry, orientation, ids, cfg["strip_width"])
-            group, canon = np.arange(len(imgs)), np.ones(len(imgs), bool)
-            parts = [(store, imgs["row"].to_numpy())]
-        else:
-            tables = [table] + ([shifted[orientation][0]] if orientation in shifted else [])
-            names = sorted(set().union(*(set(t[["e0", "e1", "e2"]].to_numpy().ravel()) for t in tables)))
-            ids = {e: i for i, e in enumerate(names)}
-            imgs, labels = relation_set(table, index, geometry, orientation, ids, cfg["strip_width"])
-            group, canon = imgs["triple"].to_numpy(), np.ones(len(imgs), bool)
-            parts = [(store, imgs["row"].to_numpy())]
-            if orientation in shifted and len(shifted[orientation][0]):
-                s_table, s_store = shifted[orientation]
-                s_imgs, s_labels = relation_set(s_table, s_store.index(), geometry, orientation, ids, cfg["strip_width"])
-                labels = Labels.concat([labels, s_labels])
-                group = np.concatenate([group, s_imgs["triple"].to_numpy()])
-                canon = np.concatenate([canon, np.zeros(len(s_imgs), bool)])
-                parts.append((s_store, s_imgs["row"].to_numpy()))
+        images = probe_images(setting, geometry, orientation, (table, store), shifted.get(orientation),
+                              cfg["strip_width"])
+        labels, canon = images.labels, images.canonical
         shifts = sorted(set(shifted[orientation][0]["shift"])) if orientation in shifted else []
         n = geometry.grid
         first = np.flatnonzero(canon)[0]
         arrays[f"{orientation}/objects"] = labels.obj[first].reshape(n, n).astype(np.int32)
         for depth, site in enumerate(store.sites()):
-            X = np.concatenate([st.load([site])[site][r] for st, r in parts])
-            data = ImageSet(X, labels, group, canon)
-            row, heat, per_unit = analyse_site(data, setting, orientation, cfg["seeds"], cfg["test_fraction"],
-                                               cfg["C"], root_seed, len(ids), cfg["bootstrap"], cfg["permutations"],
-                                               tag=(site,))
+            row, heat, per_unit = analyse_site(images.at(site), setting, orientation, cfg["seeds"],
+                                               cfg["test_fraction"], cfg["C"], root_seed, images.n_entities,
+                                               cfg["bootstrap"], cfg["permutations"], tag=(site,))
             units.append(per_unit.assign(setting=setting, orientation=orientation, site=site))
             rows.append(dict(setting=setting, orientation=orientation, site=site, depth=depth,
                              shifts=",".join(f"{k:+d}" for k in shifts)) | row)
