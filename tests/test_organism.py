@@ -282,3 +282,31 @@ def test_strip_transfer_is_reproduced_from_the_committed_checkpoint():
     assert got == info["diagnostics"]["strip_transfer"]
     assert set(got["cells"]) == {f"{s}/{o}" for s in SETTINGS for o in ("horizontal", "vertical")}
     assert 1 / 3 < got["min"] < 0.5 < got["mean"]       # below the bar in its worst cell (objects/vertical)
+
+
+def _tiny_training_config():
+    import copy
+    config = copy.deepcopy(load(REPO / "config.yaml"))
+    o = config["organism"]
+    o.update(image_grid=SPEC.image_grid, patch_px=SPEC.patch_px, object_tokens=SPEC.object_tokens,
+             gap_tokens=SPEC.gap_tokens, vision=dict(hidden=32, layers=1, heads=2),
+             lm=dict(hidden=32, layers=2, heads=2, init_std=0.16))
+    o["train"].update(max_steps=6, batch_size=4, eval_every=2, eval_per_cell=3, warmup_steps=2, stop_accuracy=1.01)
+    return config
+
+
+def test_replay_matches_a_run_of_the_same_recipe_and_stops_where_the_history_differs():
+    config = _tiny_training_config()
+    run, stage1 = organism.training_run(config, "organism-lm")
+    assert stage1 is None and run["shuffle_image_order"] == 0.0
+    _, history = organism.train(**run, log=lambda s: None)
+    assert [h["step"] for h in history] == [2, 4, 6]
+    same = organism.replay(config, "organism-lm", history, steps=6)
+    assert [(r["step"], r["same"]) for r in same] == [(2, True), (4, True), (6, True)]
+    assert [r["committed"] for r in same] == [h["min_cell_accuracy"] for h in history]
+    other = json.loads(json.dumps(history))
+    key = next(iter(other[1]["cells"]))
+    other[1]["cells"][key] = round(other[1]["cells"][key] + 0.01, 4)        # the run diverged at step 4
+    assert [(r["step"], r["same"]) for r in organism.replay(config, "organism-lm", other, steps=6)] == \
+        [(2, True), (4, False)]
+    assert [r["step"] for r in organism.replay(config, "organism-lm", history, steps=2)] == [2]

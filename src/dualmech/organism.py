@@ -21,7 +21,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from .organism_tables import CONDITIONS
 from .seeding import rng, torch_generator, torch_seed
-from .stimuli import (ANSWER_SLOT, DIRECTIONS, OPPOSITE, ORIENTATION_OF, PREPOSITIONS, SETTINGS, SYSTEM_PROMPT, TEMPLATES,
+from .stimuli import (ANSWER_SLOT, DIRECTIONS, OPPOSITE, ORIENTATION_OF, SETTINGS, SYSTEM_PROMPT,
                       Geometry, compose, entities, prompt, sprite)
 
 IMAGE_TOKEN = "<image>"
@@ -516,6 +516,51 @@ def load_stage1(config: dict, stage1_dir: Path) -> tuple[dict, dict]:
     return load_file(str(Path(stage1_dir) / "vision_tower.safetensors")), info
 
 
+def training_run(config: dict, name: str, stage1_dir: Path | None = None) -> tuple[dict, dict | None]:
+    """The keyword arguments of `train` for organism `name` by its recipe (its running evaluator included), and
+    the stage-1 record (stage1.json) of a two-stage organism (None for an end-to-end one)."""
+    o, seed, v = config["organism"], config["seed"], variant(config, name)
+    spec = OrganismSpec.from_config(config, o)
+    two_stage = v["recipe"] == "two-stage"
+    train_cfg = o["train"] | (o["stage2"] if two_stage else {})
+    vision_state, stage1 = load_stage1(config, stage1_dir) if two_stage else (None, None)
+    evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed,
+                                 dict(shuffled=v.get("shuffled_bar"), ablated=v.get("ablated_bar")),
+                                 train_cfg["target_accuracy"])
+    return dict(spec=spec, train_cfg=train_cfg, seed=seed, evaluate=evaluate, vision_state=vision_state,
+                shuffle_image_order=v.get("shuffle_image_order", 0.0),
+                ablate_image_order=v.get("ablate_image_order", 0.0)), stage1
+
+
+class _Diverged(Exception):
+    pass
+
+
+def replay(config: dict, name: str, history: list[dict], steps: int, stage1_dir: Path | None = None) -> list[dict]:
+    """Retrain organism `name` from scratch (this machine, this thread count) and compare each running evaluation
+    up to `steps` with `history` (a checkpoint's organism.json history): [{step, same, score, committed}], ending
+    at the first evaluation whose per-cell accuracies differ. One differing floating-point sum changes the
+    trajectory, so a match over the first evaluations is what a full retrain reproducing the checkpoint needs."""
+    run, _ = training_run(config, name, stage1_dir)
+    committed = {h["step"]: h for h in history}
+    every, evaluate, out = run["train_cfg"]["eval_every"], run["evaluate"], []
+
+    def compare(model):
+        score, cells = evaluate(model)
+        step = every * (len(out) + 1)
+        c = committed.get(step)
+        out.append(dict(step=step, same=c is not None and c["cells"] == cells, score=score,
+                        committed=c and c["min_cell_accuracy"]))
+        if not out[-1]["same"] or step >= steps:
+            raise _Diverged
+        return score, cells
+    try:
+        train(**run | dict(evaluate=compare), log=lambda s: None)
+    except _Diverged:
+        pass
+    return out
+
+
 def train_and_accept(config: dict, out_dir: Path, log=print, name: str = "organism-lm",
                      stage1_dir: Path | None = None) -> dict:
     """Train organism `name` by its recipe (end to end, or stage 2 on the stage-1 tower in `stage1_dir`), save,
@@ -525,17 +570,11 @@ def train_and_accept(config: dict, out_dir: Path, log=print, name: str = "organi
     import shutil
     import tempfile
 
-    o, seed, v = config["organism"], config["seed"], variant(config, name)
-    spec = OrganismSpec.from_config(config, o)
-    two_stage = v["recipe"] == "two-stage"
-    train_cfg = o["train"] | (o["stage2"] if two_stage else {})
-    vision_state, stage1 = load_stage1(config, stage1_dir) if two_stage else (None, None)
+    run, stage1 = training_run(config, name, stage1_dir)
+    spec, seed, train_cfg, two_stage = run["spec"], run["seed"], run["train_cfg"], stage1 is not None
+    v = variant(config, name)
     t0 = time.perf_counter()
-    evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed,
-                                 dict(shuffled=v.get("shuffled_bar"), ablated=v.get("ablated_bar")),
-                                 train_cfg["target_accuracy"])
-    model, history = train(spec, train_cfg, seed, evaluate, log, vision_state, v.get("shuffle_image_order", 0.0),
-                           v.get("ablate_image_order", 0.0))
+    model, history = train(**run, log=log)
     minutes = (time.perf_counter() - t0) / 60
     diag = diagnostics(model, spec, seed, train_cfg["eval_per_cell"])
     log(json.dumps({c: {k: d[k] for k in ("mean", "min")} for c, d in diag.items()}))
