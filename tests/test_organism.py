@@ -310,3 +310,26 @@ def test_replay_matches_a_run_of_the_same_recipe_and_stops_where_the_history_dif
     assert [(r["step"], r["same"]) for r in organism.replay(config, "organism-lm", other, steps=6)] == \
         [(2, True), (4, False)]
     assert [r["step"] for r in organism.replay(config, "organism-lm", history, steps=2)] == [2]
+
+
+def test_entity_weights_draw_each_triple_from_the_weighted_entities():
+    sampler = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=0)
+    heavy = {s: np.array([1.0 if i < 3 else 0.0 for i in range(len(e))]) for s, e in sampler.ents.items()}
+    heavy = {s: w / w.sum() for s, w in heavy.items()}
+    cells, triples, _, _ = sampler.scenes(48, entity_weights=heavy)
+    for c, t in zip(cells, triples):
+        setting = organism.CELLS[c][0]
+        assert sorted(sampler.ents[setting].index(e) for e in t) == [0, 1, 2]
+    _, uniform, _, _ = organism.SceneSampler(SPEC, organism.build_processor(SPEC), seed=0).scenes(48)
+    assert any(max(sampler.ents[organism.CELLS[c][0]].index(e) for e in t) > 2 for c, t in zip(cells, uniform))
+
+
+def test_balance_entities_is_the_end_to_end_recipes_alone():
+    import copy
+    config = load(REPO / "config.yaml")
+    balanced = copy.deepcopy(config)
+    balanced["organism"]["train"]["balance_entities"] = not config["organism"]["train"].get("balance_entities")
+    assert organism.config_digest(balanced, "organism-lm") != organism.config_digest(config, "organism-lm")
+    for name in ("organism-vision", "organism-dual"):        # stage 2 does not read it: same recipe, same digest
+        assert organism.config_digest(balanced, name) == organism.config_digest(config, name)
+    assert "balance_entities" not in organism.stage2_train(balanced["organism"])      # what training_run passes

@@ -188,21 +188,23 @@ class SceneSampler:
             if lay != canonical:
                 return lay
 
-    def scenes(self, n: int, weights: np.ndarray | None = None):
-        """n random scenes: (cells, entity triples, layouts, normalised pixels (n, 3, H, W))."""
+    def scenes(self, n: int, weights: np.ndarray | None = None, entity_weights: dict | None = None):
+        """n random scenes: (cells, entity triples, layouts, normalised pixels (n, 3, H, W)); `entity_weights`
+        {setting: weights over its entities} draws each triple's entities by them (uniform when None)."""
         cells = self.rng.choice(len(CELLS), size=n, p=weights)
         triples, layouts, pixels = [], [], []
         for cell in cells:
             setting, direction = CELLS[cell]
             ents = self.ents[setting]
-            triples.append([ents[i] for i in self.rng.choice(len(ents), size=3, replace=False)])
+            p = entity_weights[setting] if entity_weights else None
+            triples.append([ents[i] for i in self.rng.choice(len(ents), size=3, replace=False, p=p)])
             layouts.append(self.layout(ORIENTATION_OF[direction]))
             px = [(r * self.g.px_per_token, c * self.g.px_per_token) for r, c in layouts[-1]]
             pixels.append(compose([self.sprites[e] for e in triples[-1]], px, self.g.canvas_px))
         x = (np.stack(pixels).astype(np.float32) / 255.0 - self.mean) / self.std
         return cells, triples, layouts, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
-    def batch(self, n: int, weights: np.ndarray | None = None, turns: int = 1):
+    def batch(self, n: int, weights: np.ndarray | None = None, turns: int = 1, entity_weights: dict | None = None):
         """n scenes; each one's (setting, direction) cell is drawn from `weights` over CELLS (uniform when None).
 
         With turns=2 the conversation goes on after the first answer with a second question about the same
@@ -210,7 +212,7 @@ class SceneSampler:
         first turn is exactly the evaluation format (causal attention never sees what follows it), the second
         adds a supervised answer that differs from the first only through the direction word.
         Returns (model inputs, answer positions (n, turns), answer token ids (n, turns), cell of each scene)."""
-        cells, triples, layouts, pixel_values = self.scenes(n, weights)
+        cells, triples, layouts, pixel_values = self.scenes(n, weights, entity_weights)
         self.last_scenes = (triples, layouts)
         ids, positions, answers = [], [], []
         for cell, triple in zip(cells, triples):
@@ -278,13 +280,18 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
     history, start, step = [], time.perf_counter(), 0
     budget = train_cfg["max_minutes"] * 60
     train_acc = np.zeros(len(CELLS))          # running training accuracy per (setting, direction) cell
+    entity_acc = {k: np.zeros(len(v)) for k, v in sampler.ents.items()}   # per entity as the first answer
     model.train()
     while step < total and time.perf_counter() - start < budget:
         weights = None
         if train_cfg["balance_by_error"]:     # draw cells in proportion to 0.25 + their training error
             weights = 1.25 - train_acc
             weights /= weights.sum()
-        inputs, positions, answers, cells = sampler.batch(train_cfg["batch_size"], weights, train_cfg["turns"])
+        entity_weights = None
+        if train_cfg.get("balance_entities"):  # entities too, in proportion to 0.25 + their error as the answer
+            entity_weights = {k: (1.25 - a) / (1.25 - a).sum() for k, a in entity_acc.items()}
+        inputs, positions, answers, cells = sampler.batch(train_cfg["batch_size"], weights, train_cfg["turns"],
+                                                          entity_weights)
         ablate.scenes(*sampler.last_scenes)
         logits = answer_logits(model, inputs, positions)
         loss = F.cross_entropy(logits.flatten(0, 1), answers.flatten())
@@ -297,6 +304,10 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
         hits = (logits[:, 0].argmax(-1) == answers[:, 0]).numpy()     # the first turn = the evaluation format
         for c in np.unique(cells):
             train_acc[c] = 0.95 * train_acc[c] + 0.05 * hits[cells == c].mean()
+        for c, triple, hit in zip(cells, sampler.last_scenes[0], hits):
+            setting, direction = CELLS[c]
+            e = sampler.ents[setting].index(triple[ANSWER_SLOT[direction]])
+            entity_acc[setting][e] = 0.98 * entity_acc[setting][e] + 0.02 * hit
         if step % train_cfg["eval_every"] == 0 or step == total:
             model.eval()
             acc, per_cell = evaluate(model)
@@ -470,7 +481,15 @@ def recipe_section(config: dict, name: str | None = None) -> dict:
     v = variant(config, name)
     if v["recipe"] == "end-to-end":
         return arch | {"train": o["train"]}
-    return arch | {"stage1": o["stage1"], "stage2": o["train"] | o["stage2"], "variant": v}
+    return arch | {"stage1": o["stage1"], "stage2": stage2_train(o), "variant": v}
+
+
+END_TO_END_ONLY = ("balance_entities",)     # `train` keys that stage 2 does not read
+
+
+def stage2_train(o: dict) -> dict:
+    """Stage 2's training settings: `train` (without its end-to-end-only keys) overridden by `stage2`."""
+    return {k: x for k, x in o["train"].items() if k not in END_TO_END_ONLY} | o["stage2"]
 
 
 def config_digest(config: dict, name: str | None = None) -> str:
@@ -522,7 +541,7 @@ def training_run(config: dict, name: str, stage1_dir: Path | None = None) -> tup
     o, seed, v = config["organism"], config["seed"], variant(config, name)
     spec = OrganismSpec.from_config(config, o)
     two_stage = v["recipe"] == "two-stage"
-    train_cfg = o["train"] | (o["stage2"] if two_stage else {})
+    train_cfg = stage2_train(o) if two_stage else o["train"]
     vision_state, stage1 = load_stage1(config, stage1_dir) if two_stage else (None, None)
     evaluate = running_evaluator(spec, train_cfg["eval_per_cell"], seed,
                                  dict(shuffled=v.get("shuffled_bar"), ablated=v.get("ablated_bar")),
