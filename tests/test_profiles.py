@@ -65,7 +65,8 @@ def test_organisms_train_on_the_thread_count_their_checkpoints_record():
         assert re.search(r"^\s*threads: 1\b", rules()[rule], re.M), rule
     recorded = {p.parent.name: json.loads(p.read_text()).get("threads")
                 for p in (REPO / "models").glob("*/organism.json")}
-    assert {n: t for n, t in recorded.items() if t is not None} == {"organism-vision": 1, "organism-dual": 1}
+    assert {n: t for n, t in recorded.items() if t is not None} == {"organism-lm": 1, "organism-vision": 1,
+                                                                     "organism-dual": 1}
 
 
 def test_model_memory_scales_with_the_checkpoint(tmp_path):

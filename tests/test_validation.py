@@ -17,6 +17,9 @@ from dualmech.stimuli.shifted import shifted_layout
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = REPO / "config" / "expected_verdicts.yaml"
+# The end-to-end organism committed on 26 November: the base the two faint / blind background tests below were
+# written and measured on (planted fixtures on today's models/organism-lm: see README, "Validation", v10).
+NOV26_BASE = REPO / "tests" / "data" / "organism-lm-2026-11-26"
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +189,7 @@ def test_a_blind_reading_of_the_background_is_no_relative_strip_code(tmp_path):
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())["probing"]
     cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
     fixtures = {k: spec["fixtures"][k] for k in ("planted-none", "planted-absolute")}
-    probes, units = validation.planted_probes(str(REPO / spec["base"]), fixtures, spec["setting"], cfg, 0, tmp_path,
+    probes, units = validation.planted_probes(str(NOV26_BASE), fixtures, spec["setting"], cfg, 0, tmp_path,
                                               triples=48)
     row = probes[(probes["model"] == "planted-absolute") & (probes["site"] == "lm_input")]
     assert (row["strip_relative"] > 0.4).all() and (row["strip_relative"] > 2 * row["strip_absolute"]).all()  # raw
@@ -212,8 +215,7 @@ def test_a_faint_strip_code_on_the_background_is_read_at_a_fixed_cell(tmp_path):
     cfg |= dict(seeds=1, bootstrap=200, strip_width=None)
     fixtures = {"faint-strips": dict(code="strips", strength=planted.STRENGTH, background=0.1),
                 "planted-absolute": dict(code="absolute"), "planted-none": dict(code="none")}
-    probes, _ = validation.planted_probes(str(REPO / "models" / "organism-lm"), fixtures, "objects", cfg, 0,
-                                          tmp_path)
+    probes, _ = validation.planted_probes(str(NOV26_BASE), fixtures, "objects", cfg, 0, tmp_path)
     verdicts = {m: cl.claim3(m, "objects", probes)["verdict"] for m in fixtures}
     assert verdicts == {"faint-strips": cl.SUPPORTED, "planted-absolute": cl.NOT_SUPPORTED,
                         "planted-none": cl.NOT_SUPPORTED}, probes
