@@ -304,7 +304,7 @@ def train(spec: OrganismSpec, train_cfg: dict, seed: int, evaluate, log=print, v
         hits = (logits[:, 0].argmax(-1) == answers[:, 0]).numpy()     # the first turn = the evaluation format
         for c in np.unique(cells):
             train_acc[c] = 0.95 * train_acc[c] + 0.05 * hits[cells == c].mean()
-        for c, triple, hit in zip(cells, sampler.last_scenes[0], hits):
+        for c, triple, hit in zip(cells, sampler.last_scenes[0], hits) if entity_weights is not None else ():
             setting, direction = CELLS[c]
             e = sampler.ents[setting].index(triple[ANSWER_SLOT[direction]])
             entity_acc[setting][e] = 0.98 * entity_acc[setting][e] + 0.02 * hit
